@@ -1,0 +1,1 @@
+"""KFP v2 component definitions: thin @dsl.component wrappers over genaug.steps."""

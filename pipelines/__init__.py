@@ -1,0 +1,1 @@
+"""The genaug pipeline DAG and its runners."""

@@ -1,0 +1,75 @@
+"""What exists: datasets, generators and classifiers, by name.
+
+Standard library only, so that parameter validation never waits for torch. Every other
+module looks names up here; a name that is not here does not exist anywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A labelled image dataset with fixed geometry.
+
+    channels, height, width: the image shape [C, H, W] after loading, in pixels.
+    classes: human-readable class names; their index is the label.
+    """
+
+    name: str
+    title: str
+    channels: int
+    height: int
+    width: int
+    classes: tuple[str, ...]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (self.channels, self.height, self.width)
+
+
+DATASETS: dict[str, DatasetSpec] = {
+    spec.name: spec
+    for spec in (
+        DatasetSpec(
+            "fashion_mnist", "Fashion-MNIST", 1, 28, 28,
+            ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+             "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+        ),
+        DatasetSpec(
+            "cifar10", "CIFAR-10", 3, 32, 32,
+            ("airplane", "automobile", "bird", "cat", "deer",
+             "dog", "frog", "horse", "ship", "truck"),
+        ),
+        DatasetSpec("mnist", "MNIST", 1, 28, 28, tuple(str(d) for d in range(10))),
+    )
+}
+
+# Generator name -> family. The family picks the training loop and sampler.
+GENERATORS: dict[str, str] = {
+    "vanilla_gan": "gan",
+    "dcgan": "gan",
+}
+
+CLASSIFIERS: tuple[str, ...] = ("cnn",)
+
+
+class UnknownName(ValueError):
+    """A name that the catalog does not hold; the message lists the valid ones."""
+
+
+def choose(kind: str, value: str, valid) -> str:
+    """Return ``value`` if it is one of ``valid``, else raise UnknownName naming the choices."""
+    valid = list(valid)
+    if value not in valid:
+        raise UnknownName(f"unknown {kind} {value!r}; choose one of {', '.join(valid)}")
+    return value
+
+
+def dataset(name: str) -> DatasetSpec:
+    return DATASETS[choose("dataset", name, DATASETS)]

@@ -1,0 +1,1 @@
+"""ONNX export under the serving contract, checked against PyTorch with onnxruntime."""

@@ -1,0 +1,103 @@
+"""Export generators and classifiers to ONNX under the serving contract.
+
+Generator: inputs ``labels`` int64 [B] and ``noise`` float32 [B, Z]; output ``images``
+uint8 [B, C, H, W]. Classifier: input ``images`` uint8 [B, C, H, W]; output ``logits``
+float32 [B, K]. Batch is a dynamic dimension; each file is checked with onnxruntime at two
+batch sizes against the PyTorch module it came from.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from genaug.atomic import atomic_path
+from genaug.train.gan import to_uint8
+
+# The batch sizes the exported graph is checked at: 1 and an odd size, so a graph that
+# silently fixed the batch dimension from the example input fails the check.
+PARITY_BATCHES = (1, 7)
+
+
+class GeneratorServing(torch.nn.Module):
+    """(labels int64 [B], noise float32 [B, Z]) -> images uint8 [B, C, H, W]."""
+
+    def __init__(self, generator: torch.nn.Module):
+        super().__init__()
+        self.generator = generator
+
+    def forward(self, labels: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        return to_uint8(self.generator(labels, noise))
+
+
+class ClassifierServing(torch.nn.Module):
+    """images uint8 [B, C, H, W] -> logits float32 [B, K]."""
+
+    def __init__(self, classifier: torch.nn.Module):
+        super().__init__()
+        self.classifier = classifier
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.classifier(images.float() / 255.0)
+
+
+def _export(module: torch.nn.Module, example: dict[str, torch.Tensor], output: str, path: Path) -> None:
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    dynamic = {name: {0: batch} for name in example}
+    with atomic_path(path) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        # The dynamo exporter logs every decomposition at INFO; keep the task log readable.
+        logging.getLogger("torch.onnx").setLevel(logging.WARNING)
+        program = torch.onnx.export(module.eval(), kwargs=example, dynamo=True, dynamic_shapes=dynamic,
+                                    input_names=list(example), output_names=[output], verbose=False)
+        program.save(str(tmp), external_data=False)
+
+
+def _parity(module: torch.nn.Module, path: Path, make_inputs) -> float:
+    """max |onnxruntime - torch| over PARITY_BATCHES, in the output's own units."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    worst = 0.0
+    for b in PARITY_BATCHES:
+        inputs = make_inputs(b)
+        with torch.no_grad():
+            expected = module(**inputs).numpy().astype(np.float64)
+        got = session.run(None, {k: v.numpy() for k, v in inputs.items()})[0]
+        if got.shape != expected.shape:
+            raise RuntimeError(f"ONNX output shape {got.shape} != PyTorch {expected.shape} at batch {b}")
+        worst = max(worst, float(np.abs(got.astype(np.float64) - expected).max()))
+    return worst
+
+
+def export_generator(generator: torch.nn.Module, z_dim: int, num_classes: int, path: str | Path) -> dict:
+    """Write the generator's ONNX file; return {path, max_abs_diff (uint8 levels), batches}."""
+    path = Path(path)
+    module = GeneratorServing(generator.cpu().float().eval()).eval()
+
+    def inputs(b: int) -> dict[str, torch.Tensor]:
+        g = torch.Generator().manual_seed(b)
+        return {"labels": torch.randint(0, num_classes, (b,), generator=g),
+                "noise": torch.randn(b, z_dim, generator=g)}
+
+    _export(module, inputs(2), "images", path)
+    return {"path": str(path), "max_abs_diff": _parity(module, path, inputs),
+            "units": "uint8 levels", "batches": list(PARITY_BATCHES)}
+
+
+def export_classifier(classifier: torch.nn.Module, shape: tuple[int, int, int], path: str | Path) -> dict:
+    """Write the classifier's ONNX file; return {path, max_abs_diff (logits), batches}."""
+    path = Path(path)
+    module = ClassifierServing(classifier.cpu().float().eval()).eval()
+
+    def inputs(b: int) -> dict[str, torch.Tensor]:
+        g = torch.Generator().manual_seed(b)
+        return {"images": torch.randint(0, 256, (b, *shape), generator=g, dtype=torch.uint8)}
+
+    _export(module, inputs(2), "logits", path)
+    return {"path": str(path), "max_abs_diff": _parity(module, path, inputs),
+            "units": "logits", "batches": list(PARITY_BATCHES)}

@@ -1,0 +1,1 @@
+"""Evaluation: classification metrics (classification.py) and pictures (plots.py)."""

@@ -1,0 +1,19 @@
+"""One module per pipeline step: a plain typed function, runnable without KFP.
+
+``genaug step <name> --arg value ...`` calls the same function from the shell. Modules
+are imported on first use, so ``validate_params`` never waits for torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+STEP_NAMES = ("validate_params", "prepare_data", "train_generator", "synthesize",
+              "train_classifier", "evaluate", "export_onnx", "report")
+
+
+def get(name: str):
+    """The step function called ``name`` (module genaug.steps.<name>, function <name>)."""
+    if name not in STEP_NAMES:
+        raise ValueError(f"unknown step {name!r}; choose one of {', '.join(STEP_NAMES)}")
+    return getattr(importlib.import_module(f"genaug.steps.{name}"), name)

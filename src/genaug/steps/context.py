@@ -1,0 +1,31 @@
+"""What every training step starts from: the prepared data, its spec, the profile, the device."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from genaug import accel as accel_mod
+from genaug import catalog
+from genaug.accel import Accel
+from genaug.catalog import DatasetSpec
+from genaug.data import imageset
+from genaug.profiles import PROFILES, Profile
+
+
+@dataclass(frozen=True)
+class TrainingContext:
+    arrays: dict[str, np.ndarray]  # x_train/x_val/x_test uint8 [N, C, H, W], y_* int64 [N]
+    data_meta: dict
+    spec: DatasetSpec
+    profile: Profile
+    accel: Accel
+
+
+def training_context(data_path: str, profile: str, seed: int) -> TrainingContext:
+    """Load the prepared dataset, resolve profile and device, and seed every RNG with ``seed``."""
+    arrays, data_meta = imageset.load(data_path, "prepared dataset")
+    accel_mod.seed_everything(seed)
+    return TrainingContext(arrays, data_meta, catalog.dataset(data_meta["dataset"]),
+                           PROFILES[profile], accel_mod.pick())

@@ -1,0 +1,63 @@
+"""Step 5: test-set scores of both classifiers, and a look at the synthetic data."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+from genaug import accel as accel_mod
+from genaug import catalog, checkpoint
+from genaug.atomic import atomic_path
+from genaug.data import imageset
+from genaug.metrics import classification, html, plots
+from genaug.steps.timing import timed_step
+from genaug.train.classifier import predict
+
+VARIANTS = ("real", "augmented")
+
+
+@timed_step
+def evaluate(data_path: str, classifier_real_path: str, classifier_augmented_path: str,
+             synthetic_path: str, out_path: str, html_path: str = "") -> dict:
+    """Score both classifiers on the held-out test split; write the full report as JSON.
+
+    Returns accuracy_real, accuracy_augmented, accuracy_delta (augmented - real) and, per
+    variant, the per-class precision/recall/F1 and confusion matrix.
+    """
+    arrays, data_meta = imageset.load(data_path, "prepared dataset")
+    spec = catalog.dataset(data_meta["dataset"])
+    acc = accel_mod.pick()
+    x, y = arrays["x_test"], arrays["y_test"]
+    result = {"dataset": spec.name, "n_test": int(len(y)), "data_hash": data_meta["content_hash"]}
+    for variant, path in zip(VARIANTS, (classifier_real_path, classifier_augmented_path)):
+        model, ckpt = checkpoint.load(path, "classifier")
+        pred = predict(acc.prepare(model), x, acc).argmax(1)
+        result[variant] = classification.report(y, pred, spec.classes)
+        result[variant]["val_accuracy"] = ckpt["meta"]["val_accuracy"]
+        result[f"accuracy_{variant}"] = result[variant]["accuracy"]
+    result["accuracy_delta"] = result["accuracy_augmented"] - result["accuracy_real"]
+    with atomic_path(out_path) as tmp:
+        Path(tmp).write_text(json.dumps(result, indent=2))
+    if html_path:
+        synth, _ = imageset.load(synthetic_path, "synthetic dataset")
+        _page(result, spec, arrays, synth, html_path)
+    return result
+
+
+def _page(result: dict, spec, arrays: dict, synth: dict, html_path: str) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        parts = [("Accuracy", html.table([{"variant": v, "test accuracy": result[v]["accuracy"],
+                                           "macro F1": result[v]["macro_f1"],
+                                           "val accuracy": result[v]["val_accuracy"]} for v in VARIANTS]))]
+        for v in VARIANTS:
+            plots.confusion_matrix(result[v]["confusion_matrix"], spec.classes, tmp / f"cm_{v}.png",
+                                   f"{v}: test accuracy {result[v]['accuracy']:.4f}")
+            parts.append((f"Confusion matrix, trained on {v} data", tmp / f"cm_{v}.png"))
+            parts.append((f"Per-class report, {v}", html.table(
+                [{"class": k, **m} for k, m in result[v]["per_class"].items()])))
+        plots.sample_grid(synth["x"], synth["y"], spec.classes, tmp / "synthetic.png", 10, "synthetic")
+        plots.sample_grid(arrays["x_test"], arrays["y_test"], spec.classes, tmp / "real.png", 10, "real")
+        parts += [("Synthetic samples", tmp / "synthetic.png"), ("Real test samples", tmp / "real.png")]
+        html.page(html_path, f"evaluate: {spec.title}", parts)

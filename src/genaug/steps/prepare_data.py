@@ -1,0 +1,47 @@
+"""Step 1: raw dataset -> uint8 train/val/test arrays with a content hash."""
+
+from __future__ import annotations
+
+from genaug import catalog
+from genaug.data import imageset
+from genaug.data.sources import load_raw
+from genaug.data.splits import content_hash, stratified_take, train_val_split
+from genaug.profiles import PROFILES
+from genaug.steps.timing import timed_step
+
+VAL_FRACTION = 0.1
+
+
+@timed_step
+def prepare_data(dataset: str, profile: str, out_path: str) -> dict:
+    """Write ``out_path``: x_train/x_val/x_test uint8 [N, C, H, W] with int64 labels.
+
+    The validation split is a stratified 10% of the official training split, the same for
+    every run; the profile may cap the train and test sizes (stratified too).
+    """
+    spec = catalog.dataset(dataset)
+    prof = PROFILES[profile]
+    raw = load_raw(spec)
+    train_idx, val_idx = train_val_split(raw.train_y, VAL_FRACTION)
+    # Cap train and val together so val stays 10% of what the profile uses.
+    if prof.max_train is not None:
+        keep_train = stratified_take(raw.train_y[train_idx], int(prof.max_train * (1 - VAL_FRACTION)), 1)
+        keep_val = stratified_take(raw.train_y[val_idx], int(prof.max_train * VAL_FRACTION), 2)
+        train_idx, val_idx = train_idx[keep_train], val_idx[keep_val]
+    test_idx = stratified_take(raw.test_y, prof.max_test, 3)
+    arrays = {
+        "x_train": raw.train_x[train_idx], "y_train": raw.train_y[train_idx],
+        "x_val": raw.train_x[val_idx], "y_val": raw.train_y[val_idx],
+        "x_test": raw.test_x[test_idx], "y_test": raw.test_y[test_idx],
+    }
+    meta = {
+        "dataset": spec.name,
+        "classes": list(spec.classes),
+        "shape": list(spec.shape),
+        "source": raw.source,
+        "content_hash": content_hash(*(arrays[k] for k in sorted(arrays))),
+        "n_train": len(train_idx), "n_val": len(val_idx), "n_test": len(test_idx),
+        "profile": profile,
+    }
+    imageset.save(out_path, arrays, meta)
+    return meta

@@ -1,0 +1,70 @@
+"""Step 7: one summary.json per run that answers the question, plus a printable table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from genaug.atomic import atomic_path
+from genaug.steps.timing import timed_step
+
+STEP_ORDER = ("validate_params", "prepare_data", "train_generator", "synthesize",
+              "train_classifier_real", "train_classifier_augmented", "evaluate", "export_onnx")
+
+
+@timed_step
+def report(params: dict, steps: dict, artifacts: dict, out_path: str) -> dict:
+    """Write ``out_path`` (summary.json) from the run parameters and each step's metadata.
+
+    params: the validated run parameters. steps: step name -> the metadata it returned
+    (with its ``seconds``). artifacts: artifact name -> local path or URI.
+    """
+    ev, ex = steps["evaluate"], steps["export_onnx"]
+    summary = {
+        **params,
+        "accuracy_real": ev["accuracy_real"],
+        "accuracy_augmented": ev["accuracy_augmented"],
+        "accuracy_delta": ev["accuracy_delta"],
+        "macro_f1_real": ev["real"]["macro_f1"],
+        "macro_f1_augmented": ev["augmented"]["macro_f1"],
+        # int(): counts that travelled through KFP metadata arrive as floats.
+        "n_test": int(ev["n_test"]),
+        "n_train_real": int(steps["train_classifier_augmented"]["n_train_real"]),
+        "n_train_synthetic": int(steps["train_classifier_augmented"]["n_train_synthetic"]),
+        "data_hash": steps["prepare_data"]["content_hash"],
+        "data_source": steps["prepare_data"]["source"],
+        "onnx_max_abs_diff": {"generator": ex["generator"]["max_abs_diff"],
+                              "classifier": ex["classifier"]["max_abs_diff"]},
+        "onnx_diff_units": {"generator": ex["generator"]["units"], "classifier": ex["classifier"]["units"]},
+        "onnx_paths": {"generator": ex["generator"]["path"], "classifier": ex["classifier"]["path"]},
+        "served_classifier_variant": ex["classifier"]["variant"],
+        "step_seconds": {name: steps[name]["seconds"] for name in STEP_ORDER if name in steps},
+        "artifacts": artifacts,
+    }
+    with atomic_path(out_path) as tmp:
+        Path(tmp).write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def table(summary: dict) -> str:
+    """The summary as aligned plain-text lines, for the end of ``make pipeline``."""
+    d = summary
+    lines = [
+        f"genaug run: dataset={d['dataset']} generator={d['generator']} classifier={d['classifier']} "
+        f"profile={d['profile']} seed={d['seed']} ratio={d['ratio']}",
+        "",
+        f"  {'training data':<28}{'test accuracy':>14}{'macro F1':>10}",
+        f"  {'real (' + str(d['n_train_real']) + ')':<28}{d['accuracy_real']:>14.4f}{d['macro_f1_real']:>10.4f}",
+        f"  {'real + synthetic (+' + str(d['n_train_synthetic']) + ')':<28}"
+        f"{d['accuracy_augmented']:>14.4f}{d['macro_f1_augmented']:>10.4f}",
+        f"  {'difference':<28}{d['accuracy_delta']:>+14.4f}",
+        "",
+        f"  ONNX parity (max |onnxruntime - torch|): generator {d['onnx_max_abs_diff']['generator']:g} "
+        f"{d['onnx_diff_units']['generator']}, classifier {d['onnx_max_abs_diff']['classifier']:.3g} "
+        f"{d['onnx_diff_units']['classifier']}",
+        "",
+        f"  {'step':<28}{'seconds':>10}",
+    ]
+    lines += [f"  {name:<28}{sec:>10.1f}" for name, sec in d["step_seconds"].items()]
+    lines.append(f"  {'total of steps':<28}{sum(d['step_seconds'].values()):>10.1f}")
+    return "\n".join(lines)

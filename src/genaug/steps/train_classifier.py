@@ -1,0 +1,67 @@
+"""Step 4: train a classifier on real data, or on real + synthetic data at ratio r."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from genaug import catalog, checkpoint, models
+from genaug.data import imageset
+from genaug.data.mixing import mix
+from genaug.metrics import html, plots
+from genaug.steps.context import training_context
+from genaug.steps.timing import timed_step
+from genaug.train.classifier import ClassifierConfig, train_classifier as fit
+
+# Random-crop padding in pixels for datasets where crops and mirror images are still
+# valid examples (natural images); digits and garments keep their orientation.
+CROP_FLIP_PAD = {"cifar10": 4}
+
+
+@timed_step
+def train_classifier(data_path: str, classifier: str, profile: str, seed: int, out_path: str,
+                     html_path: str = "", synthetic_path: str = "", ratio: float = 0.0) -> dict:
+    """Train ``classifier``; with ``synthetic_path``, add ratio * n_real synthetic images.
+
+    Early stopping on the real validation split restores the best epoch's weights, which
+    are written to ``out_path``. html_path (optional): train/val curves.
+    """
+    catalog.choose("classifier", classifier, catalog.CLASSIFIERS)
+    ctx = training_context(data_path, profile, seed)
+    arrays, data_meta, spec, prof, acc = ctx.arrays, ctx.data_meta, ctx.spec, ctx.profile, ctx.accel
+    x, y = arrays["x_train"], arrays["y_train"]
+    n_synth, synth_meta = 0, None
+    if synthetic_path:
+        synth, synth_meta = imageset.load(synthetic_path, "synthetic dataset")
+        if synth_meta["dataset"] != spec.name:
+            raise ValueError(f"synthetic set is {synth_meta['dataset']!r} but the real data is "
+                             f"{spec.name!r}; synthesize from a generator trained on {spec.name}")
+        x, y = mix(x, y, synth["x"], synth["y"], ratio, spec.num_classes, seed)
+        n_synth = len(y) - len(arrays["y_train"])
+    config = {"shape": list(spec.shape), "num_classes": spec.num_classes, "width": prof.clf_width}
+    model = models.build_classifier(classifier, **{**config, "shape": spec.shape})
+    cfg = ClassifierConfig(epochs=prof.clf_epochs, patience=prof.clf_patience, batch=prof.clf_batch,
+                           lr=prof.clf_lr, augment_crop_pad=CROP_FLIP_PAD.get(spec.name, 0))
+    history = fit(model, (x, y), (arrays["x_val"], arrays["y_val"]), cfg, acc, seed)
+    best = history["best_epoch"] - 1
+    meta = {
+        "classifier": classifier, "dataset": spec.name, "data_hash": data_meta["content_hash"],
+        "variant": "augmented" if synthetic_path else "real", "ratio": ratio if synthetic_path else 0.0,
+        "n_train_real": int(len(arrays["y_train"])), "n_train_synthetic": int(n_synth),
+        "synthetic_hash": synth_meta["content_hash"] if synth_meta else None,
+        "profile": profile, "seed": seed, "accel": acc.describe(),
+        "epochs_run": len(history["epoch"]), "best_epoch": history["best_epoch"],
+        "stopped_early": history["stopped_early"], "val_accuracy": history["val_acc"][best],
+        "history": {k: v for k, v in history.items() if isinstance(v, list)},
+    }
+    checkpoint.save(out_path, "classifier", classifier, config, model, meta)
+    if html_path:
+        with tempfile.TemporaryDirectory() as tmp:
+            ep = history["epoch"]
+            plots.curves({"train": (ep, history["train_acc"]), "val": (ep, history["val_acc"])},
+                         Path(tmp) / "acc.png", "epoch", "accuracy")
+            plots.curves({"train": (ep, history["train_loss"]), "val": (ep, history["val_loss"])},
+                         Path(tmp) / "loss.png", "epoch", "loss")
+            html.page(html_path, f"train_classifier ({meta['variant']})",
+                      [("Accuracy", Path(tmp) / "acc.png"), ("Loss", Path(tmp) / "loss.png")])
+    return meta

@@ -1,0 +1,60 @@
+"""Step 2: train a class-conditional generator on the real training split."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from genaug import catalog, checkpoint, models
+from genaug.metrics import html, plots
+from genaug.steps.context import training_context
+from genaug.steps.timing import timed_step
+from genaug.train.gan import GanConfig, sample, train_gan
+
+GRID_PER_CLASS = 10
+
+
+@timed_step
+def train_generator(data_path: str, generator: str, profile: str, seed: int,
+                    out_path: str, html_path: str = "") -> dict:
+    """Train ``generator`` on ``data_path``'s x_train; write its checkpoint to ``out_path``.
+
+    html_path (optional): a page with the loss curves, the D/G balance and a sample grid.
+    """
+    catalog.choose("generator", generator, catalog.GENERATORS)
+    ctx = training_context(data_path, profile, seed)
+    arrays, data_meta, spec, prof, acc = ctx.arrays, ctx.data_meta, ctx.spec, ctx.profile, ctx.accel
+    config = {"shape": list(spec.shape), "num_classes": spec.num_classes,
+              "z_dim": prof.z_dim, "width": prof.gan_width}
+    G, D = models.build_gan(generator, **{**config, "shape": spec.shape})
+    cfg = GanConfig(steps=prof.gan_steps, batch=prof.gan_batch, z_dim=prof.z_dim, log_every=prof.log_every)
+    history = train_gan(G, D, arrays["x_train"], arrays["y_train"], cfg, acc, spec.num_classes, seed)
+    meta = {
+        "generator": generator, "dataset": spec.name, "data_hash": data_meta["content_hash"],
+        "profile": profile, "seed": seed, "steps": cfg.steps, "accel": acc.describe(),
+        "params_g": sum(p.numel() for p in G.parameters()),
+        "final_d_loss": history["d_loss"][-1], "final_g_loss": history["g_loss"][-1],
+        "final_d_real": history["d_real"][-1], "final_d_fake": history["d_fake"][-1],
+    }
+    checkpoint.save(out_path, "generator", generator, config, G, meta)
+    if html_path:
+        _figures(G, history, spec, prof.z_dim, acc, seed, html_path)
+    return meta
+
+
+def _figures(G, history: dict, spec, z_dim: int, acc, seed: int, html_path: str) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        steps = history["step"]
+        plots.curves({"D loss": (steps, history["d_loss"]), "G loss": (steps, history["g_loss"])},
+                     tmp / "loss.png", "generator step", "losses")
+        plots.curves({"D(real)": (steps, history["d_real"]), "D(G(z))": (steps, history["d_fake"])},
+                     tmp / "balance.png", "generator step", "D/G balance (0.5 = D cannot tell)")
+        labels = np.repeat(np.arange(spec.num_classes), GRID_PER_CLASS)
+        images = sample(G, labels, z_dim, acc, seed)
+        plots.sample_grid(images, labels, spec.classes, tmp / "grid.png", GRID_PER_CLASS, "samples")
+        html.page(html_path, "train_generator", [("Samples, one row per class", tmp / "grid.png"),
+                                                 ("Losses", tmp / "loss.png"),
+                                                 ("D/G balance", tmp / "balance.png")])

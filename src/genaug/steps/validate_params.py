@@ -1,0 +1,13 @@
+"""Step 0: reject bad run parameters before any data loads or any training starts."""
+
+from __future__ import annotations
+
+from genaug.params import validate
+from genaug.steps.timing import timed_step
+
+
+@timed_step
+def validate_params(dataset: str, generator: str, classifier: str, profile: str,
+                    seed: int, ratio: float) -> dict:
+    """Return the validated parameters; raise genaug.params.ParamError naming every bad value."""
+    return validate(dataset, generator, classifier, profile, seed, ratio).as_dict()

@@ -1,0 +1,1 @@
+"""Training loops: GANs (gan.py) and classifiers (classifier.py)."""

@@ -1,0 +1,36 @@
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # components/ and pipelines/ are top-level folders
+
+from tests.formats import write_idx_dataset  # noqa: E402
+
+
+@pytest.fixture
+def offline_env(tmp_path, monkeypatch):
+    """No GENAUG_DATA_DIR, no Debian copy, a private cache, and downloads that fail at once."""
+    import torchvision.datasets as tvd
+
+    from genaug.data import sources
+
+    monkeypatch.delenv("GENAUG_DATA_DIR", raising=False)
+    monkeypatch.setenv("GENAUG_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(sources, "DEBIAN_FASHION_MNIST", tmp_path / "no-debian")
+    # Port 9 (discard) on loopback refuses connections: a download fails in milliseconds
+    # even on a machine that has internet.
+    monkeypatch.setattr(tvd.MNIST, "mirrors", ["http://127.0.0.1:9/"])
+    monkeypatch.setattr(tvd.FashionMNIST, "mirrors", ["http://127.0.0.1:9/"])
+    monkeypatch.setattr(tvd.CIFAR10, "url", "http://127.0.0.1:9/cifar-10-python.tar.gz")
+    return tmp_path
+
+
+@pytest.fixture
+def tiny_fmnist(offline_env, monkeypatch):
+    """A GENAUG_DATA_DIR holding a small Fashion-MNIST in the real gzipped idx format."""
+    data_dir = offline_env / "data"
+    arrays = write_idx_dataset(data_dir / "FashionMNIST" / "raw", n_train=600, n_test=200)
+    monkeypatch.setenv("GENAUG_DATA_DIR", str(data_dir))
+    return arrays

@@ -1,0 +1,94 @@
+import numpy as np
+import pytest
+import torch
+
+from genaug import accel as accel_mod
+from genaug import models
+from genaug.data.batches import Batches, random_crop_flip
+from genaug.metrics.classification import report
+from genaug.train.classifier import ClassifierConfig, predict, train_classifier
+from genaug.train.gan import GanConfig, sample, train_gan
+
+
+@pytest.mark.parametrize("arch", sorted(models.GENERATOR_ARCHS))
+@pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32)])
+def test_generator_contract(arch, shape):
+    G, D = models.build_gan(arch, shape=shape, num_classes=10, z_dim=16, width=8)
+    labels = torch.arange(4)
+    img = G(labels, torch.randn(4, 16))
+    assert img.shape == (4, *shape) and img.abs().max() <= 1.0
+    assert D(img, labels).shape == (4,)
+
+
+def test_classifier_contract():
+    net = models.build_classifier("cnn", shape=(3, 32, 32), num_classes=10, width=8)
+    assert net(torch.rand(5, 3, 32, 32)).shape == (5, 10)
+
+
+def test_batches_cover_each_item_once_per_epoch():
+    x = np.arange(10, dtype=np.uint8).reshape(10, 1, 1, 1)
+    b = Batches(x, np.arange(10), 3, torch.device("cpu"), torch.Generator().manual_seed(0), drop_last=False)
+    seen = torch.cat([xb.flatten() for xb, _ in b])
+    assert sorted(seen.tolist()) == list(range(10)) and len(b) == 4
+
+
+def test_crop_flip_keeps_pixels():
+    x = torch.rand(64, 3, 8, 8)
+    out = random_crop_flip(x, 0, torch.Generator().manual_seed(0))
+    same = (out == x).flatten(1).all(1)
+    mirrored = (out == x.flip(3)).flatten(1).all(1)
+    assert (same | mirrored).all() and same.any() and mirrored.any()
+    padded = random_crop_flip(x, 2, torch.Generator().manual_seed(0))
+    assert padded.shape == x.shape
+
+
+def _bands(n: int, seed: int):
+    """Images whose class is their brightness band: learnable in a few steps."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 10, n)
+    x = (rng.integers(0, 20, (n, 1, 28, 28)) + y[:, None, None, None] * 23).astype(np.uint8)
+    return x, y.astype(np.int64)
+
+
+@pytest.mark.parametrize("amp,channels_last", [(False, False), (True, True)])
+def test_classifier_learns_and_restores_best_epoch(amp, channels_last):
+    # (True, True) is the CUDA fast path (bf16 autocast + channels_last), run here on the CPU.
+    acc = accel_mod.pick("cpu", amp=amp, channels_last=channels_last)
+    train, val = _bands(800, 0), _bands(200, 1)
+    net = models.build_classifier("cnn", shape=(1, 28, 28), num_classes=10, width=8)
+    cfg = ClassifierConfig(epochs=4, patience=2, batch=64, lr=5e-3)
+    hist = train_classifier(net, train, val, cfg, acc, seed=0)
+    pred = predict(net, val[0], acc).argmax(1)
+    final = report(val[1], pred, [str(i) for i in range(10)])["accuracy"]
+    assert final == pytest.approx(max(hist["val_acc"]), abs=1e-9)  # best epoch's weights are back
+    assert final > 0.5
+
+
+@pytest.mark.parametrize("amp,channels_last", [(False, False), (True, True)])
+def test_gan_trains_and_samples_uint8(amp, channels_last):
+    acc = accel_mod.pick("cpu", amp=amp, channels_last=channels_last)
+    x, y = _bands(256, 0)
+    G, D = models.build_gan("dcgan", shape=(1, 28, 28), num_classes=10, z_dim=16, width=8)
+    hist = train_gan(G, D, x, y, GanConfig(steps=6, batch=32, z_dim=16, log_every=3), acc, 10, seed=0)
+    assert hist["step"] == [3, 6] and all(np.isfinite(hist["d_loss"]))
+    imgs = sample(G, np.arange(10), 16, acc, seed=1)
+    assert imgs.shape == (10, 1, 28, 28) and imgs.dtype == np.uint8
+    np.testing.assert_array_equal(imgs, sample(G, np.arange(10), 16, acc, seed=1))  # seeded noise
+
+
+def test_pick_defaults_to_cpu_without_cuda(monkeypatch):
+    monkeypatch.delenv("GENAUG_DEVICE", raising=False)
+    acc = accel_mod.pick()
+    assert acc.device.type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert acc.amp == torch.cuda.is_available()
+
+
+def test_classification_report_by_hand():
+    y_true = np.array([0, 0, 1, 1, 2])
+    y_pred = np.array([0, 1, 1, 1, 0])
+    r = report(y_true, y_pred, ["a", "b", "c"])
+    assert r["accuracy"] == pytest.approx(0.6)
+    assert r["per_class"]["a"] == {"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2}
+    assert r["per_class"]["b"]["precision"] == pytest.approx(2 / 3)
+    assert r["per_class"]["c"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1}
+    assert r["confusion_matrix"] == [[1, 1, 0], [0, 2, 0], [1, 0, 0]]

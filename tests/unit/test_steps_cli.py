@@ -1,0 +1,74 @@
+"""The steps as plain functions and through ``genaug step``, on tiny real-format data."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from genaug import checkpoint
+from genaug.data import imageset
+from genaug.steps import get
+from tests.conftest import REPO
+
+
+@pytest.fixture
+def chain(tiny_fmnist, tmp_path):
+    """Every step once, smoke profile, on the tiny Fashion-MNIST; returns the paths."""
+    p = {k: str(tmp_path / "out" / k) for k in ("data", "gen", "synth", "real", "aug", "eval", "gonnx", "connx")}
+    get("prepare_data")("fashion_mnist", "smoke", p["data"])
+    get("train_generator")(p["data"], "dcgan", "smoke", 0, p["gen"], str(tmp_path / "gen.html"))
+    get("synthesize")(p["gen"], p["data"], 0.5, 0, p["synth"])
+    get("train_classifier")(p["data"], "cnn", "smoke", 0, p["real"])
+    get("train_classifier")(p["data"], "cnn", "smoke", 0, p["aug"], "", p["synth"], 0.5)
+    return p
+
+
+def test_step_chain(chain, tmp_path):
+    arrays, meta = imageset.load(chain["data"])
+    assert meta["n_train"] + meta["n_val"] == 600 and meta["n_test"] == 200
+    synth, smeta = imageset.load(chain["synth"])
+    per_class = int(round(0.5 * meta["n_train"] / 10))
+    assert (np.bincount(synth["y"]) == per_class).all() and synth["x"].dtype == np.uint8
+    assert smeta["real_data_hash"] == meta["content_hash"] and len(smeta["generator_sha256"]) == 64
+    _, aug = checkpoint.load(chain["aug"], "classifier")
+    assert aug["meta"]["n_train_synthetic"] == 10 * per_class
+    ev = get("evaluate")(chain["data"], chain["real"], chain["aug"], chain["synth"], chain["eval"],
+                         str(tmp_path / "eval.html"))
+    assert np.array(ev["real"]["confusion_matrix"]).sum() == 200
+    # Brightness bands are easy: a classifier that learned anything is far above 10%.
+    assert ev["accuracy_real"] > 0.3
+    assert (tmp_path / "eval.html").read_text().count("data:image/png;base64") == 4
+    ex = get("export_onnx")(chain["gen"], chain["real"], chain["aug"], chain["gonnx"], chain["connx"])
+    assert ex["generator"]["max_abs_diff"] <= 1.0  # uint8 levels: rounding at .5 may flip one
+    assert ex["classifier"]["max_abs_diff"] < 1e-4
+    sess = ort.InferenceSession(chain["gonnx"])
+    out = sess.run(None, {"labels": np.arange(3, dtype=np.int64), "noise": np.zeros((3, 32), np.float32)})[0]
+    assert out.shape == (3, 1, 28, 28) and out.dtype == np.uint8
+
+
+def test_corrupt_checkpoint_is_named(chain, tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(imageset.ArtifactError, match="corrupt.*rerun"):
+        get("synthesize")(str(bad), chain["data"], 0.5, 0, str(tmp_path / "s"))
+    with pytest.raises(imageset.ArtifactError, match="not a generator checkpoint"):
+        checkpoint.load(chain["real"], "generator")
+    assert not (tmp_path / "s").exists()
+
+
+def test_cli_runs_a_step(tiny_fmnist, tmp_path):
+    out = tmp_path / "out" / "data"
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    proc = subprocess.run([sys.executable, "-m", "genaug.cli", "step", "prepare_data", "--dataset",
+                           "fashion_mnist", "--profile", "smoke", "--out-path", str(out)],
+                          capture_output=True, text=True, env=env, check=True)
+    meta = json.loads(proc.stdout)
+    assert meta["n_test"] == 200 and out.exists()
+    assert "step prepare_data: finished" in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "genaug.cli", "step", "nope"], capture_output=True,
+                          text=True, env=env)
+    assert proc.returncode == 2 and "prepare_data" in proc.stderr
