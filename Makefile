@@ -1,6 +1,7 @@
 # genaug: generative data augmentation on Kubeflow Pipelines.
-#   make pipeline [DATASET=fashion_mnist] [GEN=dcgan] [CLASSIFIER=cnn] [PROFILE=quick] [SEED=0] [RATIO=0.5]
+#   make pipeline [DATASET=fashion_mnist] [GEN=dcgan] [CLASSIFIER=cnn] [PROFILE=quick] [SEED=0] [RATIO=0.5] [MARGIN=0] [FLOOR=0.2]
 #   make test
+#   make up | make status | make down      the local stack: S3 (SeaweedFS), MLflow, Triton
 #   make clean
 # Every target creates or updates .venv/ itself; a second run installs nothing.
 
@@ -10,6 +11,8 @@ CLASSIFIER ?= cnn
 PROFILE    ?= quick
 SEED       ?= 0
 RATIO      ?= 0.5
+MARGIN     ?= 0.0
+FLOOR      ?= 0.2
 RUNS       ?= runs
 PYTEST_ARGS ?=
 
@@ -19,14 +22,16 @@ VPY    := $(VENV)/bin/python
 # Rebuilt only when the dependency list changes.
 STAMP  := $(VENV)/.genaug-installed
 PARAMS := --dataset $(DATASET) --generator $(GEN) --classifier $(CLASSIFIER) \
-          --profile $(PROFILE) --seed $(SEED) --ratio $(RATIO)
+          --profile $(PROFILE) --seed $(SEED) --ratio $(RATIO) --margin $(MARGIN) --floor $(FLOOR)
 DEBIAN_FMNIST := /usr/share/datasets/fashion-mnist
 
 .PHONY: pipeline test clean distclean venv validate fashion-mnist help
 .DEFAULT_GOAL := help
 
 help:
-	@sed -n '2,6p' Makefile | sed 's/^# *//'
+	@sed -n '2,7p' Makefile | sed 's/^# *//'
+
+include mk/stack.mk
 
 venv: $(STAMP)
 
@@ -50,17 +55,20 @@ fashion-mnist:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; \
 	fi
 
+# The stack stays up afterwards, so the printed `genaug infer` line works; `make down` stops it.
 pipeline: validate
 	@if [ "$(DATASET)" = fashion_mnist ]; then $(MAKE) --no-print-directory fashion-mnist; fi
-	@$(MAKE) --no-print-directory venv
+	@$(MAKE) --no-print-directory up
 	$(VPY) -m pipelines.run_local $(PARAMS) --runs $(RUNS)
 
 test: venv fashion-mnist
 	$(VPY) -m pytest $(PYTEST_ARGS)
 
+# Keeps .genaug/ (the stack's data: buckets, MLflow runs, champions); distclean removes it.
 clean:
 	rm -rf $(RUNS) build dist .pytest_cache src/*.egg-info
 	find . -name __pycache__ -type d -not -path './$(VENV)/*' -prune -exec rm -rf {} +
 
 distclean: clean
-	rm -rf $(VENV)
+	-@$(MAKE) --no-print-directory down 2>/dev/null
+	rm -rf $(VENV) .genaug

@@ -2,7 +2,9 @@
 with the artifact paths, and copies the returned metadata onto its main output artifact.
 
 KFP serializes each function's source into the task, so imports live inside the bodies.
-The image already holds kfp, so tasks do not pip-install it at start.
+The image already holds kfp, so tasks do not pip-install it at start. Service endpoints
+and credentials reach the tasks as environment variables (locally from the runner's
+environment; on a cluster from a Secret and a ConfigMap).
 """
 
 from kfp import dsl
@@ -15,66 +17,84 @@ component = dsl.component(base_image=IMAGE, install_kfp_package=False)
 
 @component
 def validate_params(dataset: str, generator: str, classifier: str, profile: str, seed: int,
-                    ratio: float, params: Output[Artifact]):
+                    ratio: float, margin: float, floor: float, params: Output[Artifact]):
     """Fail the run before any work when a parameter is unknown or out of range."""
     import json
 
     from genaug.steps import get
 
-    meta = get("validate_params")(dataset, generator, classifier, profile, seed, ratio)
+    meta = get("validate_params")(dataset, generator, classifier, profile, seed, ratio, margin, floor)
     params.metadata.update(meta)
     with open(params.path, "w") as f:
         json.dump(meta, f)
 
 
 @component
-def prepare_data(dataset: str, profile: str, data: Output[Dataset]):
-    """Real images as uint8 train/val/test arrays with a content hash."""
+def start_tracking(dataset: str, generator: str, classifier: str, profile: str, seed: int, ratio: float,
+                   pipeline_run_id: str, run: Output[Artifact]) -> str:
+    """Open the MLflow parent run; its id is this task's output."""
     from genaug.steps import get
 
-    data.metadata.update(get("prepare_data")(dataset, profile, data.path))
+    meta = get("start_tracking")(dataset, generator, classifier, profile, seed, ratio, pipeline_run_id)
+    run.metadata.update(meta)
+    with open(run.path, "w") as f:
+        f.write(meta["parent_run_id"])
+    return meta["parent_run_id"]
 
 
 @component
-def train_generator(data: Input[Dataset], generator: str, profile: str, seed: int,
+def prepare_data(dataset: str, profile: str, parent_run_id: str, data: Output[Dataset]):
+    """Real images as uint8 train/val/test arrays with a content hash."""
+    from genaug.steps import get
+
+    data.metadata.update(get("prepare_data")(dataset, profile, data.path, parent_run_id=parent_run_id))
+
+
+@component
+def train_generator(data: Input[Dataset], generator: str, profile: str, seed: int, parent_run_id: str,
                     model: Output[Model], samples: Output[HTML]):
     """Train the class-conditional generator."""
     from genaug.steps import get
 
-    model.metadata.update(get("train_generator")(data.path, generator, profile, seed, model.path, samples.path))
+    model.metadata.update(get("train_generator")(data.path, generator, profile, seed, model.path, samples.path,
+                                                 parent_run_id=parent_run_id))
 
 
 @component
-def synthesize(model: Input[Model], data: Input[Dataset], ratio: float, seed: int,
+def synthesize(model: Input[Model], data: Input[Dataset], ratio: float, seed: int, parent_run_id: str,
                synthetic: Output[Dataset]):
     """ratio * n_real labelled synthetic images, class-balanced."""
     from genaug.steps import get
 
-    synthetic.metadata.update(get("synthesize")(model.path, data.path, ratio, seed, synthetic.path))
+    synthetic.metadata.update(get("synthesize")(model.path, data.path, ratio, seed, synthetic.path,
+                                                parent_run_id=parent_run_id))
 
 
 @component
 def train_classifier(data: Input[Dataset], classifier: str, profile: str, seed: int, ratio: float,
-                     model: Output[Model], curves: Output[HTML], synthetic: Input[Dataset] = None):
+                     parent_run_id: str, model: Output[Model], curves: Output[HTML],
+                     synthetic: Input[Dataset] = None):
     """Train on the real data, or on real + synthetic when ``synthetic`` is given."""
     from genaug.steps import get
 
     meta = get("train_classifier")(data.path, classifier, profile, seed, model.path, curves.path,
-                                   synthetic.path if synthetic is not None else "", ratio)
+                                   synthetic.path if synthetic is not None else "", ratio,
+                                   parent_run_id=parent_run_id)
     model.metadata.update(meta)
 
 
 @component
 def evaluate(data: Input[Dataset], classifier_real: Input[Model], classifier_augmented: Input[Model],
-             synthetic: Input[Dataset], scores: Output[Metrics], confusion_real: Output[ClassificationMetrics],
-             confusion_augmented: Output[ClassificationMetrics], report: Output[Artifact], page: Output[HTML]):
+             synthetic: Input[Dataset], parent_run_id: str, scores: Output[Metrics],
+             confusion_real: Output[ClassificationMetrics], confusion_augmented: Output[ClassificationMetrics],
+             report: Output[Artifact], page: Output[HTML]):
     """Test accuracy, per-class report and confusion matrices for both classifiers."""
     import json
 
     from genaug.steps import get
 
     result = get("evaluate")(data.path, classifier_real.path, classifier_augmented.path,
-                             synthetic.path, report.path, page.path)
+                             synthetic.path, report.path, page.path, parent_run_id=parent_run_id)
     for key in ("accuracy_real", "accuracy_augmented", "accuracy_delta"):
         scores.log_metric(key, result[key])
     # Written by hand: locally KFP never writes it, and a task whose metrics file is
@@ -82,28 +102,50 @@ def evaluate(data: Input[Dataset], classifier_real: Input[Model], classifier_aug
     with open(scores.path, "w") as f:
         json.dump(scores.metadata, f)
     for variant, out in (("real", confusion_real), ("augmented", confusion_augmented)):
-        classes = list(result[variant]["per_class"])
-        out.log_confusion_matrix(classes, result[variant]["confusion_matrix"])
+        out.log_confusion_matrix(list(result[variant]["per_class"]), result[variant]["confusion_matrix"])
     report.metadata.update({k: v for k, v in result.items() if k not in ("real", "augmented")})
-    report.metadata["seconds"] = result["seconds"]
 
 
 @component
 def export_onnx(generator: Input[Model], classifier_real: Input[Model], classifier_augmented: Input[Model],
-                generator_onnx: Output[Model], classifier_onnx: Output[Model]):
+                parent_run_id: str, generator_onnx: Output[Model], classifier_onnx: Output[Model],
+                export: Output[Artifact]):
     """ONNX files for the generator and the better classifier, checked with onnxruntime."""
+    import json
+
     from genaug.steps import get
 
     meta = get("export_onnx")(generator.path, classifier_real.path, classifier_augmented.path,
-                              generator_onnx.path, classifier_onnx.path)
-    generator_onnx.metadata.update({**meta["generator"], "seconds": meta["seconds"]})
-    classifier_onnx.metadata.update({**meta["classifier"], "seconds": meta["seconds"]})
+                              generator_onnx.path, classifier_onnx.path, parent_run_id=parent_run_id)
+    generator_onnx.metadata.update(meta["generator"])
+    classifier_onnx.metadata.update(meta["classifier"])
+    export.metadata.update(meta)
+    with open(export.path, "w") as f:
+        json.dump(meta, f)
 
 
 @component
-def report(params: Input[Artifact], data: Input[Dataset], generator: Input[Model], synthetic: Input[Dataset],
-           classifier_real: Input[Model], classifier_augmented: Input[Model], evaluation: Input[Artifact],
-           generator_onnx: Input[Model], classifier_onnx: Input[Model],
+def promote(data: Input[Dataset], classifier_real: Input[Model], generator_onnx: Input[Model],
+            classifier_onnx: Input[Model], export: Input[Artifact], margin: float, floor: float,
+            pipeline_run_id: str, parent_run_id: str, decisions: Output[Artifact]):
+    """Serve each model that passes its gates; record every decision in the ledger."""
+    import json
+
+    from genaug.steps import get
+
+    with open(export.path) as f:
+        export_meta = json.load(f)
+    meta = get("promote")(data.path, classifier_real.path, generator_onnx.path, classifier_onnx.path,
+                          export_meta, margin, floor, pipeline_run_id, parent_run_id=parent_run_id)
+    decisions.metadata.update(meta)
+    with open(decisions.path, "w") as f:
+        json.dump(meta, f)
+
+
+@component
+def report(params: Input[Artifact], run: Input[Artifact], data: Input[Dataset], generator: Input[Model],
+           synthetic: Input[Dataset], classifier_real: Input[Model], classifier_augmented: Input[Model],
+           evaluation: Input[Artifact], export: Input[Artifact], decisions: Input[Artifact],
            summary: Output[Artifact], table: Output[Markdown]):
     """summary.json for the run, and the same figures as a table in the KFP UI."""
     import json
@@ -111,24 +153,22 @@ def report(params: Input[Artifact], data: Input[Dataset], generator: Input[Model
     from genaug.steps import get
     from genaug.steps.report import table as as_table
 
-    with open(evaluation.path) as f:
-        ev = json.load(f)
-    ev["seconds"] = evaluation.metadata["seconds"]
-    export_meta = {"generator": dict(generator_onnx.metadata), "classifier": dict(classifier_onnx.metadata),
-                   "seconds": generator_onnx.metadata["seconds"]}
-    steps = {"validate_params": params.metadata, "prepare_data": data.metadata,
-             "train_generator": generator.metadata, "synthesize": synthetic.metadata,
-             "train_classifier_real": classifier_real.metadata,
-             "train_classifier_augmented": classifier_augmented.metadata,
-             "evaluate": ev, "export_onnx": export_meta}
+    def load(artifact):
+        with open(artifact.path) as f:
+            return json.load(f)
+
+    # KFP metadata turns every number into a float; files written by the steps keep types.
+    run_params = load(params)
+    ev = {**load(evaluation), "seconds": evaluation.metadata["seconds"]}
+    steps = {"validate_params": {"seconds": run_params.pop("seconds")}, "start_tracking": dict(run.metadata),
+             "prepare_data": dict(data.metadata), "train_generator": dict(generator.metadata),
+             "synthesize": dict(synthetic.metadata), "train_classifier_real": dict(classifier_real.metadata),
+             "train_classifier_augmented": dict(classifier_augmented.metadata), "evaluate": ev,
+             "export_onnx": load(export), "promote": load(decisions)}
     artifacts = {name: art.uri for name, art in (
-        ("data", data), ("generator", generator), ("synthetic", synthetic),
-        ("classifier_real", classifier_real), ("classifier_augmented", classifier_augmented),
-        ("evaluation", evaluation), ("generator_onnx", generator_onnx), ("classifier_onnx", classifier_onnx))}
-    # KFP metadata turns every number into a float; the parameters' own file keeps their types.
-    with open(params.path) as f:
-        run_params = json.load(f)
-    run_params.pop("seconds", None)
+        ("data", data), ("generator", generator), ("synthetic", synthetic), ("classifier_real", classifier_real),
+        ("classifier_augmented", classifier_augmented), ("evaluation", evaluation), ("export", export),
+        ("decisions", decisions))}
     result = get("report")(run_params, steps, artifacts, summary.path)
     summary.metadata.update({k: result[k] for k in ("accuracy_real", "accuracy_augmented", "accuracy_delta")})
     with open(table.path, "w") as f:

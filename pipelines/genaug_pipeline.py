@@ -1,16 +1,16 @@
 """The parametrized KFP v2 pipeline: real data -> generator -> synthetic data ->
-classifiers on real and on real+synthetic -> evaluation -> ONNX -> summary.
+classifiers on real and on real+synthetic -> evaluation -> ONNX -> promotion -> summary.
 
-    validate_params
+    validate_params -> start_tracking (MLflow parent run)
           |
-    prepare_data ------------------------------+
-          |                                    |
-    train_generator -> synthesize --+          |
-          |                         v          v
-          |            train_classifier(augmented)   train_classifier(real)
-          |                         \\         /
-          |                          evaluate
-          +------------------> export_onnx --> report
+    prepare_data --------------------------------------------+
+          |                                                  |
+    train_generator -> synthesize ---------+                 |
+          |                                v                 v
+          |                 train_classifier(augmented)  train_classifier(real)
+          |                                 \\             /
+          |                                   evaluate
+          +----------------------> export_onnx -> promote (Triton, gates) -> report
 """
 
 from kfp import dsl
@@ -26,7 +26,8 @@ DEFAULTS = RunParams()
     name="genaug",
     description="Does adding generator samples to the training set improve the classifier? "
                 "Trains a class-conditional generator, synthesizes ratio * n_real labelled images, "
-                "trains the classifier on real and on real+synthetic data, and compares test accuracy.",
+                "trains the classifier on real and on real+synthetic data, compares test accuracy, "
+                "and promotes models that pass their gates to Triton.",
 )
 def genaug_pipeline(
     dataset: str = DEFAULTS.dataset,
@@ -35,26 +36,43 @@ def genaug_pipeline(
     profile: str = DEFAULTS.profile,
     seed: int = DEFAULTS.seed,
     ratio: float = DEFAULTS.ratio,
+    margin: float = DEFAULTS.margin,
+    floor: float = DEFAULTS.floor,
 ) -> Artifact:
-    checked = steps.validate_params(dataset=dataset, generator=generator, classifier=classifier,
-                                    profile=profile, seed=seed, ratio=ratio).set_display_name("validate parameters")
-    data = steps.prepare_data(dataset=dataset, profile=profile).after(checked)
+    checked = steps.validate_params(dataset=dataset, generator=generator, classifier=classifier, profile=profile,
+                                    seed=seed, ratio=ratio, margin=margin, floor=floor)
+    checked.set_display_name("validate parameters")
+    run = steps.start_tracking(dataset=dataset, generator=generator, classifier=classifier, profile=profile,
+                               seed=seed, ratio=ratio, pipeline_run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER).after(checked)
+    run.set_display_name("start MLflow run")
+    parent = run.outputs["Output"]
+    data = steps.prepare_data(dataset=dataset, profile=profile, parent_run_id=parent)
     data.set_display_name("prepare data")
-    gen = steps.train_generator(data=data.outputs["data"], generator=generator, profile=profile, seed=seed)
-    gen.set_display_name("train generator")
-    synth = steps.synthesize(model=gen.outputs["model"], data=data.outputs["data"], ratio=ratio, seed=seed)
+    gen = steps.train_generator(data=data.outputs["data"], generator=generator, profile=profile, seed=seed,
+                                parent_run_id=parent).set_display_name("train generator")
+    synth = steps.synthesize(model=gen.outputs["model"], data=data.outputs["data"], ratio=ratio, seed=seed,
+                             parent_run_id=parent)
     clf_real = steps.train_classifier(data=data.outputs["data"], classifier=classifier, profile=profile,
-                                      seed=seed, ratio=ratio).set_display_name("classifier on real data")
+                                      seed=seed, ratio=ratio, parent_run_id=parent)
+    clf_real.set_display_name("classifier on real data")
     clf_aug = steps.train_classifier(data=data.outputs["data"], synthetic=synth.outputs["synthetic"],
-                                     classifier=classifier, profile=profile, seed=seed,
-                                     ratio=ratio).set_display_name("classifier on real + synthetic")
+                                     classifier=classifier, profile=profile, seed=seed, ratio=ratio,
+                                     parent_run_id=parent)
+    clf_aug.set_display_name("classifier on real + synthetic")
     ev = steps.evaluate(data=data.outputs["data"], classifier_real=clf_real.outputs["model"],
-                        classifier_augmented=clf_aug.outputs["model"], synthetic=synth.outputs["synthetic"])
+                        classifier_augmented=clf_aug.outputs["model"], synthetic=synth.outputs["synthetic"],
+                        parent_run_id=parent)
     onnx = steps.export_onnx(generator=gen.outputs["model"], classifier_real=clf_real.outputs["model"],
-                             classifier_augmented=clf_aug.outputs["model"]).set_display_name("export ONNX")
+                             classifier_augmented=clf_aug.outputs["model"], parent_run_id=parent)
+    onnx.set_display_name("export ONNX")
+    prom = steps.promote(data=data.outputs["data"], classifier_real=clf_real.outputs["model"],
+                         generator_onnx=onnx.outputs["generator_onnx"], classifier_onnx=onnx.outputs["classifier_onnx"],
+                         export=onnx.outputs["export"], margin=margin, floor=floor,
+                         pipeline_run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER, parent_run_id=parent)
+    prom.set_display_name("promote to Triton")
     summary = steps.report(
-        params=checked.outputs["params"], data=data.outputs["data"], generator=gen.outputs["model"],
-        synthetic=synth.outputs["synthetic"], classifier_real=clf_real.outputs["model"],
-        classifier_augmented=clf_aug.outputs["model"], evaluation=ev.outputs["report"],
-        generator_onnx=onnx.outputs["generator_onnx"], classifier_onnx=onnx.outputs["classifier_onnx"])
+        params=checked.outputs["params"], run=run.outputs["run"], data=data.outputs["data"],
+        generator=gen.outputs["model"], synthetic=synth.outputs["synthetic"],
+        classifier_real=clf_real.outputs["model"], classifier_augmented=clf_aug.outputs["model"],
+        evaluation=ev.outputs["report"], export=onnx.outputs["export"], decisions=prom.outputs["decisions"])
     return summary.outputs["summary"]

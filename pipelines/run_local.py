@@ -2,7 +2,11 @@
 
     python -m pipelines.run_local --dataset fashion_mnist --generator dcgan --profile quick
 
-Parameters are validated before anything starts. Each run gets its own self-describing
+Parameters are validated before anything starts. The services' endpoints come from
+``.genaug/stack.env`` (written by ``make up``) unless already in the environment; the
+Triton admin key, which only the promote step uses, from ``.genaug/admin.env``.
+
+Each run gets its own self-describing
 folder, ``runs/00003-fashion_mnist-dcgan-quick-s0/``, holding run_options.json, the KFP
 pipeline root with every task's artifacts, and summary.json. The summary table is printed
 at the end, and the LAST line printed is the path of summary.json.
@@ -37,12 +41,50 @@ def _tmp_entries() -> set[str]:
     return {p.name for p in Path(tempfile.gettempdir()).glob("tmp*")}
 
 
+def _git_commit() -> str:
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                               capture_output=True, text=True).stdout.strip()
+        return out.stdout.strip() + ("-dirty" if dirty else "") if out.returncode == 0 else "unknown"
+    except OSError:
+        return "unknown"
+
+
+def connect_services() -> None:
+    """Load the stack's endpoints and fail now, naming the server, if one is down."""
+    from genaug.endpoints import load_stack_env, stack_env_path
+    from genaug.serving.client import Triton
+    from genaug.store import Store
+    from genaug.tracking import check_server
+
+    load_stack_env()
+    load_stack_env(stack_env_path().with_name("admin.env"))
+    Store(timeout_s=5).list("genaug-datasets")
+    check_server()
+    triton = Triton()
+    if not triton.live():
+        raise RuntimeError(f"Triton at {triton.url} is not live; start the stack with `make up`")
+
+
 def run(params: RunParams, runs: Path) -> Path:
     """Run the pipeline locally; return the path of the run's summary.json."""
+    import warnings
+
     from kfp import local
 
     from genaug.atomic import atomic_path
+
+    # The local runner warns, per task, that it ignores the image and the display names;
+    # both are meant for the cluster, so the warnings only bury the log.
+    warnings.filterwarnings("ignore", message=".*have no effect in the current local runner.*")
+    warnings.filterwarnings("ignore", message=".*custom or non-Python base image.*")
     from pipelines.genaug_pipeline import genaug_pipeline
+
+    connect_services()
+    os.environ.setdefault("GENAUG_GIT_COMMIT", _git_commit())
 
     run_dir = run_dir_for(runs, params)
     run_dir.mkdir(parents=True)
@@ -70,6 +112,33 @@ def run(params: RunParams, runs: Path) -> Path:
     return path
 
 
+def infer_lines(summary: dict, run_dir: Path) -> list[str]:
+    """Working `genaug infer` commands for what is served now (this run's models or the
+    champions they failed to beat); an example test image is saved for the classifier."""
+    import numpy as np
+    from PIL import Image
+
+    from genaug.data import imageset
+
+    genaug = f"{REPO}/.venv/bin/genaug"
+    lines = []
+    for role, p in summary.get("promotions", {}).items():
+        if not p.get("served_version"):
+            continue
+        if role == "generator":
+            lines += ["Ask the served generator for one image per class:",
+                      f"  {genaug} infer generator --model {p['model']} --labels 0,1,2,3,4,5,6,7,8,9 "
+                      f"--out {run_dir / 'generated.png'}"]
+        else:
+            arrays, _ = imageset.load(summary["artifacts"]["data"], "prepared dataset")
+            image = arrays["x_test"][0]
+            example = run_dir / "example_test_image.png"
+            Image.fromarray(image[0] if image.shape[0] == 1 else np.moveaxis(image, 0, -1)).save(example)
+            lines += ["Ask the served classifier about a real test image:",
+                      f"  {genaug} infer classifier --model {p['model']} {example}"]
+    return lines or ["Nothing is served yet: no model passed its promotion gates (see the reasons above)."]
+
+
 def main(argv: list[str] | None = None) -> int:
     defaults = RunParams()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -85,11 +154,20 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from genaug.steps.report import table
 
-    path = run(params, runs)
+    try:
+        path = run(params, runs)
+    except RuntimeError as err:  # a service that is down: the message names it and the fix
+        print(f"genaug: {err}", file=sys.stderr)
+        return 1
     summary = json.loads(path.read_text())
     print()
     print(table(summary))
     print(f"  {'pipeline wall time':<28}{summary['pipeline_wall_seconds']:>10.1f}")
+    print()
+    for line in infer_lines(summary, path.parent.resolve()):
+        print(line)
+    if summary.get("mlflow_run_url"):
+        print(f"MLflow UI: {summary['mlflow_run_url']}")
     print()
     print(path)
     return 0

@@ -8,6 +8,9 @@ sys.path.insert(0, str(REPO))  # components/ and pipelines/ are top-level folder
 
 from tests.formats import write_idx_dataset  # noqa: E402
 
+# The session's real stack (S3, MLflow, Triton), for the integration and end-to-end tests.
+pytest_plugins = ["tests.stack_fixture"]
+
 
 @pytest.fixture
 def offline_env(tmp_path, monkeypatch):

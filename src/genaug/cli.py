@@ -3,6 +3,10 @@
     genaug steps                                   list the steps
     genaug step prepare_data --dataset fashion_mnist --profile smoke --out-path /tmp/data.npz
     genaug validate --generator dcgan ...          the parameter check alone
+    genaug infer generator --model M --labels 0,1,2 --out grid.png
+    genaug infer classifier --model M IMAGE...     class names and probabilities
+    genaug promote --rollback MODEL                serve the previous version again
+    genaug promote --status                        what serves, from the ledger
 
 A step's options come from its function signature; dict parameters take JSON.
 """
@@ -58,8 +62,85 @@ def main(argv: list[str] | None = None) -> int:
         meta = fn(**vars(parser.parse_args(rest[1:])))
         print(json.dumps(meta, indent=2, default=str))
         return 0
+    if command == "infer":
+        return _infer(rest)
+    if command == "promote":
+        return _promote(rest)
     print(f"genaug: unknown command {' '.join(argv[:2])!r}; run 'genaug --help'", file=sys.stderr)
     return 2
+
+
+def _infer(argv: list[str]) -> int:
+    from genaug.serving import infer
+
+    parser = argparse.ArgumentParser(prog="genaug infer", description="Call a served model over Triton gRPC.")
+    sub = parser.add_subparsers(dest="kind", required=True)
+    gen = sub.add_parser("generator", help="one generated image per label, as a PNG grid")
+    gen.add_argument("--model", required=True, help="Triton model name, e.g. fashion_mnist-dcgan-generator")
+    gen.add_argument("--labels", required=True, help="comma-separated class indices, e.g. 0,1,2")
+    gen.add_argument("--seed", type=int, default=0, help="seed of the noise")
+    gen.add_argument("--out", required=True, help="PNG file to write")
+    clf = sub.add_parser("classifier", help="class probabilities for image files")
+    clf.add_argument("--model", required=True, help="Triton model name, e.g. fashion_mnist-classifier")
+    clf.add_argument("--top", type=int, default=3)
+    clf.add_argument("images", nargs="+")
+    args = parser.parse_args(argv)
+    if args.kind == "generator":
+        try:
+            labels = [int(v) for v in args.labels.split(",") if v.strip()]
+        except ValueError:
+            parser.error(f"--labels {args.labels!r} must be comma-separated integers, e.g. 0,1,2")
+        print(infer.generate(args.model, labels, args.out, args.seed))
+    else:
+        for row in infer.classify(args.model, args.images, args.top):
+            print(row["file"] + ": " + ", ".join(f"{name} {p:.3f}" for name, p in row["top"]))
+    return 0
+
+
+def _promote(argv: list[str]) -> int:
+    from genaug.serving.client import Triton
+    from genaug.serving.ledger import Ledger
+    from genaug.serving.promote import rollback
+    from genaug.serving.repository import Repository
+    from genaug.store import Store
+
+    parser = argparse.ArgumentParser(prog="genaug promote", description="Inspect or roll back what Triton serves.")
+    group = parser.add_mutually_exclusive_group(required=True)
+    group.add_argument("--rollback", metavar="MODEL", help="serve MODEL's previous version again")
+    group.add_argument("--status", action="store_true", help="print the champions from the ledger")
+    args = parser.parse_args(argv)
+    store = Store()
+    if args.status:
+        print(json.dumps(Ledger(store).champions(), indent=2))
+        return 0
+    entry = Ledger(store).champion(args.rollback)
+    if entry is None:
+        print(f"genaug: {args.rollback!r} has never been promoted; `genaug promote --status` lists models",
+              file=sys.stderr)
+        return 2
+    import numpy as np
+
+    from genaug.serving import scoring
+
+    meta = Repository(store).metadata(args.rollback, entry["version"])
+    if meta["kind"] == "generator":
+        probe, tolerance = scoring.generator_probe(len(_class_names(args.rollback))), 1.0
+    else:
+        from genaug.serving.infer import _served_shape
+
+        shape = _served_shape(Triton(), args.rollback, "images")
+        images = np.random.default_rng(0).integers(0, 256, (4, *shape), dtype=np.uint8)
+        probe, tolerance = scoring.classifier_probe(images), 1e-3
+    event = rollback(args.rollback, store, Triton(), probe, tolerance)
+    print(json.dumps(event, indent=2))
+    return 0
+
+
+def _class_names(model: str) -> list[str]:
+    from genaug.serving.client import Triton
+    from genaug.serving.infer import class_names
+
+    return class_names(Triton(), model)
 
 
 def entry() -> None:
@@ -67,6 +148,8 @@ def entry() -> None:
         sys.exit(main())
     except ParamError as err:
         sys.exit(f"genaug: invalid parameters: {err}")
+    except RuntimeError as err:  # StoreError, ServingError, TrackingError: already say the fix
+        sys.exit(f"genaug: {err}")
 
 
 if __name__ == "__main__":

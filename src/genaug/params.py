@@ -30,13 +30,18 @@ class RunParams:
     profile: str = "quick"
     seed: int = 0
     ratio: float = 0.5
+    # Promotion gates: a candidate must beat the champion by more than ``margin`` and
+    # reach ``floor`` (test accuracy for classifiers, label fidelity for generators).
+    margin: float = 0.0
+    floor: float = 0.2
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
 def validate(dataset: str, generator: str, classifier: str, profile: str,
-             seed: int, ratio: float) -> RunParams:
+             seed: int, ratio: float, margin: float = RunParams.margin,
+             floor: float = RunParams.floor) -> RunParams:
     """Check every run parameter; raise ParamError listing all problems at once."""
     problems = []
     for kind, value, valid in (("dataset", dataset, DATASETS), ("generator", generator, GENERATORS),
@@ -58,9 +63,16 @@ def validate(dataset: str, generator: str, classifier: str, profile: str,
     except (TypeError, ValueError):
         problems.append(f"ratio {ratio!r} is out of range; r = n_synthetic / n_real must be in "
                         f"(0, {MAX_RATIO:g}], e.g. RATIO=0.5")
+    for name, value, example in (("margin", margin, "MARGIN=0.01"), ("floor", floor, "FLOOR=0.5")):
+        try:
+            value = float(value)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError
+        except (TypeError, ValueError):
+            problems.append(f"{name} {value!r} must be a fraction in [0, 1], e.g. {example}")
     if problems:
         raise ParamError("; ".join(problems))
-    return RunParams(dataset, generator, classifier, profile, seed, ratio)
+    return RunParams(dataset, generator, classifier, profile, seed, ratio, float(margin), float(floor))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,10 +15,11 @@ def test_compiles_to_valid_pipeline_spec(tmp_path):
     spec = pipeline_spec_pb2.PipelineSpec()
     json_format.ParseDict(doc, spec)  # unknown or misspelled fields raise here
     params = spec.root.input_definitions.parameters
-    assert set(params) == {"dataset", "generator", "classifier", "profile", "seed", "ratio"}
+    assert set(params) == {"dataset", "generator", "classifier", "profile", "seed", "ratio", "margin", "floor"}
     assert params["generator"].default_value.string_value == "dcgan"
     tasks = spec.root.dag.tasks
-    assert {"validate-params", "prepare-data", "train-generator", "synthesize", "train-classifier",
+    assert {"validate-params", "start-tracking", "promote", "prepare-data", "train-generator", "synthesize", "train-classifier",
             "train-classifier-2", "evaluate", "export-onnx", "report"} <= set(tasks)
     # Nothing may start before the parameters are checked.
-    assert "validate-params" in tasks["prepare-data"].dependent_tasks
+    assert "validate-params" in tasks["start-tracking"].dependent_tasks
+    assert "start-tracking" in tasks["prepare-data"].dependent_tasks

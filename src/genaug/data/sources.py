@@ -4,7 +4,8 @@ Sources, tried in order:
 1. ``$GENAUG_DATA_DIR`` (torchvision's layout: ``FashionMNIST/raw/*-ubyte[.gz]``,
    ``MNIST/raw/...``, ``cifar-10-batches-py/`` or ``cifar-10-python.tar.gz``);
 2. Debian's packaged copy (``apt-get install dataset-fashion-mnist``), Fashion-MNIST only;
-3. torchvision's download into the cache folder, when the network allows.
+3. the dataset cache in object storage, verified by content hash (genaug.data.cache);
+4. torchvision's download into the cache folder, when the network allows.
 If none works the error names the files to pre-stage and where to put them.
 """
 
@@ -145,26 +146,44 @@ def prestage_hint(spec: DatasetSpec) -> str:
     return hint
 
 
-def load_raw(spec: DatasetSpec) -> RawSplits:
-    """Load the official train and test splits of ``spec`` as uint8 arrays."""
+def load_raw(spec: DatasetSpec, store=None) -> RawSplits:
+    """Load the official train and test splits of ``spec`` as uint8 arrays.
+
+    store: a genaug.store.Store for the object-storage cache, or None to skip it. A copy
+    loaded from a local source or a download is published to the cache.
+    """
+    from genaug.data import cache
+
     cls = _torchvision_class(spec)
     errors = []
     for description, root in _candidate_roots(spec):
         try:
             splits = _load(cls, root, spec, download=spec.name == "cifar10")
-            return RawSplits(splits.train_x, splits.train_y, splits.test_x, splits.test_y, description)
         except (RuntimeError, OSError, ValueError) as err:
             errors.append(f"{description}: {err}")
+            continue
+        raw = RawSplits(splits.train_x, splits.train_y, splits.test_x, splits.test_y, description)
+        if store is not None:
+            cache.publish(store, spec, raw)
+        return raw
+    if store is not None:
+        cached = cache.fetch(store, spec)
+        if cached is not None:
+            return cached
+        errors.append(f"S3 cache s3://{cache.BUCKET}/raw/{spec.name}/: empty")
     root = cache_dir()
     root.mkdir(parents=True, exist_ok=True)
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
     try:
         splits = _load(cls, root, spec, download=True)
-        return RawSplits(splits.train_x, splits.train_y, splits.test_x, splits.test_y,
-                         f"download into {root}")
+        raw = RawSplits(splits.train_x, splits.train_y, splits.test_x, splits.test_y, f"download into {root}")
     except Exception as err:  # torchvision raises many kinds; all mean "no download"
         errors.append(f"download into {root}: {type(err).__name__}: {err}")
+    else:
+        if store is not None:
+            cache.publish(store, spec, raw)
+        return raw
     finally:
         socket.setdefaulttimeout(previous)
     raise DataNotFound(

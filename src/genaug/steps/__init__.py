@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import importlib
 
-STEP_NAMES = ("validate_params", "prepare_data", "train_generator", "synthesize",
-              "train_classifier", "evaluate", "export_onnx", "report")
+STEP_NAMES = ("validate_params", "start_tracking", "prepare_data", "train_generator", "synthesize",
+              "train_classifier", "evaluate", "export_onnx", "promote", "report")
 
 
 def get(name: str):

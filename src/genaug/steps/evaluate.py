@@ -7,10 +7,11 @@ import tempfile
 from pathlib import Path
 
 from genaug import accel as accel_mod
-from genaug import catalog, checkpoint
+from genaug import catalog, checkpoint, tracking
 from genaug.atomic import atomic_path
 from genaug.data import imageset
 from genaug.metrics import classification, html, plots
+from genaug.steps import figures
 from genaug.steps.timing import timed_step
 from genaug.train.classifier import predict
 
@@ -19,7 +20,7 @@ VARIANTS = ("real", "augmented")
 
 @timed_step
 def evaluate(data_path: str, classifier_real_path: str, classifier_augmented_path: str,
-             synthetic_path: str, out_path: str, html_path: str = "") -> dict:
+             synthetic_path: str, out_path: str, html_path: str = "", parent_run_id: str = "") -> dict:
     """Score both classifiers on the held-out test split; write the full report as JSON.
 
     Returns accuracy_real, accuracy_augmented, accuracy_delta (augmented - real) and, per
@@ -39,9 +40,14 @@ def evaluate(data_path: str, classifier_real_path: str, classifier_augmented_pat
     result["accuracy_delta"] = result["accuracy_augmented"] - result["accuracy_real"]
     with atomic_path(out_path) as tmp:
         Path(tmp).write_text(json.dumps(result, indent=2))
-    if html_path:
-        synth, _ = imageset.load(synthetic_path, "synthetic dataset")
-        _page(result, spec, arrays, synth, html_path)
+    tracking.log_metrics({k: result[k] for k in ("accuracy_real", "accuracy_augmented", "accuracy_delta")})
+    for v in VARIANTS:
+        tracking.log_metrics({f"macro_f1_{v}": result[v]["macro_f1"],
+                              **{f"f1_{v}/{name.replace('/', '-')}": m["f1"]
+                                 for name, m in result[v]["per_class"].items()}})
+    tracking.log_dict(result, "classification_report.json")
+    synth, _ = imageset.load(synthetic_path, "synthetic dataset")
+    _page(result, spec, arrays, synth, html_path)
     return result
 
 
@@ -60,4 +66,4 @@ def _page(result: dict, spec, arrays: dict, synth: dict, html_path: str) -> None
         plots.sample_grid(synth["x"], synth["y"], spec.classes, tmp / "synthetic.png", 10, "synthetic")
         plots.sample_grid(arrays["x_test"], arrays["y_test"], spec.classes, tmp / "real.png", 10, "real")
         parts += [("Synthetic samples", tmp / "synthetic.png"), ("Real test samples", tmp / "real.png")]
-        html.page(html_path, f"evaluate: {spec.title}", parts)
+        figures.publish(html_path, f"evaluate {spec.name}", parts)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from genaug import catalog
+import os
+
+from genaug import catalog, tracking
 from genaug.data import imageset
 from genaug.data.sources import load_raw
 from genaug.data.splits import content_hash, stratified_take, train_val_split
@@ -13,15 +15,16 @@ VAL_FRACTION = 0.1
 
 
 @timed_step
-def prepare_data(dataset: str, profile: str, out_path: str) -> dict:
+def prepare_data(dataset: str, profile: str, out_path: str, parent_run_id: str = "") -> dict:
     """Write ``out_path``: x_train/x_val/x_test uint8 [N, C, H, W] with int64 labels.
 
     The validation split is a stratified 10% of the official training split, the same for
-    every run; the profile may cap the train and test sizes (stratified too).
+    every run; the profile may cap the train and test sizes (stratified too). When an S3
+    endpoint is configured, the raw dataset is cached there and reused by content hash.
     """
     spec = catalog.dataset(dataset)
     prof = PROFILES[profile]
-    raw = load_raw(spec)
+    raw = load_raw(spec, store=_store())
     train_idx, val_idx = train_val_split(raw.train_y, VAL_FRACTION)
     # Cap train and val together so val stays 10% of what the profile uses.
     if prof.max_train is not None:
@@ -44,4 +47,20 @@ def prepare_data(dataset: str, profile: str, out_path: str) -> dict:
         "profile": profile,
     }
     imageset.save(out_path, arrays, meta)
+    tracking.log_params({"dataset": spec.name, "profile": profile, "source": raw.source})
+    tracking.log_metrics({k: meta[k] for k in ("n_train", "n_val", "n_test")})
+    if parent_run_id:
+        tracking.set_parent_tags(parent_run_id, {"genaug.data_hash": meta["content_hash"]})
     return meta
+
+
+def _store():
+    """The object store when one is configured (always, in a pipeline run), else None."""
+    from genaug.endpoints import load_stack_env
+
+    load_stack_env()
+    if not os.environ.get("GENAUG_S3_ENDPOINT"):
+        return None
+    from genaug.store import Store
+
+    return Store()

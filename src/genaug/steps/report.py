@@ -5,16 +5,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from genaug import tracking
 from genaug.atomic import atomic_path
 from genaug.steps.timing import timed_step
 
-STEP_ORDER = ("validate_params", "prepare_data", "train_generator", "synthesize",
-              "train_classifier_real", "train_classifier_augmented", "evaluate", "export_onnx")
+STEP_ORDER = ("validate_params", "start_tracking", "prepare_data", "train_generator", "synthesize",
+              "train_classifier_real", "train_classifier_augmented", "evaluate", "export_onnx", "promote")
 
 
 @timed_step
 def report(params: dict, steps: dict, artifacts: dict, out_path: str) -> dict:
-    """Write ``out_path`` (summary.json) from the run parameters and each step's metadata.
+    """Write ``out_path`` (summary.json) from the run parameters and each step's metadata;
+    log it to the MLflow parent run (when start_tracking ran) and close that run.
 
     params: the validated run parameters. steps: step name -> the metadata it returned
     (with its ``seconds``). artifacts: artifact name -> local path or URI.
@@ -41,6 +43,15 @@ def report(params: dict, steps: dict, artifacts: dict, out_path: str) -> dict:
         "step_seconds": {name: steps[name]["seconds"] for name in STEP_ORDER if name in steps},
         "artifacts": artifacts,
     }
+    parent = steps.get("start_tracking", {}).get("parent_run_id")
+    if parent:
+        summary["mlflow_parent_run_id"] = parent
+        summary["mlflow_run_url"] = tracking.run_url(parent)
+        summary["pipeline_run_id"] = steps["start_tracking"].get("pipeline_run_id")
+    if "promote" in steps:
+        summary["promotions"] = {role: steps["promote"][role] for role in ("generator", "classifier")}
+    if parent:
+        tracking.finish_pipeline_run(parent, "FINISHED", summary)
     with atomic_path(out_path) as tmp:
         Path(tmp).write_text(json.dumps(summary, indent=2))
     return summary
@@ -67,4 +78,9 @@ def table(summary: dict) -> str:
     ]
     lines += [f"  {name:<28}{sec:>10.1f}" for name, sec in d["step_seconds"].items()]
     lines.append(f"  {'total of steps':<28}{sum(d['step_seconds'].values()):>10.1f}")
+    for role, p in d.get("promotions", {}).items():
+        served = f"serving v{p['served_version']}" if p.get("served_version") else "nothing served"
+        lines.append(f"  promote {p['model']}: {p['decision']}, {served} ({p['reason']})")
+    if d.get("mlflow_run_url"):
+        lines.append(f"  MLflow run: {d['mlflow_run_url']}")
     return "\n".join(lines)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from genaug import accel as accel_mod
-from genaug import catalog, checkpoint
+from genaug import catalog, checkpoint, tracking
 from genaug.data import imageset
 from genaug.data.mixing import synthetic_per_class
 from genaug.data.splits import content_hash
@@ -17,7 +17,8 @@ from genaug.train.gan import sample
 
 
 @timed_step
-def synthesize(generator_path: str, data_path: str, ratio: float, seed: int, out_path: str) -> dict:
+def synthesize(generator_path: str, data_path: str, ratio: float, seed: int, out_path: str,
+               parent_run_id: str = "") -> dict:
     """Write ``out_path``: x uint8 [N, C, H, W], y int64 [N], N = ratio * n_real, class-balanced.
 
     ``seed`` fixes the noise; the metadata records the generator file's sha256, the real
@@ -38,4 +39,6 @@ def synthesize(generator_path: str, data_path: str, ratio: float, seed: int, out
         "content_hash": content_hash(images, labels),
     }
     imageset.save(out_path, {"x": images, "y": labels}, meta)
+    tracking.log_params({"ratio": ratio, "seed": seed, "generator": ckpt["arch"]})
+    tracking.log_metrics({"n_per_class": per_class, "n_total": meta["n_total"]})
     return meta

@@ -1,22 +1,44 @@
-"""A clear log line at each step's start and end, and its wall time in the step's metadata."""
+"""What every step does around its own work: a clear log line at its start and end, its
+wall time in its metadata, and, inside a pipeline run, a nested MLflow run to log into."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import inspect
 import sys
 import time
 
+from genaug import tracking
 
-def timed_step(fn):
-    """Wrap a step function that returns a metadata dict; add ``seconds`` (wall time) to it."""
+
+def timed_step(fn=None, *, run_name=None):
+    """Decorate a step function that returns a metadata dict.
+
+    Adds ``seconds`` (wall time) to the metadata. When the call has a non-empty
+    ``parent_run_id`` argument, the step body runs inside a nested MLflow run named
+    ``run_name(arguments)`` (default: the function's name), whose id is added as
+    ``mlflow_run_id``.
+    """
+    if fn is None:
+        return functools.partial(timed_step, run_name=run_name)
+    signature = inspect.signature(fn)
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        print(f"[genaug] step {fn.__name__}: started", file=sys.stderr, flush=True)
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        name = run_name(bound.arguments) if run_name else fn.__name__
+        parent = bound.arguments.get("parent_run_id") or ""
+        print(f"[genaug] step {name}: started", file=sys.stderr, flush=True)
         t0 = time.perf_counter()
-        meta = fn(*args, **kwargs)
-        meta["seconds"] = round(time.perf_counter() - t0, 3)
-        print(f"[genaug] step {fn.__name__}: finished in {meta['seconds']:.1f} s", file=sys.stderr, flush=True)
+        with tracking.step_run(parent, name) if parent else contextlib.nullcontext():
+            meta = fn(*args, **kwargs)
+            meta["seconds"] = round(time.perf_counter() - t0, 3)
+            tracking.log_metrics({"seconds": meta["seconds"]})
+            if parent:
+                meta["mlflow_run_id"] = tracking.active_run_id()
+        print(f"[genaug] step {name}: finished in {meta['seconds']:.1f} s", file=sys.stderr, flush=True)
         return meta
 
     return wrapper

@@ -5,10 +5,11 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from genaug import catalog, checkpoint, models
+from genaug import catalog, checkpoint, models, tracking
 from genaug.data import imageset
 from genaug.data.mixing import mix
-from genaug.metrics import html, plots
+from genaug.metrics import plots
+from genaug.steps import figures
 from genaug.steps.context import training_context
 from genaug.steps.timing import timed_step
 from genaug.train.classifier import ClassifierConfig, train_classifier as fit
@@ -18,9 +19,14 @@ from genaug.train.classifier import ClassifierConfig, train_classifier as fit
 CROP_FLIP_PAD = {"cifar10": 4}
 
 
-@timed_step
+def _run_name(args: dict) -> str:
+    return "train_classifier_" + ("augmented" if args.get("synthetic_path") else "real")
+
+
+@timed_step(run_name=_run_name)
 def train_classifier(data_path: str, classifier: str, profile: str, seed: int, out_path: str,
-                     html_path: str = "", synthetic_path: str = "", ratio: float = 0.0) -> dict:
+                     html_path: str = "", synthetic_path: str = "", ratio: float = 0.0,
+                     parent_run_id: str = "") -> dict:
     """Train ``classifier``; with ``synthetic_path``, add ratio * n_real synthetic images.
 
     Early stopping on the real validation split restores the best epoch's weights, which
@@ -42,6 +48,9 @@ def train_classifier(data_path: str, classifier: str, profile: str, seed: int, o
     model = models.build_classifier(classifier, **{**config, "shape": spec.shape})
     cfg = ClassifierConfig(epochs=prof.clf_epochs, patience=prof.clf_patience, batch=prof.clf_batch,
                            lr=prof.clf_lr, augment_crop_pad=CROP_FLIP_PAD.get(spec.name, 0))
+    tracking.log_params({"classifier": classifier, "profile": profile, "seed": seed, "ratio": ratio,
+                         "n_train": len(y), "epochs": cfg.epochs, "batch": cfg.batch, "lr": cfg.lr,
+                         "label_smoothing": cfg.label_smoothing, "crop_flip_pad": cfg.augment_crop_pad})
     history = fit(model, (x, y), (arrays["x_val"], arrays["y_val"]), cfg, acc, seed)
     best = history["best_epoch"] - 1
     meta = {
@@ -55,13 +64,14 @@ def train_classifier(data_path: str, classifier: str, profile: str, seed: int, o
         "history": {k: v for k, v in history.items() if isinstance(v, list)},
     }
     checkpoint.save(out_path, "classifier", classifier, config, model, meta)
-    if html_path:
-        with tempfile.TemporaryDirectory() as tmp:
-            ep = history["epoch"]
-            plots.curves({"train": (ep, history["train_acc"]), "val": (ep, history["val_acc"])},
-                         Path(tmp) / "acc.png", "epoch", "accuracy")
-            plots.curves({"train": (ep, history["train_loss"]), "val": (ep, history["val_loss"])},
-                         Path(tmp) / "loss.png", "epoch", "loss")
-            html.page(html_path, f"train_classifier ({meta['variant']})",
-                      [("Accuracy", Path(tmp) / "acc.png"), ("Loss", Path(tmp) / "loss.png")])
+    tracking.log_history({k: v for k, v in history.items() if isinstance(v, list)}, "epoch")
+    tracking.log_metrics({"best_epoch": history["best_epoch"], "val_accuracy": meta["val_accuracy"]})
+    with tempfile.TemporaryDirectory() as tmp:
+        ep = history["epoch"]
+        plots.curves({"train": (ep, history["train_acc"]), "val": (ep, history["val_acc"])},
+                     Path(tmp) / "acc.png", "epoch", "accuracy")
+        plots.curves({"train": (ep, history["train_loss"]), "val": (ep, history["val_loss"])},
+                     Path(tmp) / "loss.png", "epoch", "loss")
+        figures.publish(html_path, f"train_classifier ({meta['variant']})",
+                        [("Accuracy", Path(tmp) / "acc.png"), ("Loss", Path(tmp) / "loss.png")])
     return meta

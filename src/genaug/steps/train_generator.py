@@ -7,8 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from genaug import catalog, checkpoint, models
-from genaug.metrics import html, plots
+from genaug import catalog, checkpoint, models, tracking
+from genaug.metrics import plots
+from genaug.steps import figures
 from genaug.steps.context import training_context
 from genaug.steps.timing import timed_step
 from genaug.train.gan import GanConfig, sample, train_gan
@@ -18,7 +19,7 @@ GRID_PER_CLASS = 10
 
 @timed_step
 def train_generator(data_path: str, generator: str, profile: str, seed: int,
-                    out_path: str, html_path: str = "") -> dict:
+                    out_path: str, html_path: str = "", parent_run_id: str = "") -> dict:
     """Train ``generator`` on ``data_path``'s x_train; write its checkpoint to ``out_path``.
 
     html_path (optional): a page with the loss curves, the D/G balance and a sample grid.
@@ -30,7 +31,10 @@ def train_generator(data_path: str, generator: str, profile: str, seed: int,
               "z_dim": prof.z_dim, "width": prof.gan_width}
     G, D = models.build_gan(generator, **{**config, "shape": spec.shape})
     cfg = GanConfig(steps=prof.gan_steps, batch=prof.gan_batch, z_dim=prof.z_dim, log_every=prof.log_every)
+    tracking.log_params({"generator": generator, "profile": profile, "seed": seed, **config,
+                         "steps": cfg.steps, "batch": cfg.batch, "lr": cfg.lr, "betas": cfg.betas})
     history = train_gan(G, D, arrays["x_train"], arrays["y_train"], cfg, acc, spec.num_classes, seed)
+    tracking.log_history(history, "step")
     meta = {
         "generator": generator, "dataset": spec.name, "data_hash": data_meta["content_hash"],
         "profile": profile, "seed": seed, "steps": cfg.steps, "accel": acc.describe(),
@@ -39,8 +43,7 @@ def train_generator(data_path: str, generator: str, profile: str, seed: int,
         "final_d_real": history["d_real"][-1], "final_d_fake": history["d_fake"][-1],
     }
     checkpoint.save(out_path, "generator", generator, config, G, meta)
-    if html_path:
-        _figures(G, history, spec, prof.z_dim, acc, seed, html_path)
+    _figures(G, history, spec, prof.z_dim, acc, seed, html_path)
     return meta
 
 
@@ -55,6 +58,6 @@ def _figures(G, history: dict, spec, z_dim: int, acc, seed: int, html_path: str)
         labels = np.repeat(np.arange(spec.num_classes), GRID_PER_CLASS)
         images = sample(G, labels, z_dim, acc, seed)
         plots.sample_grid(images, labels, spec.classes, tmp / "grid.png", GRID_PER_CLASS, "samples")
-        html.page(html_path, "train_generator", [("Samples, one row per class", tmp / "grid.png"),
-                                                 ("Losses", tmp / "loss.png"),
-                                                 ("D/G balance", tmp / "balance.png")])
+        figures.publish(html_path, "train_generator", [("Samples, one row per class", tmp / "grid.png"),
+                                                       ("Losses", tmp / "loss.png"),
+                                                       ("D/G balance", tmp / "balance.png")])

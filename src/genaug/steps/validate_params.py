@@ -8,6 +8,6 @@ from genaug.steps.timing import timed_step
 
 @timed_step
 def validate_params(dataset: str, generator: str, classifier: str, profile: str,
-                    seed: int, ratio: float) -> dict:
+                    seed: int, ratio: float, margin: float = 0.0, floor: float = 0.2) -> dict:
     """Return the validated parameters; raise genaug.params.ParamError naming every bad value."""
-    return validate(dataset, generator, classifier, profile, seed, ratio).as_dict()
+    return validate(dataset, generator, classifier, profile, seed, ratio, margin, floor).as_dict()

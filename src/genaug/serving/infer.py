@@ -1,0 +1,74 @@
+"""``genaug infer``: call the served models over Triton gRPC.
+
+    genaug infer generator --model fashion_mnist-dcgan-generator --labels 0,1,2 --out grid.png
+    genaug infer classifier --model fashion_mnist-classifier shirt.png boot.png
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from genaug.serving.client import Triton
+
+
+def _served_shape(triton: Triton, model: str, tensor: str) -> list[int]:
+    """Dims of an input or output without the batch dimension, from the served config."""
+    cfg = triton.config(model)
+    for t in cfg.get("input", []) + cfg.get("output", []):
+        if t["name"] == tensor:
+            return [int(d) for d in t["dims"]]
+    raise KeyError(f"{model} has no tensor {tensor!r}; is it a genaug model?")
+
+
+def class_names(triton: Triton, model: str) -> list[str]:
+    value = triton.config(model).get("parameters", {}).get("class_names", {}).get("string_value", "")
+    return value.split(",") if value else []
+
+
+def tile(images: np.ndarray, columns: int = 10, scale: int = 3) -> np.ndarray:
+    """uint8 [N, C, H, W] -> one uint8 [rows*H*scale, cols*W*scale, C] picture, 2 px gaps."""
+    n, c, h, w = images.shape
+    columns = min(columns, n)
+    rows = -(-n // columns)
+    gap = 2
+    canvas = np.zeros((rows * (h + gap) + gap, columns * (w + gap) + gap, c), dtype=np.uint8)
+    for i, img in enumerate(images):
+        r, k = divmod(i, columns)
+        canvas[gap + r * (h + gap):gap + r * (h + gap) + h, gap + k * (w + gap):gap + k * (w + gap) + w] = \
+            img.transpose(1, 2, 0)
+    return canvas.repeat(scale, 0).repeat(scale, 1)
+
+
+def generate(model: str, labels: list[int], out: str | Path, seed: int = 0, triton: Triton | None = None) -> Path:
+    """Ask the served generator for one image per label; write them as a PNG grid."""
+    from PIL import Image
+
+    triton = triton or Triton()
+    z_dim = _served_shape(triton, model, "noise")[0]
+    noise = np.random.default_rng(seed).standard_normal((len(labels), z_dim)).astype(np.float32)
+    images = triton.generate(model, np.asarray(labels, dtype=np.int64), noise)
+    picture = tile(images)
+    out = Path(out)
+    Image.fromarray(picture.squeeze(-1) if picture.shape[-1] == 1 else picture).save(out)
+    return out
+
+
+def classify(model: str, paths: list[str], top: int = 3, triton: Triton | None = None) -> list[dict]:
+    """Class probabilities for image files, resized and converted to the model's input."""
+    from PIL import Image
+
+    triton = triton or Triton()
+    c, h, w = _served_shape(triton, model, "images")
+    batch = []
+    for p in paths:
+        img = Image.open(p).convert("L" if c == 1 else "RGB").resize((w, h))
+        arr = np.asarray(img, dtype=np.uint8)
+        batch.append(arr[None] if c == 1 else arr.transpose(2, 0, 1))
+    logits = triton.classify(model, np.stack(batch))
+    probs = np.exp(logits - logits.max(1, keepdims=True))
+    probs /= probs.sum(1, keepdims=True)
+    names = class_names(triton, model) or [str(i) for i in range(probs.shape[1])]
+    return [{"file": p, "top": [(names[j], float(row[j])) for j in np.argsort(-row)[:top]]}
+            for p, row in zip(paths, probs)]

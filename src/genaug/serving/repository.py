@@ -1,0 +1,99 @@
+"""The Triton model repository in object storage.
+
+Layout in the ``genaug-triton`` bucket (Triton reads ``s3://host:port/genaug-triton/models``):
+    models/<name>/config.pbtxt               pins the served version
+    models/<name>/<version>/model.onnx
+    models/<name>/<version>/metadata.json    lineage: MLflow run, pipeline run, metrics, data hash
+
+Version folders are written before the config that names them, so an interrupted
+promotion leaves at most an orphaned folder that nothing serves.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import string
+from pathlib import Path
+
+BUCKET = "genaug-triton"
+PREFIX = "models"
+MAX_BATCH_SIZE = 256
+MAX_QUEUE_DELAY_US = 2000
+
+
+def templates_dir() -> Path:
+    """``$GENAUG_TRITON_TEMPLATES``, else the repository's ``triton_repo/`` folder."""
+    default = Path(__file__).resolve().parents[3] / "triton_repo"
+    return Path(os.environ.get("GENAUG_TRITON_TEMPLATES", default))
+
+
+def generator_model_name(dataset: str, generator: str) -> str:
+    return f"{dataset}-{generator}-generator"
+
+
+def classifier_model_name(dataset: str) -> str:
+    return f"{dataset}-classifier"
+
+
+def render_config(kind: str, name: str, version: int, spec, z_dim: int | None = None) -> str:
+    """config.pbtxt text for a ``kind`` ('generator' or 'classifier') model of dataset ``spec``."""
+    path = templates_dir() / f"{kind}.pbtxt"
+    if not path.is_file():
+        raise FileNotFoundError(f"Triton config template {path} is missing; set GENAUG_TRITON_TEMPLATES "
+                                f"to the folder holding generator.pbtxt and classifier.pbtxt")
+    fields = {"name": name, "version": version, "max_batch_size": MAX_BATCH_SIZE,
+              "max_queue_delay_us": MAX_QUEUE_DELAY_US, "channels": spec.channels, "height": spec.height,
+              "width": spec.width, "num_classes": spec.num_classes, "noise_dims": z_dim or 0,
+              # Commas separate names; none of the catalog's class names contains one.
+              "class_names": ",".join(spec.classes).replace('"', "'")}
+    return string.Template(path.read_text()).substitute(fields)
+
+
+def pinned_version(config_text: str) -> int | None:
+    m = re.search(r"specific:\s*{\s*versions:\s*\[\s*(\d+)\s*\]", config_text)
+    return int(m.group(1)) if m else None
+
+
+class Repository:
+    """Reads and writes one model repository through a genaug.store.Store."""
+
+    def __init__(self, store, bucket: str = BUCKET, prefix: str = PREFIX):
+        self.store, self.bucket, self.prefix = store, bucket, prefix
+
+    def _key(self, name: str, *parts) -> str:
+        return "/".join([self.prefix, name, *map(str, parts)])
+
+    def versions(self, name: str) -> list[int]:
+        found = set()
+        for key in self.store.list(self.bucket, self._key(name) + "/"):
+            part = key.split("/")[2] if key.count("/") >= 3 else ""
+            if part.isdigit():
+                found.add(int(part))
+        return sorted(found)
+
+    def next_version(self, name: str) -> int:
+        return max(self.versions(name), default=0) + 1
+
+    def config(self, name: str) -> str | None:
+        key = self._key(name, "config.pbtxt")
+        return self.store.get_bytes(self.bucket, key).decode() if self.store.exists(self.bucket, key) else None
+
+    def served_version(self, name: str) -> int | None:
+        text = self.config(name)
+        return pinned_version(text) if text else None
+
+    def metadata(self, name: str, version: int) -> dict:
+        return self.store.get_json(self.bucket, self._key(name, version, "metadata.json"))
+
+    def download_model(self, name: str, version: int, dest: str | Path) -> Path:
+        self.store.get_file(self.bucket, self._key(name, version, "model.onnx"), dest)
+        return Path(dest)
+
+    def write_version(self, name: str, version: int, onnx_path: str | Path, metadata: dict) -> None:
+        self.store.put_file(self.bucket, self._key(name, version, "model.onnx"), onnx_path)
+        self.store.put_json(self.bucket, self._key(name, version, "metadata.json"), metadata)
+
+    def write_config(self, name: str, text: str) -> None:
+        # A single PUT: readers see the old config or the new one, never a mix.
+        self.store.put_bytes(self.bucket, self._key(name, "config.pbtxt"), text.encode())

@@ -1,0 +1,85 @@
+"""Gate metrics and serving probes, measured on ONNX files with onnxruntime.
+
+Candidate and champion are both scored here, by the same code on the same current data,
+so the comparison never crosses data versions or frameworks.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+# Label fidelity: generated images per class that the real-data classifier judges.
+FIDELITY_PER_CLASS = 100
+NOISE_SEED = 1234
+
+
+def _session(path: Path):
+    import onnxruntime as ort
+
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+def onnx_logits(path: Path, images: np.ndarray, batch: int = 500) -> np.ndarray:
+    """images uint8 [N, C, H, W] -> logits float32 [N, K] from a classifier ONNX file."""
+    sess = _session(path)
+    return np.concatenate([sess.run(None, {"images": images[i:i + batch]})[0]
+                           for i in range(0, len(images), batch)])
+
+
+def noise_dim(path: Path) -> int:
+    """Z of a generator ONNX file's ``noise`` input [B, Z]."""
+    return int(_session(path).get_inputs()[1].shape[1])
+
+
+def generator_inputs(path: Path, labels: np.ndarray, seed: int = NOISE_SEED) -> dict[str, np.ndarray]:
+    """Fixed-seed contract inputs for a generator ONNX file: labels int64 [N], noise [N, Z]."""
+    z_dim = noise_dim(path)
+    noise = np.random.default_rng(seed).standard_normal((len(labels), z_dim)).astype(np.float32)
+    return {"labels": labels.astype(np.int64), "noise": noise}
+
+
+def onnx_generate(path: Path, labels: np.ndarray, seed: int = NOISE_SEED) -> np.ndarray:
+    """uint8 [N, C, H, W] images for ``labels`` from a generator ONNX file."""
+    return _session(path).run(None, generator_inputs(path, labels, seed))[0]
+
+
+def classifier_accuracy(x_test: np.ndarray, y_test: np.ndarray):
+    """Gate metric for classifiers: test accuracy of an ONNX file."""
+    def score(path: Path) -> float:
+        return float((onnx_logits(path, x_test).argmax(1) == y_test).mean())
+
+    return score
+
+
+def label_fidelity(judge, num_classes: int):
+    """Gate metric for generators: the fraction of generated images that ``judge`` (a
+    function uint8 images -> logits, a classifier trained on real data) assigns to the
+    label they were generated for."""
+    labels = np.repeat(np.arange(num_classes), FIDELITY_PER_CLASS)
+
+    def score(path: Path) -> float:
+        return float((judge(onnx_generate(path, labels)).argmax(1) == labels).mean())
+
+    return score
+
+
+def classifier_probe(images: np.ndarray):
+    """(triton, served name, ONNX file) -> max |Triton logits - onnxruntime logits|."""
+    def probe(triton, name: str, path: Path) -> float:
+        return float(np.abs(triton.classify(name, images) - onnx_logits(path, images)).max())
+
+    return probe
+
+
+def generator_probe(num_classes: int):
+    """(triton, served name, ONNX file) -> max |Triton images - onnxruntime images| (levels)."""
+    labels = np.arange(8) % num_classes
+
+    def probe(triton, name: str, path: Path) -> float:
+        inputs = generator_inputs(path, labels)
+        served = triton.generate(name, inputs["labels"], inputs["noise"]).astype(np.int16)
+        return float(np.abs(served - onnx_generate(path, labels).astype(np.int16)).max())
+
+    return probe

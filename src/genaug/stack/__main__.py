@@ -1,0 +1,5 @@
+import sys
+
+from genaug.stack.cli import main
+
+sys.exit(main())

@@ -1,0 +1,103 @@
+"""The stack's secrets: S3 keys and the Triton admin key, made once and kept 0600.
+
+Both are generated with ``secrets`` on the first ``up`` and reused afterwards. Reuse
+matters for S3: SeaweedFS keeps accepting keys it once saw for the same data folder, so
+rotating by regenerating would silently leave the old key valid.
+
+The admin key guards Triton's model-repository API (load/unload/index). It is kept out of
+``stack.env`` so that code which only infers never holds it; promotion reads it from
+``admin.env`` (``GENAUG_TRITON_ADMIN_KEY``) or through ``admin_key()``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import stat
+import string
+from dataclasses import dataclass
+from pathlib import Path
+
+from genaug.stack.config import StatePaths, default_state_dir
+from genaug.stack.errors import StackError
+
+ADMIN_KEY_ENV = "GENAUG_TRITON_ADMIN_KEY"
+# The header named in --grpc/--http-restricted-*=model-repository:<header>=<key>. Over gRPC
+# Triton expects it with the prefix below (its own rule: restricted gRPC metadata keys are
+# namespaced); over HTTP the bare name.
+ADMIN_HEADER = "genaug-admin-key"
+GRPC_HEADER_PREFIX = "triton-grpc-protocol-"
+
+_ALNUM_UPPER = string.ascii_uppercase + string.digits
+_ALNUM = string.ascii_letters + string.digits
+
+
+@dataclass(frozen=True)
+class S3Credentials:
+    access_key: str
+    secret_key: str
+
+
+def _write_secret(path: Path, text: str) -> None:
+    """Create ``path`` with mode 0600 from the start (never briefly world-readable)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+
+
+def _read_secret(path: Path) -> str:
+    """Read a secret file, tightening its mode to 0600 if someone loosened it."""
+    if stat.S_IMODE(path.stat().st_mode) & 0o077:
+        os.chmod(path, 0o600)
+    return path.read_text().strip()
+
+
+def load_or_create_s3_credentials(paths: StatePaths) -> S3Credentials:
+    """The stack's S3 identity; 20-char access key, 40-char secret (AWS's lengths)."""
+    path = paths.s3_credentials
+    if not path.exists():
+        access = "GENAUG" + "".join(secrets.choice(_ALNUM_UPPER) for _ in range(14))
+        secret = "".join(secrets.choice(_ALNUM) for _ in range(40))
+        _write_secret(path, json.dumps({"access_key": access, "secret_key": secret}) + "\n")
+    try:
+        data = json.loads(_read_secret(path))
+        return S3Credentials(data["access_key"], data["secret_key"])
+    except (ValueError, KeyError) as err:
+        raise StackError(f"{path} is not the stack's S3 credentials file ({err}); restore it from a "
+                         f"backup, or delete it AND {paths.seaweed} to start with empty storage") from err
+
+
+def load_or_create_admin_key(paths: StatePaths) -> str:
+    """The Triton admin key (48 hex chars), created on first use."""
+    if not paths.admin_key.exists():
+        _write_secret(paths.admin_key, secrets.token_hex(24) + "\n")
+    key = _read_secret(paths.admin_key)
+    if not key:
+        raise StackError(f"{paths.admin_key} is empty; delete it and run `python -m genaug.stack up` "
+                         "to make a new admin key (a running Triton must be restarted: down, then up)")
+    return key
+
+
+def admin_key(state_dir: str | os.PathLike | None = None) -> str:
+    """The Triton admin key of a stack.
+
+    With ``state_dir`` given, read it from that stack's state folder. Without, use
+    ``$GENAUG_TRITON_ADMIN_KEY`` (how a cluster injects it), else the default state folder.
+    """
+    if state_dir is None and os.environ.get(ADMIN_KEY_ENV):
+        return os.environ[ADMIN_KEY_ENV]
+    paths = StatePaths(Path(state_dir).resolve() if state_dir is not None else default_state_dir())
+    if not paths.admin_key.exists():
+        raise StackError(f"no Triton admin key at {paths.admin_key}; run `python -m genaug.stack up"
+                         f" --state-dir {paths.root}` or export {ADMIN_KEY_ENV}")
+    return _read_secret(paths.admin_key)
+
+
+def admin_headers(key: str, protocol: str = "grpc") -> dict[str, str]:
+    """Request headers that unlock Triton's model-repository API for ``protocol`` grpc|http."""
+    if protocol == "grpc":
+        return {GRPC_HEADER_PREFIX + ADMIN_HEADER: key}
+    if protocol == "http":
+        return {ADMIN_HEADER: key}
+    raise ValueError(f"unknown protocol {protocol!r}; choose 'grpc' or 'http'")

@@ -1,0 +1,202 @@
+"""MLflow tracking: one parent run per pipeline run, one nested run per step.
+
+The tracking server comes from MLFLOW_TRACKING_URI. Step code logs through the small
+functions below, which write to the active run and do nothing when there is none, so a
+step run by hand (``genaug step ...``) needs no server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from genaug.endpoints import load_stack_env
+
+EXPERIMENT = os.environ.get("GENAUG_EXPERIMENT", "genaug")
+
+# MLflow's client retries a dead server for minutes by default; a step should fail in
+# seconds and say which server it could not reach.
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+
+
+class TrackingError(RuntimeError):
+    """The tracking server is missing or unreachable; the message names it and the fix."""
+
+
+def tracking_uri() -> str:
+    load_stack_env()
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if not uri:
+        raise TrackingError("MLFLOW_TRACKING_URI is not set; run `make up` (it writes .genaug/stack.env) "
+                            "or export the tracking server's URL")
+    return uri
+
+
+def check_server(timeout_s: float = 5.0) -> str:
+    """Return the tracking URI after a GET /health answers 200; raise TrackingError otherwise."""
+    uri = tracking_uri()
+    if uri.startswith(("http://", "https://")):
+        try:
+            with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout_s) as resp:
+                if resp.status != 200:
+                    raise TrackingError(f"MLflow at {uri} answered {resp.status} on /health")
+        except (urllib.error.URLError, OSError) as err:
+            raise TrackingError(f"cannot reach MLflow at {uri} ({err}); start it with `make up` "
+                                f"or fix MLFLOW_TRACKING_URI") from err
+    return uri
+
+
+def _mlflow():
+    import mlflow
+
+    mlflow.set_tracking_uri(check_server())
+    return mlflow
+
+
+def start_pipeline_run(params: dict, tags: dict) -> str:
+    """Create the parent run of one pipeline run (left RUNNING); return its run id."""
+    mlflow = _mlflow()
+    mlflow.set_experiment(EXPERIMENT)
+    name = f"{params.get('dataset')}-{params.get('generator')}-{params.get('profile')}-s{params.get('seed')}"
+    with mlflow.start_run(run_name=name, tags={k: str(v) for k, v in tags.items()}) as run:
+        mlflow.log_params(params)
+    # Leaving the block marks it FINISHED; it is running again while steps log to it.
+    client = mlflow.MlflowClient()
+    client.update_run(run.info.run_id, status="RUNNING")
+    return run.info.run_id
+
+
+def finish_pipeline_run(run_id: str, status: str = "FINISHED", summary: dict | None = None) -> None:
+    """Log the run's summary (numbers as metrics, the whole as summary.json) and close it."""
+    client = _mlflow().MlflowClient()
+    if summary is not None:
+        for key, value in summary.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+                client.log_metric(run_id, key, float(value))
+        client.log_dict(run_id, summary, "summary.json")
+    client.set_terminated(run_id, status=status)
+
+
+def run_url(run_id: str) -> str:
+    """The MLflow UI page of a run."""
+    mlflow = _mlflow()
+    run = mlflow.get_run(run_id)
+    return f"{tracking_uri().rstrip('/')}/#/experiments/{run.info.experiment_id}/runs/{run_id}"
+
+
+@contextlib.contextmanager
+def step_run(parent_run_id: str, name: str, tags: dict | None = None):
+    """A nested run under ``parent_run_id``, active for the block; FAILED if the block raises."""
+    mlflow = _mlflow()
+    parent = mlflow.get_run(parent_run_id)
+    mlflow.set_experiment(experiment_id=parent.info.experiment_id)
+    inherited = {k: v for k, v in parent.data.tags.items() if k.startswith("genaug.")}
+    with mlflow.start_run(run_name=name, parent_run_id=parent_run_id, nested=True,
+                          tags={**inherited, "genaug.step": name, **{k: str(v) for k, v in (tags or {}).items()}}) as run:
+        yield run
+
+
+def set_parent_tags(parent_run_id: str, tags: dict) -> None:
+    client = _mlflow().MlflowClient()
+    for key, value in tags.items():
+        client.set_tag(parent_run_id, key, str(value))
+
+
+# -- logging into the active run (no-ops without one) ----------------------------------
+
+def _active():
+    try:
+        import mlflow
+    except ImportError:  # pragma: no cover - mlflow is a dependency
+        return None
+    return mlflow if mlflow.active_run() is not None else None
+
+
+def log_params(params: dict) -> None:
+    if (mlflow := _active()) is not None:
+        mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
+
+
+def log_metrics(metrics: dict, step: int | None = None) -> None:
+    """Log the finite numeric values of ``metrics``; others are skipped."""
+    if (mlflow := _active()) is not None:
+        clean = {k: float(v) for k, v in metrics.items()
+                 if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
+        if clean:
+            mlflow.log_metrics(clean, step=step)
+
+
+def log_history(history: dict, step_key: str) -> None:
+    """Per-step curves: ``history`` holds equal-length lists, ``history[step_key]`` the x axis."""
+    if _active() is None:
+        return
+    steps = history[step_key]
+    for i, step in enumerate(steps):
+        log_metrics({k: v[i] for k, v in history.items() if k != step_key and isinstance(v, list)}, step=int(step))
+
+
+def log_artifact(path: str | Path, artifact_path: str | None = None) -> None:
+    if (mlflow := _active()) is not None:
+        mlflow.log_artifact(str(path), artifact_path)
+
+
+def log_text(text: str, name: str) -> None:
+    if (mlflow := _active()) is not None:
+        mlflow.log_text(text, name)
+
+
+def log_dict(value: dict, name: str) -> None:
+    if (mlflow := _active()) is not None:
+        mlflow.log_dict(value, name)
+
+
+def active_run_id() -> str | None:
+    mlflow = _active()
+    return mlflow.active_run().info.run_id if mlflow is not None else None
+
+
+# -- model registry --------------------------------------------------------------------
+
+def register_version(name: str, source: str, run_id: str | None, tags: dict) -> str:
+    """A new version of registered model ``name`` (created on first use); return its number."""
+    client = _mlflow().MlflowClient()
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        client.create_registered_model(name, description="genaug model; served by Triton under this name")
+    version = client.create_model_version(name, source=source, run_id=run_id,
+                                          tags={k: str(v) for k, v in tags.items()})
+    return str(version.version)
+
+
+def alias_version(name: str, alias: str) -> str | None:
+    """The version number that ``alias`` points at, or None."""
+    client = _mlflow().MlflowClient()
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(client.get_model_version_by_alias(name, alias).version)
+    except MlflowException:
+        return None
+
+
+def set_alias(name: str, alias: str, version: str | None) -> None:
+    """Point ``alias`` at ``version``; None removes the alias."""
+    client = _mlflow().MlflowClient()
+    if version is None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            client.delete_registered_model_alias(name, alias)
+        except MlflowException:
+            pass
+    else:
+        client.set_registered_model_alias(name, alias, version)

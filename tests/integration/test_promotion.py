@@ -1,0 +1,151 @@
+"""Promotion against the real S3, MLflow and Triton servers of the test stack."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from genaug import accel as accel_mod
+from genaug import catalog, models, tracking
+from genaug.export.onnx import export_classifier, export_generator
+from genaug.serving import scoring
+from genaug.serving.client import ServingError, Triton
+from genaug.serving.ledger import Ledger
+from genaug.serving.promote import Candidate, promote, rollback
+from genaug.serving.repository import Repository, render_config
+from genaug.store import Store
+from genaug.train.classifier import ClassifierConfig, predict, train_classifier
+
+SPEC = catalog.dataset("fashion_mnist")
+CLF = "promo_test-classifier"
+
+
+def _bands(n, seed):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 10, n)
+    x = (rng.integers(0, 20, (n, 1, 28, 28)) + y[:, None, None, None] * 23).astype(np.uint8)
+    return x, y.astype(np.int64)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """A trained and an untrained classifier, and an untrained generator, as ONNX files."""
+    tmp = tmp_path_factory.mktemp("onnx")
+    torch.manual_seed(0)
+    acc = accel_mod.pick("cpu")
+    test = _bands(300, 1)
+    good = models.build_classifier("cnn", shape=SPEC.shape, num_classes=10, width=8)
+    train_classifier(good, _bands(600, 0), test, ClassifierConfig(epochs=3, patience=3, batch=64, lr=5e-3), acc, 0)
+    bad = models.build_classifier("cnn", shape=SPEC.shape, num_classes=10, width=8)
+    out = {"test": test, "good_model": good}
+    out["good"] = Path(export_classifier(good, SPEC.shape, tmp / "good.onnx")["path"])
+    out["bad"] = Path(export_classifier(bad, SPEC.shape, tmp / "bad.onnx")["path"])
+    G = models.build_generator("dcgan", shape=SPEC.shape, num_classes=10, z_dim=16, width=8)
+    out["gen"] = Path(export_generator(G, 16, 10, tmp / "gen.onnx")["path"])
+    return out
+
+
+def _clf_candidate(path, files):
+    x, y = files["test"]
+    return Candidate(name=CLF, kind="classifier", onnx_path=path,
+                     render_config=lambda v: render_config("classifier", CLF, v, SPEC),
+                     metric="test_accuracy", score=scoring.classifier_accuracy(x, y),
+                     probe=scoring.classifier_probe(x[:8]), probe_tolerance=1e-3, parity=0.0,
+                     parity_tolerance=1e-3, lineage={"pipeline_run_id": "test"})
+
+
+def _served_versions(triton, name):
+    return [int(v) for v in triton.config(name)["version_policy"]["specific"]["versions"]]
+
+
+def test_promotion_lifecycle(stack, files, monkeypatch):
+    store, triton = Store(), Triton()
+    ledger = Ledger(store)
+    x, _ = files["test"]
+
+    first = promote(_clf_candidate(files["bad"], files), store, triton, margin=0.0, floor=0.0)
+    assert first["decision"] == "promoted" and first["version"] == 1
+    assert _served_versions(triton, CLF) == [1]
+    # What Triton answers equals onnxruntime on the same file.
+    np.testing.assert_allclose(triton.classify(CLF, x[:16]), scoring.onnx_logits(files["bad"], x[:16]), atol=1e-4)
+
+    better = promote(_clf_candidate(files["good"], files), store, triton, margin=0.0, floor=0.0)
+    assert better["decision"] == "promoted" and better["version"] == 2
+    assert _served_versions(triton, CLF) == [2]
+    assert tracking.alias_version(CLF, "champion") == better["mlflow_version"]
+    assert tracking.alias_version(CLF, "previous") == first["mlflow_version"]
+    meta = Repository(store).metadata(CLF, 2)
+    assert meta["mlflow_version"] == better["mlflow_version"] and meta["pipeline_run_id"] == "test"
+
+    repeat = promote(_clf_candidate(files["good"], files), store, triton, margin=0.0, floor=0.0)
+    assert repeat.get("repeat") and Repository(store).versions(CLF) == [1, 2]  # a retry changes nothing
+
+    worse = promote(_clf_candidate(files["bad"], files), store, triton, margin=0.0, floor=0.0)
+    assert worse["decision"] == "rejected" and "does not beat the champion" in worse["reason"]
+    assert _served_versions(triton, CLF) == [2] and Repository(store).versions(CLF) == [1, 2]
+
+    back = rollback(CLF, store, triton, scoring.classifier_probe(x[:8]), 1e-3)
+    assert back["decision"] == "rolled_back" and _served_versions(triton, CLF) == [1]
+    assert tracking.alias_version(CLF, "champion") == first["mlflow_version"]
+    assert ledger.champion(CLF)["version"] == 1
+
+    # A failure after the new version is written: the old one must keep serving.
+    real_load = Triton.load
+
+    def failing_load(self, name, config=None, files=None):
+        if name == CLF:
+            raise ServingError("injected failure while loading the new version")
+        return real_load(self, name, config, files)
+
+    monkeypatch.setattr(Triton, "load", failing_load)
+    with pytest.raises(ServingError, match="injected"):
+        promote(_clf_candidate(files["good"], files), store, triton, margin=0.0, floor=0.0)
+    monkeypatch.undo()
+    assert _served_versions(triton, CLF) == [1] and triton.ready(CLF)
+    np.testing.assert_allclose(triton.classify(CLF, x[:4]), scoring.onnx_logits(files["bad"], x[:4]), atol=1e-4)
+    assert Repository(store).served_version(CLF) == 1
+    assert tracking.alias_version(CLF, "champion") == first["mlflow_version"]
+    assert ledger.events(CLF)[-1]["decision"] == "failed"
+
+
+def test_generator_serves_the_contract(stack, files):
+    store, triton = Store(), Triton()
+    name = "promo_test-dcgan-generator"
+    judge = files["good_model"]
+    cand = Candidate(name=name, kind="generator", onnx_path=files["gen"],
+                     render_config=lambda v: render_config("generator", name, v, SPEC, z_dim=16),
+                     metric="label_fidelity",
+                     score=scoring.label_fidelity(lambda im: predict(judge, im, accel_mod.pick("cpu")), 10),
+                     probe=scoring.generator_probe(10), probe_tolerance=1.0, parity=0.0, parity_tolerance=1.0)
+    decision = promote(cand, store, triton, margin=0.0, floor=0.0)
+    assert decision["decision"] == "promoted", decision
+    labels = np.array([0, 3, 9])
+    inputs = scoring.generator_inputs(files["gen"], labels)
+    images = triton.generate(name, inputs["labels"], inputs["noise"])
+    assert images.shape == (3, 1, 28, 28) and images.dtype == np.uint8
+    assert np.abs(images.astype(int) - scoring.onnx_generate(files["gen"], labels).astype(int)).max() <= 1
+
+
+def test_clients_cannot_change_what_is_served(stack, files):
+    anonymous = Triton(admin_key="")
+    with pytest.raises(ServingError, match="GENAUG_TRITON_ADMIN_KEY"):
+        anonymous.unload(CLF)
+    wrong = Triton(admin_key="not-the-key")
+    with pytest.raises(ServingError):
+        wrong.unload(CLF)
+    assert Triton().ready(CLF)
+
+
+def test_concurrent_promotion_is_locked_out(stack, files):
+    from genaug.serving.ledger import LockedError
+
+    store = Store()
+    ledger = Ledger(store)
+    ledger.acquire(CLF, "another-run")
+    try:
+        with pytest.raises(LockedError, match="another-run"):
+            promote(_clf_candidate(files["good"], files), store, Triton(), margin=0.0, floor=0.0)
+    finally:
+        ledger.release(CLF, "another-run")
+    assert not store.exists("genaug-triton", f"ledger/locks/{CLF}.json")

@@ -1,0 +1,100 @@
+"""genaug.store against the real S3 server of the test stack."""
+
+import hashlib
+import io
+import os
+
+import numpy as np
+import pytest
+from minio import Minio
+
+from genaug import catalog
+from genaug.data import cache
+from genaug.store import S3Config, Store, StoreError
+
+BUCKET = "genaug-test-store"
+
+
+@pytest.fixture
+def store(stack):
+    return Store()
+
+
+def test_roundtrip_creates_bucket_and_records_hash(store, tmp_path):
+    src = tmp_path / "a.bin"
+    src.write_bytes(b"genaug" * 1000)
+    digest = store.put_file(BUCKET + "-new", "x/a.bin", src)
+    assert digest == hashlib.sha256(src.read_bytes()).hexdigest()
+    assert store.recorded_sha256(BUCKET + "-new", "x/a.bin") == digest
+    dest = tmp_path / "b.bin"
+    assert store.get_file(BUCKET + "-new", "x/a.bin", dest) == digest and dest.read_bytes() == src.read_bytes()
+    assert store.list(BUCKET + "-new") == ["x/a.bin"]  # nothing left in the staging area
+
+
+def test_50mb_multipart_object(store, tmp_path):
+    src = tmp_path / "big.bin"
+    src.write_bytes(np.random.default_rng(0).integers(0, 256, 50 * 2**20, dtype=np.uint8).tobytes())
+    digest = store.put_file(BUCKET, "big.bin", src)  # > PART_SIZE: multipart upload
+    dest = tmp_path / "big.out"
+    assert store.get_file(BUCKET, "big.bin", dest) == digest
+    assert dest.stat().st_size == 50 * 2**20
+
+
+def test_corrupt_object_is_detected_and_not_written(store, tmp_path):
+    store.put_bytes(BUCKET, "c.bin", b"the real bytes")
+    # Overwrite the bytes behind the store's back, keeping the recorded hash.
+    cfg = S3Config.from_env()
+    raw = Minio(cfg.endpoint, cfg.access_key, cfg.secret_key, secure=False)
+    recorded = store.recorded_sha256(BUCKET, "c.bin")
+    raw.put_object(BUCKET, "c.bin", io.BytesIO(b"tampered bytes"), 14, metadata={"sha256": recorded})
+    dest = tmp_path / "c.out"
+    with pytest.raises(StoreError, match="corrupt"):
+        store.get_file(BUCKET, "c.bin", dest)
+    assert not dest.exists()
+
+
+def test_missing_object_names_it(store, tmp_path):
+    with pytest.raises(StoreError, match="missing object.*nope.bin|NoSuch"):
+        store.get_file(BUCKET, "nope.bin", tmp_path / "x")
+
+
+def test_wrong_secret_is_a_clear_error(stack):
+    cfg = S3Config.from_env()
+    bad = Store(S3Config(cfg.endpoint, cfg.access_key, "wrong-secret"), timeout_s=5, retries=0)
+    with pytest.raises(StoreError, match="refused access key"):
+        bad.list(BUCKET)
+
+
+def test_server_down_names_the_endpoint():
+    dead = Store(S3Config("127.0.0.1:9", "k", "s"), timeout_s=2, retries=0)
+    with pytest.raises(StoreError, match=r"cannot reach S3 server 127\.0\.0\.1:9"):
+        dead.list(BUCKET)
+
+
+def test_dataset_cache_serves_a_machine_without_the_files(store, tiny_fmnist, monkeypatch):
+    from genaug.data.sources import load_raw
+
+    spec = catalog.dataset("fashion_mnist")
+    first = load_raw(spec, store=store)  # from GENAUG_DATA_DIR, published to the cache
+    monkeypatch.delenv("GENAUG_DATA_DIR")
+    again = load_raw(spec, store=store)  # no local source left: only the cache can answer
+    assert "S3 cache" in again.source
+    np.testing.assert_array_equal(first.train_x, again.train_x)
+    assert cache.raw_hash(first) == cache.raw_hash(again)
+    assert os.environ.get("GENAUG_DATA_DIR") is None
+
+
+def test_step_with_s3_down_fails_naming_the_endpoint(tiny_fmnist, tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "GENAUG_S3_ENDPOINT": "127.0.0.1:9",
+           "GENAUG_S3_ACCESS_KEY": "k", "GENAUG_S3_SECRET_KEY": "s"}
+    proc = subprocess.run([sys.executable, "-m", "genaug.cli", "step", "prepare_data", "--dataset", "fashion_mnist",
+                           "--profile", "smoke", "--out-path", str(tmp_path / "out" / "data")],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode != 0
+    assert "cannot reach S3 server 127.0.0.1:9" in proc.stderr and "make up" in proc.stderr
+    assert not (tmp_path / "out" / "data").exists()

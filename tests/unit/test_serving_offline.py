@@ -1,0 +1,59 @@
+"""Promotion gates, Triton config templates and image tiling: the parts with no server."""
+
+import numpy as np
+import pytest
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2
+
+from genaug import catalog
+from genaug.serving.gates import decide
+from genaug.serving.infer import tile
+from genaug.serving.promote import pinned_text
+from genaug.serving.repository import pinned_version, render_config
+
+
+def test_first_candidate_needs_only_floor_and_parity():
+    d = decide("acc", 0.5, None, margin=0.01, floor=0.2, parity=1e-6, parity_tolerance=1e-3)
+    assert d.passed and "no champion" in d.reasons[0]
+
+
+@pytest.mark.parametrize("cand,champ,margin,passed", [
+    (0.90, 0.89, 0.0, True),
+    (0.90, 0.90, 0.0, False),    # equal is not better: a retrain that is no better never swaps
+    (0.90, 0.89, 0.02, False),
+    (0.92, 0.89, 0.02, True),
+])
+def test_margin_over_champion(cand, champ, margin, passed):
+    d = decide("acc", cand, champ, margin=margin, floor=0.2, parity=0.0, parity_tolerance=1e-3)
+    assert d.passed is passed
+    if not passed:
+        assert "does not beat the champion" in d.reasons[0]
+
+
+def test_floor_and_parity_fail_with_reasons():
+    d = decide("acc", 0.1, None, margin=0.0, floor=0.2, parity=0.5, parity_tolerance=1e-3)
+    assert not d.passed and len(d.reasons) == 2
+    assert any("floor" in r for r in d.reasons) and any("parity" in r for r in d.reasons)
+
+
+@pytest.mark.parametrize("kind", ["generator", "classifier"])
+@pytest.mark.parametrize("dataset", ["fashion_mnist", "cifar10"])
+def test_templates_parse_as_triton_model_config(kind, dataset):
+    spec = catalog.dataset(dataset)
+    text = render_config(kind, f"{dataset}-x", 7, spec, z_dim=64)
+    cfg = text_format.Parse(text, model_config_pb2.ModelConfig())  # Triton's own schema
+    assert list(cfg.version_policy.specific.versions) == [7] and pinned_version(text) == 7
+    assert cfg.max_batch_size > 0 and cfg.dynamic_batching is not None
+    assert all(g.kind == 0 for g in cfg.instance_group)  # KIND_AUTO: no kind named
+    assert cfg.parameters["class_names"].string_value.split(",") == list(spec.classes)
+    out = cfg.output[0]
+    assert list(out.dims) == ([spec.num_classes] if kind == "classifier" else list(spec.shape))
+    assert list(cfg.version_policy.specific.versions) != [8]
+    assert pinned_version(pinned_text(text, 8)) == 8
+
+
+def test_tile_places_each_image():
+    images = np.stack([np.full((1, 2, 2), i * 10, np.uint8) for i in range(5)])
+    picture = tile(images, columns=3, scale=1)
+    assert picture.shape == (2 * 4 + 2, 3 * 4 + 2, 1)
+    assert picture[2, 2, 0] == 0 and picture[2, 6, 0] == 10 and picture[6, 2, 0] == 30
