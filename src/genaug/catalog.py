@@ -54,6 +54,7 @@ DATASETS: dict[str, DatasetSpec] = {
 GENERATORS: dict[str, str] = {
     "vanilla_gan": "gan",
     "dcgan": "gan",
+    "wgan_gp": "gan",
 }
 
 CLASSIFIERS: tuple[str, ...] = ("cnn",)

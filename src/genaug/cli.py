@@ -109,6 +109,11 @@ def _promote(argv: list[str]) -> int:
     group.add_argument("--rollback", metavar="MODEL", help="serve MODEL's previous version again")
     group.add_argument("--status", action="store_true", help="print the champions from the ledger")
     args = parser.parse_args(argv)
+    from genaug.endpoints import load_stack_env, stack_env_path
+
+    # An operator's command: the admin key sits beside the endpoints (.genaug/admin.env).
+    load_stack_env()
+    load_stack_env(stack_env_path().with_name("admin.env"))
     store = Store()
     if args.status:
         print(json.dumps(Ledger(store).champions(), indent=2))

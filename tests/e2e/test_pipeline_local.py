@@ -143,7 +143,7 @@ def test_bad_generator_fails_before_any_work(tmp_path):
     proc = subprocess.run(["make", "--no-print-directory", "pipeline", "GEN=nope", f"RUNS={tmp_path / 'runs'}"],
                           cwd=REPO, capture_output=True, text=True)
     assert proc.returncode != 0
-    assert "unknown generator 'nope'; choose one of vanilla_gan, dcgan" in proc.stderr
+    assert "unknown generator 'nope'; choose one of vanilla_gan, dcgan, wgan_gp" in proc.stderr
     assert not (tmp_path / "runs").exists()
 
 
@@ -161,3 +161,11 @@ def test_bad_parameter_stops_the_kfp_run_at_its_first_task(tmp_path):
     assert "ratio 42.0 is out of range" in log
     assert "Executing task 'prepare-data'" not in log.replace("\x1b[96m", "").replace("\x1b[0m", "")
     assert not list(tmp_path.glob("*/prepare-data"))
+
+
+def test_promote_status_lists_the_champions(smoke_run):
+    out = subprocess.run([str(REPO / ".venv" / "bin" / "genaug"), "promote", "--status"], capture_output=True,
+                         text=True, env=_env())
+    assert out.returncode == 0, out.stderr
+    champions = json.loads(out.stdout)["models"]
+    assert champions["fashion_mnist-classifier"]["version"] == 1

@@ -6,12 +6,13 @@ import torch.nn as nn
 
 from genaug.models.classifiers import CNN
 from genaug.models.gan import (DCGANDiscriminator, DCGANGenerator, MLPDiscriminator,
-                               MLPGenerator)
+                               MLPGenerator, WGANCritic)
 
 # arch name -> (network class); generators map to (G, D).
 GENERATOR_ARCHS = {
     "dcgan": (DCGANGenerator, DCGANDiscriminator),
     "vanilla_gan": (MLPGenerator, MLPDiscriminator),
+    "wgan_gp": (DCGANGenerator, WGANCritic),
 }
 CLASSIFIER_ARCHS = {"cnn": CNN}
 

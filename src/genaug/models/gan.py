@@ -60,15 +60,21 @@ class DCGANDiscriminator(nn.Module):
     The label enters by projection (Miyato & Koyama, 2018) rather than concatenation.
     """
 
+    batch_norm = True
+
     def __init__(self, shape, num_classes: int, z_dim: int, width: int):
         super().__init__()
         c, h, w = shape
+
+        def norm(channels: int) -> nn.Module:
+            return nn.BatchNorm2d(channels) if self.batch_norm else nn.Identity()
+
         self.features = nn.Sequential(
             nn.Conv2d(c, width, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(width, 2 * width, 4, 2, 1, bias=False),
-            nn.BatchNorm2d(2 * width), nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(2 * width, 4 * width, 3, 1, 1, bias=False),
-            nn.BatchNorm2d(4 * width), nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(width, 2 * width, 4, 2, 1, bias=not self.batch_norm),
+            norm(2 * width), nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(2 * width, 4 * width, 3, 1, 1, bias=not self.batch_norm),
+            norm(4 * width), nn.LeakyReLU(0.2, inplace=True),
             nn.Flatten(),
         )
         n_feat = 4 * width * (h // 4) * (w // 4)
@@ -79,6 +85,13 @@ class DCGANDiscriminator(nn.Module):
     def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         phi = self.features(x)
         return self.linear(phi).squeeze(1) + (self.embed(labels) * phi).sum(1)
+
+
+class WGANCritic(DCGANDiscriminator):
+    """The DCGAN discriminator without batch norm: the gradient penalty is defined per
+    sample, and batch statistics would couple the samples (Gulrajani et al., 2017, sec. 4)."""
+
+    batch_norm = False
 
 
 class MLPGenerator(nn.Module):

@@ -40,6 +40,10 @@ class Triton:
                                 f"`genaug promote --status` lists what serves")
         return ServingError(f"Triton at {self.url} failed while {what}: {err}. Is it up (`make status`)?")
 
+    def require_admin(self) -> None:
+        """Fail before any change when this client cannot change what Triton serves."""
+        self._admin()
+
     def _admin(self) -> dict:
         if not self.admin_key:
             raise ServingError("changing what Triton serves needs GENAUG_TRITON_ADMIN_KEY "

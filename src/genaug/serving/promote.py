@@ -69,6 +69,7 @@ def _check_probe(triton: Triton, c: Candidate, served_as: str, path: Path) -> fl
 
 def promote(c: Candidate, store, triton: Triton, margin: float, floor: float) -> dict:
     """Run the transaction for ``c``; return the decision recorded in the ledger."""
+    triton.require_admin()
     ledger, repo = Ledger(store), Repository(store)
     sha = c.sha256
     champion = ledger.champion(c.name)
@@ -168,6 +169,7 @@ def _restore(name: str, repo: Repository, triton: Triton, old_config: str | None
 def rollback(name: str, store, triton: Triton, probe: Callable[[Triton, str, Path], float],
              probe_tolerance: float) -> dict:
     """Serve the version before the champion again, and move the aliases with it."""
+    triton.require_admin()
     ledger, repo = Ledger(store), Repository(store)
     owner = f"rollback-{uuid.uuid4().hex[:8]}"
     ledger.acquire(name, owner)

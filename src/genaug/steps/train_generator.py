@@ -13,6 +13,7 @@ from genaug.steps import figures
 from genaug.steps.context import training_context
 from genaug.steps.timing import timed_step
 from genaug.train.gan import GanConfig, sample, train_gan
+from genaug.train.gan_losses import LOSSES
 
 GRID_PER_CLASS = 10
 
@@ -31,9 +32,11 @@ def train_generator(data_path: str, generator: str, profile: str, seed: int,
               "z_dim": prof.z_dim, "width": prof.gan_width}
     G, D = models.build_gan(generator, **{**config, "shape": spec.shape})
     cfg = GanConfig(steps=prof.gan_steps, batch=prof.gan_batch, z_dim=prof.z_dim, log_every=prof.log_every)
+    loss = LOSSES[generator]()
     tracking.log_params({"generator": generator, "profile": profile, "seed": seed, **config,
-                         "steps": cfg.steps, "batch": cfg.batch, "lr": cfg.lr, "betas": cfg.betas})
-    history = train_gan(G, D, arrays["x_train"], arrays["y_train"], cfg, acc, spec.num_classes, seed)
+                         "critic_steps": cfg.steps, "n_critic": loss.n_critic, "batch": cfg.batch,
+                         "lr": loss.lr, "betas": loss.betas, "loss": type(loss).__name__})
+    history = train_gan(G, D, arrays["x_train"], arrays["y_train"], cfg, acc, spec.num_classes, seed, loss)
     tracking.log_history(history, "step")
     meta = {
         "generator": generator, "dataset": spec.name, "data_hash": data_meta["content_hash"],
@@ -43,18 +46,18 @@ def train_generator(data_path: str, generator: str, profile: str, seed: int,
         "final_d_real": history["d_real"][-1], "final_d_fake": history["d_fake"][-1],
     }
     checkpoint.save(out_path, "generator", generator, config, G, meta)
-    _figures(G, history, spec, prof.z_dim, acc, seed, html_path)
+    _figures(G, history, spec, prof.z_dim, acc, seed, html_path, loss.balance_title)
     return meta
 
 
-def _figures(G, history: dict, spec, z_dim: int, acc, seed: int, html_path: str) -> None:
+def _figures(G, history: dict, spec, z_dim: int, acc, seed: int, html_path: str, balance_title: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         steps = history["step"]
         plots.curves({"D loss": (steps, history["d_loss"]), "G loss": (steps, history["g_loss"])},
-                     tmp / "loss.png", "generator step", "losses")
+                     tmp / "loss.png", "critic step", "losses")
         plots.curves({"D(real)": (steps, history["d_real"]), "D(G(z))": (steps, history["d_fake"])},
-                     tmp / "balance.png", "generator step", "D/G balance (0.5 = D cannot tell)")
+                     tmp / "balance.png", "critic step", balance_title)
         labels = np.repeat(np.arange(spec.num_classes), GRID_PER_CLASS)
         images = sample(G, labels, z_dim, acc, seed)
         plots.sample_grid(images, labels, spec.classes, tmp / "grid.png", GRID_PER_CLASS, "samples")

@@ -1,4 +1,4 @@
-"""Adversarial training for the class-conditional GANs (non-saturating loss)."""
+"""Adversarial training for the class-conditional GANs, and sampling from their generators."""
 
 from __future__ import annotations
 
@@ -6,76 +6,75 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from genaug.accel import Accel
 from genaug.data.batches import Batches
+from genaug.train.gan_losses import NonSaturating
 from genaug.train.progress import bar
 
 
 @dataclass(frozen=True)
 class GanConfig:
-    steps: int
+    steps: int        # critic (discriminator) updates; the generator gets steps // n_critic
     batch: int
     z_dim: int
-    lr: float = 2e-4
-    betas: tuple[float, float] = (0.5, 0.999)  # DCGAN paper's Adam settings
-    log_every: int = 100
+    log_every: int = 100  # in critic updates
 
 
-def train_gan(G: torch.nn.Module, D: torch.nn.Module, x: np.ndarray, y: np.ndarray,
-              cfg: GanConfig, accel: Accel, num_classes: int, seed: int) -> dict[str, list]:
+def train_gan(G: torch.nn.Module, D: torch.nn.Module, x: np.ndarray, y: np.ndarray, cfg: GanConfig,
+              accel: Accel, num_classes: int, seed: int, loss=None) -> dict[str, list]:
     """Train G and D in place on images x (uint8 [N, C, H, W]) with labels y (int64 [N]).
 
-    Returns a history of per-step means over each log window: step, d_loss, g_loss,
-    d_real and d_fake (D's mean probability on real and generated images: the D/G balance).
+    loss: an objective from genaug.train.gan_losses (default: non-saturating). Returns a
+    history of means over each log window: step (critic updates so far), d_loss, g_loss
+    and the objective's balance statistics (d_real, d_fake, ...).
     """
+    loss = loss or NonSaturating()
     gen = torch.Generator().manual_seed(seed)
     data = Batches(x, y, cfg.batch, accel.device, gen).forever()
     G, D = accel.prepare(G).train(), accel.prepare(D).train()
     fused = accel.device.type == "cuda"
-    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=cfg.betas, fused=fused)
-    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=cfg.betas, fused=fused)
-    history = {k: [] for k in ("step", "d_loss", "g_loss", "d_real", "d_fake")}
-    window = {k: 0.0 for k in history if k != "step"}
+    opt_g = torch.optim.Adam(G.parameters(), lr=loss.lr, betas=loss.betas, fused=fused)
+    opt_d = torch.optim.Adam(D.parameters(), lr=loss.lr, betas=loss.betas, fused=fused)
+    history: dict[str, list] = {"step": []}
+    window: dict[str, torch.Tensor] = {}
     n_window = 0
-    with bar(cfg.steps, "train_generator", "step") as progress:
-        for step in range(1, cfg.steps + 1):
-            xb, yb = next(data)
-            real = accel.images(xb) * 2.0 - 1.0
+    g_steps = max(1, cfg.steps // loss.n_critic)
+    with bar(g_steps, "train_generator", "G step") as progress:
+        for g_step in range(1, g_steps + 1):
+            for _ in range(loss.n_critic):
+                xb, yb = next(data)
+                real = accel.images(xb) * 2.0 - 1.0
+                z = torch.randn(len(yb), cfg.z_dim, device=accel.device)
+                fake_y = yb if getattr(loss, "same_labels", False) else \
+                    torch.randint(0, num_classes, (len(yb),), device=accel.device)
+                with accel.autocast():
+                    with torch.no_grad():
+                        fake = G(fake_y, z)
+                    d_loss, stats = loss.critic(D, real, yb, fake, fake_y)
+                opt_d.zero_grad(set_to_none=True)
+                d_loss.backward()
+                opt_d.step()
+                # Summed on the device; read once per log window, not once per step.
+                for k, v in {"d_loss": d_loss.detach(), **{k: v.detach() for k, v in stats.items()}}.items():
+                    window[k] = window.get(k, 0.0) + v.float()
+                n_window += 1
             z = torch.randn(len(yb), cfg.z_dim, device=accel.device)
             fake_y = torch.randint(0, num_classes, (len(yb),), device=accel.device)
             with accel.autocast():
-                fake = G(fake_y, z)
-                d_real = D(real, yb)
-                d_fake = D(fake.detach(), fake_y)
-                d_loss = (F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real))
-                          + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
-            opt_d.zero_grad(set_to_none=True)
-            d_loss.backward()
-            opt_d.step()
-            with accel.autocast():
-                g_logit = D(fake, fake_y)
-                # Non-saturating loss: G maximises log D(G(z)) for strong early gradients.
-                g_loss = F.binary_cross_entropy_with_logits(g_logit, torch.ones_like(g_logit))
+                g_loss = loss.generator(D, G(fake_y, z), fake_y)
             opt_g.zero_grad(set_to_none=True)
             g_loss.backward()
             opt_g.step()
-
-            window["d_loss"] += d_loss.item()
-            window["g_loss"] += g_loss.item()
-            window["d_real"] += torch.sigmoid(d_real.float()).mean().item()
-            window["d_fake"] += torch.sigmoid(d_fake.float()).mean().item()
-            n_window += 1
+            window["g_loss"] = window.get("g_loss", 0.0) + g_loss.detach().float() * loss.n_critic
             progress.update()
-            if step % cfg.log_every == 0 or step == cfg.steps:
+            step = g_step * loss.n_critic
+            if step % cfg.log_every < loss.n_critic or g_step == g_steps:
                 history["step"].append(step)
                 for k, v in window.items():
-                    history[k].append(v / n_window)
-                progress.set_postfix(d=f"{history['d_loss'][-1]:.3f}", g=f"{history['g_loss'][-1]:.3f}",
-                                     d_real=f"{history['d_real'][-1]:.2f}", d_fake=f"{history['d_fake'][-1]:.2f}")
-                window = dict.fromkeys(window, 0.0)
-                n_window = 0
+                    history.setdefault(k, []).append(float(v) / n_window)
+                progress.set_postfix({k: f"{history[k][-1]:.3f}" for k in ("d_loss", "g_loss", "d_real", "d_fake")})
+                window, n_window = {}, 0
     return history
 
 

@@ -1,0 +1,66 @@
+"""The adversarial objectives, one small class each, with the optimizer settings of their papers.
+
+Each loss gives the critic's (discriminator's) loss with a few statistics for the D/G
+balance plot, and the generator's loss. ``n_critic`` critic updates precede each
+generator update.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+class NonSaturating:
+    """Goodfellow et al. (2014) with the non-saturating generator loss; Adam(2e-4, (0.5, 0.999))
+    as in DCGAN (Radford et al., 2016). Statistics: D's mean probability on real and fake."""
+
+    n_critic = 1
+    lr = 2e-4
+    betas = (0.5, 0.999)
+    balance_title = "D/G balance: D's mean probability (0.5 = D cannot tell)"
+
+    def critic(self, D, real, real_y, fake, fake_y):
+        d_real, d_fake = D(real, real_y), D(fake, fake_y)
+        loss = (F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real))
+                + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
+        return loss, {"d_real": torch.sigmoid(d_real.float()).mean(), "d_fake": torch.sigmoid(d_fake.float()).mean()}
+
+    def generator(self, D, fake, fake_y):
+        logit = D(fake, fake_y)
+        # G maximises log D(G(z)) rather than minimising log(1 - D(G(z))): strong early gradients.
+        return F.binary_cross_entropy_with_logits(logit, torch.ones_like(logit))
+
+
+class WassersteinGP:
+    """WGAN-GP (Gulrajani et al., 2017): critic scores, gradient penalty lambda=10 on random
+    interpolates between real and fake, n_critic=5, Adam(1e-4, (0, 0.9)).
+
+    Conditional: fakes in the critic step carry the real batch's labels, so each
+    interpolate has one well-defined label. Statistics: mean critic scores and the
+    Wasserstein estimate D(real) - D(fake).
+    """
+
+    n_critic = 5
+    lr = 1e-4
+    betas = (0.0, 0.9)
+    gp_weight = 10.0
+    balance_title = "critic scores (their gap estimates the Wasserstein distance)"
+    same_labels = True
+
+    def critic(self, D, real, real_y, fake, fake_y):
+        s_real, s_fake = D(real, real_y), D(fake, real_y)
+        alpha = torch.rand(real.shape[0], 1, 1, 1, device=real.device, dtype=real.dtype)
+        mixed = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
+        grad, = torch.autograd.grad(D(mixed, real_y).sum(), mixed, create_graph=True)
+        penalty = ((grad.float().flatten(1).norm(2, dim=1) - 1) ** 2).mean()
+        loss = s_fake.mean() - s_real.mean() + self.gp_weight * penalty
+        return loss, {"d_real": s_real.float().mean(), "d_fake": s_fake.float().mean(),
+                      "wasserstein": (s_real - s_fake).float().mean(), "gp": penalty}
+
+    def generator(self, D, fake, fake_y):
+        return -D(fake, fake_y).mean()
+
+
+# Generator name -> its objective.
+LOSSES = {"vanilla_gan": NonSaturating, "dcgan": NonSaturating, "wgan_gp": WassersteinGP}
