@@ -20,6 +20,10 @@ def offline_env(tmp_path, monkeypatch):
     from genaug.data import sources
 
     monkeypatch.delenv("GENAUG_DATA_DIR", raising=False)
+    # Hermetic: no object store or tracking server, even if a stack is up on this machine.
+    for name in ("GENAUG_S3_ENDPOINT", "MLFLOW_TRACKING_URI", "GENAUG_TRITON_GRPC"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("GENAUG_STACK_ENV", str(tmp_path / "no-stack.env"))
     monkeypatch.setenv("GENAUG_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(sources, "DEBIAN_FASHION_MNIST", tmp_path / "no-debian")
     # Port 9 (discard) on loopback refuses connections: a download fails in milliseconds

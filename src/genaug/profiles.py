@@ -29,8 +29,10 @@ class Profile:
     clf_batch: int
     clf_width: int            # channels of the first conv block
     clf_lr: float
-    # How often (in generator steps) to record a sample grid and losses.
+    # How often (in critic steps) to record losses.
     log_every: int
+    # How often (in generator steps) to save a resumable checkpoint to object storage.
+    checkpoint_every: int
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -41,12 +43,12 @@ PROFILES: dict[str, Profile] = {
     for p in (
         Profile("smoke", max_train=1200, max_test=500, gan_steps=30, gan_batch=64,
                 gan_width=16, z_dim=32, clf_epochs=3, clf_patience=2, clf_batch=64,
-                clf_width=8, clf_lr=3e-3, log_every=10),
+                clf_width=8, clf_lr=3e-3, log_every=10, checkpoint_every=10),
         Profile("quick", max_train=None, max_test=None, gan_steps=1500, gan_batch=64,
                 gan_width=32, z_dim=64, clf_epochs=6, clf_patience=2, clf_batch=128,
-                clf_width=32, clf_lr=3e-3, log_every=250),
+                clf_width=32, clf_lr=3e-3, log_every=250, checkpoint_every=250),
         Profile("full", max_train=None, max_test=None, gan_steps=100_000, gan_batch=128,
                 gan_width=64, z_dim=128, clf_epochs=60, clf_patience=8, clf_batch=256,
-                clf_width=64, clf_lr=2e-3, log_every=2000),
+                clf_width=64, clf_lr=2e-3, log_every=2000, checkpoint_every=5000),
     )
 }

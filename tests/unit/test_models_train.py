@@ -27,9 +27,21 @@ def test_classifier_contract():
 
 def test_batches_cover_each_item_once_per_epoch():
     x = np.arange(10, dtype=np.uint8).reshape(10, 1, 1, 1)
-    b = Batches(x, np.arange(10), 3, torch.device("cpu"), torch.Generator().manual_seed(0), drop_last=False)
+    b = Batches(x, np.arange(10), 3, torch.device("cpu"), seed=0, drop_last=False)
     seen = torch.cat([xb.flatten() for xb, _ in b])
     assert sorted(seen.tolist()) == list(range(10)) and len(b) == 4
+    second = torch.cat([xb.flatten() for xb, _ in b])
+    assert sorted(second.tolist()) == list(range(10)) and not torch.equal(seen, second)  # reshuffled
+
+
+def test_batches_resume_at_any_step():
+    x = np.arange(20, dtype=np.uint8).reshape(20, 1, 1, 1)
+    b = Batches(x, np.arange(20), 3, torch.device("cpu"), seed=5)
+    full = b.forever()
+    run = [next(full)[1] for _ in range(15)]
+    resumed = b.forever(start_step=8)
+    for step in range(8, 15):
+        assert torch.equal(next(resumed)[1], run[step])
 
 
 def test_crop_flip_keeps_pixels():

@@ -11,29 +11,46 @@ import torch
 
 
 class Batches:
-    """Shuffled minibatches of (uint8 images [B, C, H, W], int64 labels [B]) on ``device``."""
+    """Shuffled minibatches of (uint8 images [B, C, H, W], int64 labels [B]) on ``device``.
+
+    Epoch e's order is a permutation drawn from a generator seeded with (seed, e) alone,
+    so the batch at any global step can be rebuilt without replaying earlier steps: a
+    resumed run sees exactly the batches the interrupted one would have seen.
+    """
 
     def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, device: torch.device,
-                 generator: torch.Generator, drop_last: bool = True):
+                 seed: int, drop_last: bool = True):
         self.x = torch.from_numpy(np.ascontiguousarray(x)).to(device)
         self.y = torch.from_numpy(np.ascontiguousarray(y)).to(device)
         self.batch_size = min(batch_size, len(self.y))
-        self.generator = generator
+        self.seed = seed
         self.drop_last = drop_last
+        self.epoch = 0  # the next epoch ``iter()`` yields
 
     def __len__(self) -> int:
         n = len(self.y)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
-    def __iter__(self):
-        order = torch.randperm(len(self.y), generator=self.generator).to(self.x.device)
-        for i in range(len(self)):
+    def _order(self, epoch: int) -> torch.Tensor:
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        return torch.randperm(len(self.y), generator=gen).to(self.x.device)
+
+    def _epoch(self, epoch: int, first: int = 0):
+        order = self._order(epoch)
+        for i in range(first, len(self)):
             idx = order[i * self.batch_size:(i + 1) * self.batch_size]
             yield self.x[idx], self.y[idx]
 
-    def forever(self):
+    def __iter__(self):
+        epoch, self.epoch = self.epoch, self.epoch + 1
+        return self._epoch(epoch)
+
+    def forever(self, start_step: int = 0):
+        """Batches from global step ``start_step`` on (step = epoch * len(self) + index)."""
+        epoch, first = divmod(start_step, len(self))
         while True:
-            yield from self
+            yield from self._epoch(epoch, first)
+            epoch, first = epoch + 1, 0
 
 
 def ordered(x: np.ndarray, batch_size: int):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,3 +30,16 @@ def training_context(data_path: str, profile: str, seed: int) -> TrainingContext
     accel_mod.seed_everything(seed)
     return TrainingContext(arrays, data_meta, catalog.dataset(data_meta["dataset"]),
                            PROFILES[profile], accel_mod.pick())
+
+
+def optional_store():
+    """The object store when one is configured (always, in a pipeline run), else None, so
+    that a step run by hand works without servers."""
+    from genaug.endpoints import load_stack_env
+
+    load_stack_env()
+    if not os.environ.get("GENAUG_S3_ENDPOINT"):
+        return None
+    from genaug.store import Store
+
+    return Store()

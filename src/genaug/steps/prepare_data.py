@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
-
 from genaug import catalog, tracking
 from genaug.data import imageset
 from genaug.data.sources import load_raw
 from genaug.data.splits import content_hash, stratified_take, train_val_split
 from genaug.profiles import PROFILES
+from genaug.steps.context import optional_store
 from genaug.steps.timing import timed_step
 
 VAL_FRACTION = 0.1
@@ -24,7 +23,7 @@ def prepare_data(dataset: str, profile: str, out_path: str, parent_run_id: str =
     """
     spec = catalog.dataset(dataset)
     prof = PROFILES[profile]
-    raw = load_raw(spec, store=_store())
+    raw = load_raw(spec, store=optional_store())
     train_idx, val_idx = train_val_split(raw.train_y, VAL_FRACTION)
     # Cap train and val together so val stays 10% of what the profile uses.
     if prof.max_train is not None:
@@ -53,14 +52,3 @@ def prepare_data(dataset: str, profile: str, out_path: str, parent_run_id: str =
         tracking.set_parent_tags(parent_run_id, {"genaug.data_hash": meta["content_hash"]})
     return meta
 
-
-def _store():
-    """The object store when one is configured (always, in a pipeline run), else None."""
-    from genaug.endpoints import load_stack_env
-
-    load_stack_env()
-    if not os.environ.get("GENAUG_S3_ENDPOINT"):
-        return None
-    from genaug.store import Store
-
-    return Store()

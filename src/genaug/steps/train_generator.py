@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -10,9 +11,10 @@ import numpy as np
 from genaug import catalog, checkpoint, models, tracking
 from genaug.metrics import plots
 from genaug.steps import figures
-from genaug.steps.context import training_context
+from genaug.steps.context import optional_store, training_context
 from genaug.steps.timing import timed_step
 from genaug.train.gan import GanConfig, sample, train_gan
+from genaug.train.checkpoints import Checkpointer, run_key
 from genaug.train.gan_losses import LOSSES
 
 GRID_PER_CLASS = 10
@@ -33,10 +35,15 @@ def train_generator(data_path: str, generator: str, profile: str, seed: int,
     G, D = models.build_gan(generator, **{**config, "shape": spec.shape})
     cfg = GanConfig(steps=prof.gan_steps, batch=prof.gan_batch, z_dim=prof.z_dim, log_every=prof.log_every)
     loss = LOSSES[generator]()
+    store = optional_store()
+    checkpointer = None if store is None else Checkpointer(store, run_key(
+        data_hash=data_meta["content_hash"], generator=generator, profile=profile, seed=seed, model=config,
+        train=asdict(cfg), loss=type(loss).__name__, format=1), prof.checkpoint_every)
     tracking.log_params({"generator": generator, "profile": profile, "seed": seed, **config,
                          "critic_steps": cfg.steps, "n_critic": loss.n_critic, "batch": cfg.batch,
                          "lr": loss.lr, "betas": loss.betas, "loss": type(loss).__name__})
-    history = train_gan(G, D, arrays["x_train"], arrays["y_train"], cfg, acc, spec.num_classes, seed, loss)
+    history = train_gan(G, D, arrays["x_train"], arrays["y_train"], cfg, acc, spec.num_classes, seed, loss,
+                        checkpointer)
     tracking.log_history(history, "step")
     meta = {
         "generator": generator, "dataset": spec.name, "data_hash": data_meta["content_hash"],
@@ -44,7 +51,11 @@ def train_generator(data_path: str, generator: str, profile: str, seed: int,
         "params_g": sum(p.numel() for p in G.parameters()),
         "final_d_loss": history["d_loss"][-1], "final_g_loss": history["g_loss"][-1],
         "final_d_real": history["d_real"][-1], "final_d_fake": history["d_fake"][-1],
+        "checkpoint": checkpointer.uri if checkpointer else None,
+        "resumed_from_step": checkpointer.resumed_from if checkpointer else None,
     }
+    if checkpointer and checkpointer.resumed_from is not None:
+        tracking.log_params({"resumed_from_step": checkpointer.resumed_from})
     checkpoint.save(out_path, "generator", generator, config, G, meta)
     _figures(G, history, spec, prof.z_dim, acc, seed, html_path, loss.balance_title)
     return meta

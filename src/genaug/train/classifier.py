@@ -34,8 +34,8 @@ def train_classifier(model: torch.nn.Module, train: tuple[np.ndarray, np.ndarray
     epochs without a better val accuracy. Returns per-epoch train_loss, train_acc,
     val_loss, val_acc, lr, plus best_epoch (1-based) and stopped_early.
     """
-    gen = torch.Generator().manual_seed(seed)
-    batches = Batches(*train, cfg.batch, accel.device, gen)
+    gen = torch.Generator().manual_seed(seed)  # augmentation draws
+    batches = Batches(*train, cfg.batch, accel.device, seed)
     model = accel.prepare(model)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
                             fused=accel.device.type == "cuda")

@@ -22,26 +22,39 @@ class GanConfig:
 
 
 def train_gan(G: torch.nn.Module, D: torch.nn.Module, x: np.ndarray, y: np.ndarray, cfg: GanConfig,
-              accel: Accel, num_classes: int, seed: int, loss=None) -> dict[str, list]:
+              accel: Accel, num_classes: int, seed: int, loss=None, checkpointer=None) -> dict[str, list]:
     """Train G and D in place on images x (uint8 [N, C, H, W]) with labels y (int64 [N]).
 
-    loss: an objective from genaug.train.gan_losses (default: non-saturating). Returns a
-    history of means over each log window: step (critic updates so far), d_loss, g_loss
-    and the objective's balance statistics (d_real, d_fake, ...).
+    loss: an objective from genaug.train.gan_losses (default: non-saturating).
+    checkpointer: a genaug.train.checkpoints.Checkpointer, or None. With one, training
+    resumes from its saved state (weights, optimizers, RNG, step) and saves every
+    ``checkpointer.every`` generator steps; a resumed run ends bit-identical on the CPU
+    to one that was never interrupted. Returns a history of means over each log window:
+    step (critic updates so far), d_loss, g_loss and the objective's balance statistics.
     """
     loss = loss or NonSaturating()
-    gen = torch.Generator().manual_seed(seed)
-    data = Batches(x, y, cfg.batch, accel.device, gen).forever()
     G, D = accel.prepare(G).train(), accel.prepare(D).train()
     fused = accel.device.type == "cuda"
     opt_g = torch.optim.Adam(G.parameters(), lr=loss.lr, betas=loss.betas, fused=fused)
     opt_d = torch.optim.Adam(D.parameters(), lr=loss.lr, betas=loss.betas, fused=fused)
     history: dict[str, list] = {"step": []}
     window: dict[str, torch.Tensor] = {}
-    n_window = 0
+    n_window, start = 0, 0
+    state = checkpointer.load() if checkpointer else None
+    if state is not None:
+        G.load_state_dict(state["G"])
+        D.load_state_dict(state["D"])
+        opt_g.load_state_dict(state["opt_g"])
+        opt_d.load_state_dict(state["opt_d"])
+        torch.set_rng_state(state["rng_cpu"])
+        if accel.device.type == "cuda" and state.get("rng_cuda") is not None:
+            torch.cuda.set_rng_state(state["rng_cuda"], accel.device)
+        history, window, n_window, start = state["history"], state["window"], state["n_window"], state["g_step"]
     g_steps = max(1, cfg.steps // loss.n_critic)
+    data = Batches(x, y, cfg.batch, accel.device, seed).forever(start_step=start * loss.n_critic)
     with bar(g_steps, "train_generator", "G step") as progress:
-        for g_step in range(1, g_steps + 1):
+        progress.update(start)
+        for g_step in range(start + 1, g_steps + 1):
             for _ in range(loss.n_critic):
                 xb, yb = next(data)
                 real = accel.images(xb) * 2.0 - 1.0
@@ -75,6 +88,12 @@ def train_gan(G: torch.nn.Module, D: torch.nn.Module, x: np.ndarray, y: np.ndarr
                     history.setdefault(k, []).append(float(v) / n_window)
                 progress.set_postfix({k: f"{history[k][-1]:.3f}" for k in ("d_loss", "g_loss", "d_real", "d_fake")})
                 window, n_window = {}, 0
+            if checkpointer and (g_step % checkpointer.every == 0 or g_step == g_steps):
+                checkpointer.save({
+                    "step": step, "g_step": g_step, "G": G.state_dict(), "D": D.state_dict(),
+                    "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "rng_cpu": torch.get_rng_state(),
+                    "rng_cuda": torch.cuda.get_rng_state(accel.device) if accel.device.type == "cuda" else None,
+                    "history": history, "window": window, "n_window": n_window})
     return history
 
 

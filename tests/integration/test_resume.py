@@ -1,0 +1,53 @@
+"""Resume after kill: SIGKILL a training process mid-run, rerun it, and get the same model
+bit for bit as a run that was never interrupted."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import torch
+
+from genaug.store import Store
+from genaug.train.checkpoints import BUCKET, Checkpointer
+from tests.conftest import REPO
+
+WORKER = [sys.executable, "-m", "tests.integration.resume_worker"]
+
+
+def _run(key, out):
+    return subprocess.run([*WORKER, key, str(out)], cwd=REPO, capture_output=True, text=True, timeout=600)
+
+
+def test_killed_run_resumes_bit_identical(stack, tmp_path):
+    whole = _run("resume-test-whole", tmp_path / "whole.pt")
+    assert whole.returncode == 0, whole.stderr[-2000:]
+    assert "resuming" not in whole.stderr
+
+    store, key = Store(), "resume-test-killed"
+    ckpt = Checkpointer(store, key, 1)
+    proc = subprocess.Popen([*WORKER, key, str(tmp_path / "killed.pt")], cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300  # a hang guard, not a performance check
+        while not store.exists(BUCKET, ckpt.object_key) and time.monotonic() < deadline:
+            assert proc.poll() is None, "the worker ended before its first checkpoint"
+            time.sleep(0.05)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL and not (tmp_path / "killed.pt").exists()
+    killed_at = ckpt.load()["g_step"]
+    assert 0 < killed_at < 60
+
+    resumed = _run(key, tmp_path / "killed.pt")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "resuming from step" in resumed.stderr  # the log says where it picked up
+
+    a = torch.load(tmp_path / "whole.pt", weights_only=True)
+    b = torch.load(tmp_path / "killed.pt", weights_only=True)
+    for part in ("G", "D"):
+        for name, tensor in a[part].items():
+            assert torch.equal(tensor, b[part][name]), f"{part}.{name} differs after resume"
+    assert a["history"]["d_loss"] == b["history"]["d_loss"]
