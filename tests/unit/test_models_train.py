@@ -145,3 +145,15 @@ def test_classification_report_by_hand():
     assert r["per_class"]["b"]["precision"] == pytest.approx(2 / 3)
     assert r["per_class"]["c"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1}
     assert r["confusion_matrix"] == [[1, 1, 0], [0, 2, 0], [1, 0, 0]]
+
+
+def test_diversity_flags_a_collapsed_class():
+    from genaug.metrics.diversity import collapse_ratio
+
+    rng = np.random.default_rng(0)
+    real = rng.integers(0, 256, (40, 1, 8, 8), dtype=np.uint8)
+    labels = np.repeat([0, 1], 20)
+    generated = real.copy()
+    generated[20:] = generated[20]  # class 1 collapsed onto one image
+    ratio = collapse_ratio(generated, labels, real, labels, 2)
+    assert ratio[0] == pytest.approx(1.0) and ratio[1] == pytest.approx(0.0)

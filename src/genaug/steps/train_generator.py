@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from genaug import catalog, checkpoint, models, tracking
-from genaug.metrics import plots
+from genaug.metrics import diversity, plots
 from genaug.steps import figures
 from genaug.steps.context import optional_store, training_context
 from genaug.steps.timing import timed_step
@@ -18,6 +18,7 @@ from genaug.train.checkpoints import Checkpointer, run_key
 from genaug.train.gan_losses import LOSSES
 
 GRID_PER_CLASS = 10
+DIVERSITY_PER_CLASS = 32
 
 
 @timed_step
@@ -56,9 +57,24 @@ def train_generator(data_path: str, generator: str, profile: str, seed: int,
     }
     if checkpointer and checkpointer.resumed_from is not None:
         tracking.log_params({"resumed_from_step": checkpointer.resumed_from})
+    meta["diversity_ratio"] = _diversity(G, arrays, spec, prof.z_dim, acc, seed)
     checkpoint.save(out_path, "generator", generator, config, G, meta)
     _figures(G, history, spec, prof.z_dim, acc, seed, html_path, loss.balance_title)
     return meta
+
+
+def _diversity(G, arrays: dict, spec, z_dim: int, acc, seed: int) -> dict[str, float]:
+    """Per-class diversity of samples relative to real images (the mode-collapse signal)."""
+    labels = np.repeat(np.arange(spec.num_classes), DIVERSITY_PER_CLASS)
+    images = sample(G, labels, z_dim, acc, seed + 7)
+    real_idx = np.concatenate([np.flatnonzero(arrays["y_train"] == k)[:DIVERSITY_PER_CLASS]
+                               for k in range(spec.num_classes)])
+    ratio = diversity.collapse_ratio(images, labels, arrays["x_train"][real_idx], arrays["y_train"][real_idx],
+                                     spec.num_classes)
+    by_class = {name: float(r) for name, r in zip(spec.classes, ratio)}
+    tracking.log_metrics({"diversity_ratio_min": float(np.nanmin(ratio)),
+                          **{f"diversity_ratio/{k.replace('/', '-')}": v for k, v in by_class.items()}})
+    return by_class
 
 
 def _figures(G, history: dict, spec, z_dim: int, acc, seed: int, html_path: str, balance_title: str) -> None:
