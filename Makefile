@@ -1,5 +1,6 @@
 # genaug: generative data augmentation on Kubeflow Pipelines.
 #   make pipeline [DATASET=fashion_mnist] [GEN=dcgan] [CLASSIFIER=cnn] [PROFILE=quick] [SEED=0] [RATIO=0.5] [MARGIN=0] [FLOOR=0.2]
+#                 [STEPS=K] [ETA=0] [GUIDANCE=2]   (diffusion sampling; default: the profile's)
 #   make test
 #   make up | make status | make down      the local stack: S3 (SeaweedFS), MLflow, Triton
 #   make clean
@@ -13,6 +14,10 @@ SEED       ?= 0
 RATIO      ?= 0.5
 MARGIN     ?= 0.0
 FLOOR      ?= 0.2
+# Diffusion sampling (GEN=ddpm/ddim): K steps, DDIM eta, guidance scale; unset = the profile's.
+STEPS      ?= 0
+ETA        ?= -1
+GUIDANCE   ?= -1
 RUNS       ?= runs
 PYTEST_ARGS ?=
 
@@ -22,14 +27,15 @@ VPY    := $(VENV)/bin/python
 # Rebuilt only when the dependency list changes.
 STAMP  := $(VENV)/.genaug-installed
 PARAMS := --dataset $(DATASET) --generator $(GEN) --classifier $(CLASSIFIER) \
-          --profile $(PROFILE) --seed $(SEED) --ratio $(RATIO) --margin $(MARGIN) --floor $(FLOOR)
+          --profile $(PROFILE) --seed $(SEED) --ratio $(RATIO) --margin $(MARGIN) --floor $(FLOOR) \
+          --sample_steps $(STEPS) --eta $(ETA) --guidance $(GUIDANCE)
 DEBIAN_FMNIST := /usr/share/datasets/fashion-mnist
 
 .PHONY: pipeline test clean distclean venv validate fashion-mnist help
 .DEFAULT_GOAL := help
 
 help:
-	@sed -n '2,7p' Makefile | sed 's/^# *//'
+	@sed -n '2,8p' Makefile | sed 's/^# *//'
 
 include mk/stack.mk
 

@@ -17,13 +17,15 @@ component = dsl.component(base_image=IMAGE, install_kfp_package=False)
 
 @component
 def validate_params(dataset: str, generator: str, classifier: str, profile: str, seed: int,
-                    ratio: float, margin: float, floor: float, params: Output[Artifact]):
+                    ratio: float, margin: float, floor: float, sample_steps: int, eta: float, guidance: float,
+                    params: Output[Artifact]):
     """Fail the run before any work when a parameter is unknown or out of range."""
     import json
 
     from genaug.steps import get
 
-    meta = get("validate_params")(dataset, generator, classifier, profile, seed, ratio, margin, floor)
+    meta = get("validate_params")(dataset, generator, classifier, profile, seed, ratio, margin, floor,
+                                  sample_steps, eta, guidance)
     params.metadata.update(meta)
     with open(params.path, "w") as f:
         json.dump(meta, f)
@@ -52,12 +54,13 @@ def prepare_data(dataset: str, profile: str, parent_run_id: str, data: Output[Da
 
 @component
 def train_generator(data: Input[Dataset], generator: str, profile: str, seed: int, parent_run_id: str,
-                    model: Output[Model], samples: Output[HTML]):
-    """Train the class-conditional generator."""
+                    sample_steps: int, eta: float, guidance: float, model: Output[Model], samples: Output[HTML]):
+    """Train the class-conditional generator (a diffusion model also records how it samples)."""
     from genaug.steps import get
 
     model.metadata.update(get("train_generator")(data.path, generator, profile, seed, model.path, samples.path,
-                                                 parent_run_id=parent_run_id))
+                                                 parent_run_id=parent_run_id, sample_steps=sample_steps,
+                                                 eta=eta, guidance=guidance))
 
 
 @component

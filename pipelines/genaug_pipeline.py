@@ -38,9 +38,13 @@ def genaug_pipeline(
     ratio: float = DEFAULTS.ratio,
     margin: float = DEFAULTS.margin,
     floor: float = DEFAULTS.floor,
+    sample_steps: int = DEFAULTS.sample_steps,
+    eta: float = DEFAULTS.eta,
+    guidance: float = DEFAULTS.guidance,
 ) -> Artifact:
     checked = steps.validate_params(dataset=dataset, generator=generator, classifier=classifier, profile=profile,
-                                    seed=seed, ratio=ratio, margin=margin, floor=floor)
+                                    seed=seed, ratio=ratio, margin=margin, floor=floor, sample_steps=sample_steps,
+                                    eta=eta, guidance=guidance)
     checked.set_display_name("validate parameters")
     run = steps.start_tracking(dataset=dataset, generator=generator, classifier=classifier, profile=profile,
                                seed=seed, ratio=ratio, pipeline_run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER).after(checked)
@@ -49,7 +53,8 @@ def genaug_pipeline(
     data = steps.prepare_data(dataset=dataset, profile=profile, parent_run_id=parent)
     data.set_display_name("prepare data")
     gen = steps.train_generator(data=data.outputs["data"], generator=generator, profile=profile, seed=seed,
-                                parent_run_id=parent).set_display_name("train generator")
+                                parent_run_id=parent, sample_steps=sample_steps, eta=eta,
+                                guidance=guidance).set_display_name("train generator")
     synth = steps.synthesize(model=gen.outputs["model"], data=data.outputs["data"], ratio=ratio, seed=seed,
                              parent_run_id=parent)
     clf_real = steps.train_classifier(data=data.outputs["data"], classifier=classifier, profile=profile,

@@ -3,6 +3,8 @@
 CUDA is used when present, the CPU otherwise. bf16 autocast defaults to on for CUDA only;
 channels_last defaults to on everywhere (on this 2-core CPU it made a CNN training step
 ~1.3-1.6x faster). Both can be forced either way, so their code paths are tested on a CPU.
+torch.compile is opt-in (GENAUG_COMPILE=1): it pays on a GPU over a long run, while on a
+small CPU its start-up costs more than a quick run saves.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ class Accel:
     device: torch.device
     amp: bool            # bf16 autocast for forward passes
     channels_last: bool  # NHWC memory layout for 4-d activations and conv weights
+    compile: bool = False  # torch.compile the training forward passes that support it
 
     def autocast(self):
         if not self.amp:
@@ -38,17 +41,26 @@ class Accel:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
 
+    def compiled(self, model: torch.nn.Module) -> torch.nn.Module:
+        """``model`` through torch.compile when enabled (same parameters, same state_dict
+        keys on the original), else ``model`` itself."""
+        return torch.compile(model) if self.compile else model
+
     def describe(self) -> dict:
-        return {"device": str(self.device), "amp_bf16": self.amp, "channels_last": self.channels_last}
+        return {"device": str(self.device), "amp_bf16": self.amp, "channels_last": self.channels_last,
+                "compile": self.compile}
 
 
 def pick(device: str | None = None, amp: bool | None = None,
-         channels_last: bool | None = None) -> Accel:
-    """Resolve the device (arg, then $GENAUG_DEVICE, then cuda if available) and switches."""
+         channels_last: bool | None = None, compile: bool | None = None) -> Accel:
+    """Resolve the device (arg, then $GENAUG_DEVICE, then cuda if available) and switches
+    (compile: arg, then $GENAUG_COMPILE == "1")."""
     name = device or os.environ.get("GENAUG_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(name)
     on_gpu = dev.type == "cuda"
-    return Accel(dev, on_gpu if amp is None else amp, True if channels_last is None else channels_last)
+    if compile is None:
+        compile = os.environ.get("GENAUG_COMPILE", "0") == "1"
+    return Accel(dev, on_gpu if amp is None else amp, True if channels_last is None else channels_last, compile)
 
 
 def seed_everything(seed: int) -> torch.Generator:

@@ -15,6 +15,8 @@ class DatasetSpec:
 
     channels, height, width: the image shape [C, H, W] after loading, in pixels.
     classes: human-readable class names; their index is the label.
+    mirror: a left-right mirrored image is as likely as the original, so generators may
+        train on random flips (as Ho et al. do on CIFAR-10). Not for digits.
     """
 
     name: str
@@ -23,6 +25,7 @@ class DatasetSpec:
     height: int
     width: int
     classes: tuple[str, ...]
+    mirror: bool = False
 
     @property
     def num_classes(self) -> int:
@@ -45,6 +48,7 @@ DATASETS: dict[str, DatasetSpec] = {
             "cifar10", "CIFAR-10", 3, 32, 32,
             ("airplane", "automobile", "bird", "cat", "deer",
              "dog", "frog", "horse", "ship", "truck"),
+            mirror=True,
         ),
         DatasetSpec("mnist", "MNIST", 1, 28, 28, tuple(str(d) for d in range(10))),
     )
@@ -55,6 +59,9 @@ GENERATORS: dict[str, str] = {
     "vanilla_gan": "gan",
     "dcgan": "gan",
     "wgan_gp": "gan",
+    # One trained diffusion model; the name picks the sampler that synthesizes and serves.
+    "ddpm": "diffusion",
+    "ddim": "diffusion",
 }
 
 CLASSIFIERS: tuple[str, ...] = ("cnn",)

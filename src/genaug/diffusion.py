@@ -256,12 +256,17 @@ class Diffusion(nn.Module):
                 + _gather(self.sqrt_one_minus_alphas_cumprod, t, x0.ndim) * noise)
 
     def loss(self, model: nn.Module, x0: torch.Tensor, labels: torch.Tensor,
-             generator: torch.Generator | None = None) -> torch.Tensor:
+             generator: torch.Generator | None = None, snr_gamma: float = 0.0) -> torch.Tensor:
         """Mean squared error of the predicted noise (Ho et al., 2020, eq. 14): a scalar.
 
         x0: float [B, C, H, W] in [-1, 1]; labels: int64 [B]. Draws t uniformly, the noise,
         and which labels to drop (probability p_uncond) from ``generator`` (on x0's device)
         or the global RNG.
+        snr_gamma > 0: Min-SNR-gamma weighting (Hang et al., 2023), each example's error
+        times min(SNR_t, gamma) / SNR_t with SNR_t = abar_t / (1 - abar_t). It stops the
+        nearly clean timesteps, whose noise is easy to predict, from pulling against the
+        noisy ones that form the image; the paper reports ~3x faster convergence. 0 is
+        Ho et al.'s unweighted loss.
         """
         b, dev = x0.shape[0], x0.device
         t = torch.randint(0, self.num_timesteps, (b,), device=dev, generator=generator)
@@ -269,7 +274,12 @@ class Diffusion(nn.Module):
         drop = torch.rand(b, device=dev, generator=generator) < self.p_uncond
         labels = torch.where(drop, torch.full_like(labels, model.null_label), labels)
         eps = model(self.q_sample(x0, t, noise), self.timestep_map[t], labels)
-        return F.mse_loss(eps.float(), noise.float())
+        if snr_gamma <= 0:
+            return F.mse_loss(eps.float(), noise.float())
+        abar = self.alphas_cumprod[t]
+        snr = abar / (1 - abar)
+        per_example = (eps.float() - noise.float()).square().flatten(1).mean(1)
+        return (per_example * snr.clamp(max=snr_gamma) / snr).mean()
 
     # ---------------------------------------------------------------- sampling
 

@@ -16,6 +16,8 @@ from genaug.profiles import PROFILES
 
 # r = n_synthetic / n_real. Above this the real data is a rounding error in the mix.
 MAX_RATIO = 10.0
+# eta and guidance at this value mean "the profile's"; any other negative value is an error.
+PROFILE_VALUE = -1.0
 
 
 class ParamError(ValueError):
@@ -34,6 +36,10 @@ class RunParams:
     # reach ``floor`` (test accuracy for classifiers, label fidelity for generators).
     margin: float = 0.0
     floor: float = 0.2
+    # Diffusion sampling (ddpm, ddim; GANs ignore them). 0 or PROFILE_VALUE: the profile's.
+    sample_steps: int = 0     # K denoising steps, as synthesized and as served
+    eta: float = PROFILE_VALUE       # DDIM noise: 0 deterministic, 1 the DDPM posterior variance
+    guidance: float = PROFILE_VALUE  # classifier-free guidance scale: 0 unconditional, 1 conditional
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -41,7 +47,8 @@ class RunParams:
 
 def validate(dataset: str, generator: str, classifier: str, profile: str,
              seed: int, ratio: float, margin: float = RunParams.margin,
-             floor: float = RunParams.floor) -> RunParams:
+             floor: float = RunParams.floor, sample_steps: int = RunParams.sample_steps,
+             eta: float = RunParams.eta, guidance: float = RunParams.guidance) -> RunParams:
     """Check every run parameter; raise ParamError listing all problems at once."""
     problems = []
     for kind, value, valid in (("dataset", dataset, DATASETS), ("generator", generator, GENERATORS),
@@ -70,9 +77,43 @@ def validate(dataset: str, generator: str, classifier: str, profile: str,
                 raise ValueError
         except (TypeError, ValueError):
             problems.append(f"{name} {value!r} must be a fraction in [0, 1], e.g. {example}")
+    sampling = _sampling_problems(generator, profile, sample_steps, eta, guidance)
+    problems += sampling[0]
     if problems:
         raise ParamError("; ".join(problems))
-    return RunParams(dataset, generator, classifier, profile, seed, ratio, float(margin), float(floor))
+    return RunParams(dataset, generator, classifier, profile, seed, ratio, float(margin), float(floor),
+                     *sampling[1])
+
+
+def _sampling_problems(generator, profile, sample_steps, eta, guidance) -> tuple[list[str], tuple]:
+    """(problems, (sample_steps, eta, guidance) as numbers) for the diffusion sampler settings."""
+    problems = []
+    timesteps = PROFILES[profile].timesteps if profile in PROFILES else None
+    try:
+        sample_steps = int(sample_steps)
+        if sample_steps < 0 or (timesteps and sample_steps > timesteps):
+            raise ValueError
+    except (TypeError, ValueError):
+        limit = f"the profile's {timesteps} timesteps" if timesteps else "the diffusion's timesteps"
+        problems.append(f"sample_steps {sample_steps!r} must be 0 (the profile's) or 1 up to {limit}, "
+                        "e.g. STEPS=50")
+    try:
+        eta = float(eta)
+        if eta < 0 and eta != PROFILE_VALUE:
+            raise ValueError
+        if eta > 0 and generator == "ddpm":
+            problems.append(f"eta {eta!r} applies to the ddim sampler only; drop ETA or use GEN=ddim")
+    except (TypeError, ValueError):
+        problems.append(f"eta {eta!r} must be a number >= 0 (0: deterministic DDIM, 1: DDPM-like noise), "
+                        f"or {PROFILE_VALUE:g} for the profile's, e.g. ETA=0")
+    try:
+        guidance = float(guidance)
+        if guidance < 0 and guidance != PROFILE_VALUE:
+            raise ValueError
+    except (TypeError, ValueError):
+        problems.append(f"guidance {guidance!r} must be a number >= 0 (0: unconditional, 1: conditional, "
+                        f"> 1: stronger), or {PROFILE_VALUE:g} for the profile's, e.g. GUIDANCE=2")
+    return problems, (sample_steps, eta, guidance)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,6 +33,28 @@ class Profile:
     log_every: int
     # How often (in generator steps) to save a resumable checkpoint to object storage.
     checkpoint_every: int
+    # Diffusion (ddpm, ddim): the UNet (genaug.models.unet.UNet's arguments).
+    unet_base: int
+    unet_mults: tuple[int, ...]
+    unet_res_blocks: int
+    unet_attention: tuple[int, ...]   # level indices with self-attention (the middle always has it)
+    unet_dropout: float
+    # Diffusion: the process and its training.
+    timesteps: int            # T
+    schedule: str             # "linear" or "cosine"
+    p_uncond: float           # label dropout that teaches the unconditional eps for guidance
+    diffusion_steps: int      # optimizer steps
+    diffusion_batch: int
+    diffusion_lr: float
+    warmup: int               # linear learning-rate warm-up, in optimizer steps
+    ema_decay: float          # of the weights that sample (ramped up early in training)
+    snr_gamma: float          # Min-SNR-gamma loss weighting (Hang et al., 2023); 0: Ho et al.'s plain MSE
+    # Diffusion: sampling, as synthesized and as served (K steps in one call).
+    sample_steps: int         # K
+    eta: float                # DDIM noise; 0 is deterministic
+    guidance: float           # classifier-free guidance scale w
+    # Sample grids logged during generator training, at epoch ends, at most this many.
+    max_grids: int
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -43,12 +65,30 @@ PROFILES: dict[str, Profile] = {
     for p in (
         Profile("smoke", max_train=1200, max_test=500, gan_steps=30, gan_batch=64,
                 gan_width=16, z_dim=32, clf_epochs=3, clf_patience=2, clf_batch=64,
-                clf_width=8, clf_lr=3e-3, log_every=10, checkpoint_every=10),
+                clf_width=8, clf_lr=3e-3, log_every=10, checkpoint_every=10,
+                unet_base=8, unet_mults=(1, 2), unet_res_blocks=1, unet_attention=(), unet_dropout=0.0,
+                timesteps=100, schedule="linear", p_uncond=0.1, diffusion_steps=20, diffusion_batch=32,
+                diffusion_lr=1e-3, warmup=5, ema_decay=0.9, snr_gamma=5.0, sample_steps=4, eta=0.0,
+                guidance=2.0, max_grids=2),
         Profile("quick", max_train=None, max_test=None, gan_steps=1500, gan_batch=64,
                 gan_width=32, z_dim=64, clf_epochs=6, clf_patience=2, clf_batch=128,
-                clf_width=32, clf_lr=3e-3, log_every=250, checkpoint_every=250),
+                clf_width=32, clf_lr=3e-3, log_every=250, checkpoint_every=250,
+                unet_base=16, unet_mults=(1, 2, 2), unet_res_blocks=1, unet_attention=(), unet_dropout=0.0,
+                timesteps=1000, schedule="cosine", p_uncond=0.1, diffusion_steps=2000, diffusion_batch=64,
+                # Measured on real Fashion-MNIST after 2000 steps (500 samples, DDIM-10): label
+                # fidelity 0.48 at lr 1e-3 without Min-SNR, 0.54 with lr 2e-3 and Min-SNR-5, and
+                # with the latter 0.63 / 0.71 / 0.78 at guidance 3 / 4 / 5.
+                diffusion_lr=2e-3, warmup=100, ema_decay=0.995, snr_gamma=5.0, sample_steps=10, eta=0.0,
+                guidance=4.0, max_grids=8),
         Profile("full", max_train=None, max_test=None, gan_steps=100_000, gan_batch=128,
                 gan_width=64, z_dim=128, clf_epochs=60, clf_patience=8, clf_batch=256,
-                clf_width=64, clf_lr=2e-3, log_every=2000, checkpoint_every=5000),
+                clf_width=64, clf_lr=2e-3, log_every=2000, checkpoint_every=5000,
+                # Ho et al. (2020), CIFAR-10: their 35.7M-parameter layout (38.3M here with AdaGN and
+                # the class embedding), 800k steps at batch 128, lr 2e-4
+                # with 5000 warm-up steps, EMA 0.9999, dropout 0.1, attention at 16x16 (level 1).
+                unet_base=128, unet_mults=(1, 2, 2, 2), unet_res_blocks=2, unet_attention=(1,),
+                unet_dropout=0.1, timesteps=1000, schedule="linear", p_uncond=0.1,
+                diffusion_steps=800_000, diffusion_batch=128, diffusion_lr=2e-4, warmup=5000,
+                ema_decay=0.9999, snr_gamma=0.0, sample_steps=50, eta=0.0, guidance=2.0, max_grids=40),
     )
 }

@@ -143,7 +143,7 @@ def test_bad_generator_fails_before_any_work(tmp_path):
     proc = subprocess.run(["make", "--no-print-directory", "pipeline", "GEN=nope", f"RUNS={tmp_path / 'runs'}"],
                           cwd=REPO, capture_output=True, text=True)
     assert proc.returncode != 0
-    assert "unknown generator 'nope'; choose one of vanilla_gan, dcgan, wgan_gp" in proc.stderr
+    assert "unknown generator 'nope'; choose one of vanilla_gan, dcgan, wgan_gp, ddpm, ddim" in proc.stderr
     assert not (tmp_path / "runs").exists()
 
 

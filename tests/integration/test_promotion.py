@@ -9,6 +9,7 @@ import torch
 from genaug import accel as accel_mod
 from genaug import catalog, models, tracking
 from genaug.export.onnx import export_classifier, export_generator
+from genaug.generators import GanSampler
 from genaug.serving import scoring
 from genaug.serving.client import ServingError, Triton
 from genaug.serving.ledger import Ledger
@@ -42,7 +43,7 @@ def files(tmp_path_factory):
     out["good"] = Path(export_classifier(good, SPEC.shape, tmp / "good.onnx")["path"])
     out["bad"] = Path(export_classifier(bad, SPEC.shape, tmp / "bad.onnx")["path"])
     G = models.build_generator("dcgan", shape=SPEC.shape, num_classes=10, z_dim=16, width=8)
-    out["gen"] = Path(export_generator(G, 16, 10, tmp / "gen.onnx")["path"])
+    out["gen"] = Path(export_generator(GanSampler(G, 16), 10, tmp / "gen.onnx")["path"])
     return out
 
 
@@ -114,7 +115,7 @@ def test_generator_serves_the_contract(stack, files):
     name = "promo_test-dcgan-generator"
     judge = files["good_model"]
     cand = Candidate(name=name, kind="generator", onnx_path=files["gen"],
-                     render_config=lambda v: render_config("generator", name, v, SPEC, z_dim=16),
+                     render_config=lambda v: render_config("generator", name, v, SPEC, noise_dims=[16]),
                      metric="label_fidelity",
                      score=scoring.label_fidelity(lambda im: predict(judge, im, accel_mod.pick("cpu")), 10),
                      probe=scoring.generator_probe(10), probe_tolerance=1.0, parity=0.0, parity_tolerance=1.0)

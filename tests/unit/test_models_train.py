@@ -5,12 +5,13 @@ import torch
 from genaug import accel as accel_mod
 from genaug import models
 from genaug.data.batches import Batches, random_crop_flip
+from genaug.generators import GanSampler, sample
 from genaug.metrics.classification import report
 from genaug.train.classifier import ClassifierConfig, predict, train_classifier
-from genaug.train.gan import GanConfig, sample, train_gan
+from genaug.train.gan import GanConfig, train_gan
 
 
-@pytest.mark.parametrize("arch", sorted(models.GENERATOR_ARCHS))
+@pytest.mark.parametrize("arch", sorted(models.GAN_ARCHS))
 @pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32)])
 def test_generator_contract(arch, shape):
     G, D = models.build_gan(arch, shape=shape, num_classes=10, z_dim=16, width=8)
@@ -83,9 +84,9 @@ def test_gan_trains_and_samples_uint8(amp, channels_last):
     G, D = models.build_gan("dcgan", shape=(1, 28, 28), num_classes=10, z_dim=16, width=8)
     hist = train_gan(G, D, x, y, GanConfig(steps=6, batch=32, z_dim=16, log_every=3), acc, 10, seed=0)
     assert hist["step"] == [3, 6] and all(np.isfinite(hist["d_loss"]))
-    imgs = sample(G, np.arange(10), 16, acc, seed=1)
+    imgs = sample(GanSampler(G, 16), np.arange(10), acc, seed=1)
     assert imgs.shape == (10, 1, 28, 28) and imgs.dtype == np.uint8
-    np.testing.assert_array_equal(imgs, sample(G, np.arange(10), 16, acc, seed=1))  # seeded noise
+    np.testing.assert_array_equal(imgs, sample(GanSampler(G, 16), np.arange(10), acc, seed=1))  # seeded noise
 
 
 @pytest.mark.parametrize("generator", ["vanilla_gan", "dcgan", "wgan_gp"])

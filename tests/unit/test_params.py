@@ -1,3 +1,4 @@
+import re
 import subprocess
 import sys
 
@@ -48,3 +49,25 @@ def test_module_cli_exit_code():
                           capture_output=True, text=True, env={"PYTHONPATH": str(REPO / "src")})
     assert proc.returncode == 2
     assert "unknown generator 'nope'" in proc.stderr
+
+
+@pytest.mark.parametrize("changes,message", [
+    ({"generator": "ddim", "sample_steps": 1001}, "sample_steps 1001 must be 0 (the profile's) or 1 up to "
+                                                  "the profile's 1000 timesteps"),
+    ({"generator": "ddim", "profile": "smoke", "sample_steps": 101}, "up to the profile's 100 timesteps"),
+    ({"generator": "ddim", "sample_steps": -2}, "sample_steps -2"),
+    ({"generator": "ddim", "eta": -0.5}, "eta -0.5 must be a number >= 0"),
+    ({"generator": "ddpm", "eta": 1.0}, "eta 1.0 applies to the ddim sampler only"),
+    ({"generator": "ddim", "guidance": -2}, "guidance -2.0 must be a number >= 0"),
+    ({"generator": "ddim", "guidance": "strong"}, "guidance 'strong'"),
+])
+def test_bad_sampler_settings_are_rejected_before_any_work(changes, message):
+    with pytest.raises(ParamError, match=re.escape(message)):
+        validate(**{**GOOD, **changes})
+
+
+def test_sampler_settings_default_to_the_profile():
+    p = validate(**{**GOOD, "generator": "ddim"})
+    assert (p.sample_steps, p.eta, p.guidance) == (0, -1.0, -1.0)
+    p = validate(**{**GOOD, "generator": "ddim", "sample_steps": "50", "eta": "1", "guidance": "3"})
+    assert (p.sample_steps, p.eta, p.guidance) == (50, 1.0, 3.0)

@@ -15,7 +15,8 @@ def test_compiles_to_valid_pipeline_spec(tmp_path):
     spec = pipeline_spec_pb2.PipelineSpec()
     json_format.ParseDict(doc, spec)  # unknown or misspelled fields raise here
     params = spec.root.input_definitions.parameters
-    assert set(params) == {"dataset", "generator", "classifier", "profile", "seed", "ratio", "margin", "floor"}
+    assert set(params) == {"dataset", "generator", "classifier", "profile", "seed", "ratio", "margin", "floor",
+                           "sample_steps", "eta", "guidance"}
     assert params["generator"].default_value.string_value == "dcgan"
     tasks = spec.root.dag.tasks
     assert {"validate-params", "start-tracking", "promote", "prepare-data", "train-generator", "synthesize", "train-classifier",

@@ -40,7 +40,7 @@ def test_floor_and_parity_fail_with_reasons():
 @pytest.mark.parametrize("dataset", ["fashion_mnist", "cifar10"])
 def test_templates_parse_as_triton_model_config(kind, dataset):
     spec = catalog.dataset(dataset)
-    text = render_config(kind, f"{dataset}-x", 7, spec, z_dim=64)
+    text = render_config(kind, f"{dataset}-x", 7, spec, noise_dims=[64])
     cfg = text_format.Parse(text, model_config_pb2.ModelConfig())  # Triton's own schema
     assert list(cfg.version_policy.specific.versions) == [7] and pinned_version(text) == 7
     assert cfg.max_batch_size > 0 and cfg.dynamic_batching is not None

@@ -1,8 +1,11 @@
 """Export generators and classifiers to ONNX under the serving contract.
 
-Generator: inputs ``labels`` int64 [B] and ``noise`` float32 [B, Z]; output ``images``
-uint8 [B, C, H, W]. Classifier: input ``images`` uint8 [B, C, H, W]; output ``logits``
-float32 [B, K]. Batch is a dynamic dimension; each file is checked with onnxruntime at two
+Generator: inputs ``labels`` int64 [B] and ``noise`` float32 [B, *noise_dims]; output
+``images`` uint8 [B, C, H, W]. noise_dims is [Z] for a GAN and [K+1, C, H, W] for a
+diffusion model, whose K-step sampler is unrolled into the graph (see
+genaug.generators): one Triton call returns finished images, and with every random draw
+an input the served graph can be checked against PyTorch on the same noise.
+Classifier: input ``images`` uint8 [B, C, H, W]; output ``logits`` float32 [B, K]. Batch is a dynamic dimension; each file is checked with onnxruntime at two
 batch sizes against the PyTorch module it came from.
 """
 
@@ -16,7 +19,7 @@ import numpy as np
 import torch
 
 from genaug.atomic import atomic_path
-from genaug.train.gan import to_uint8
+from genaug.generators import draw_noise, to_uint8
 
 # The batch sizes the exported graph is checked at: 1 and an odd size, so a graph that
 # silently fixed the batch dimension from the example input fails the check.
@@ -24,7 +27,10 @@ PARITY_BATCHES = (1, 7)
 
 
 class GeneratorServing(torch.nn.Module):
-    """(labels int64 [B], noise float32 [B, Z]) -> images uint8 [B, C, H, W]."""
+    """(labels int64 [B], noise float32 [B, *noise_dims]) -> images uint8 [B, C, H, W].
+
+    generator: a sampler module from genaug.generators.
+    """
 
     def __init__(self, generator: torch.nn.Module):
         super().__init__()
@@ -74,19 +80,19 @@ def _parity(module: torch.nn.Module, path: Path, make_inputs) -> float:
     return worst
 
 
-def export_generator(generator: torch.nn.Module, z_dim: int, num_classes: int, path: str | Path) -> dict:
-    """Write the generator's ONNX file; return {path, max_abs_diff (uint8 levels), batches}."""
+def export_generator(generator: torch.nn.Module, num_classes: int, path: str | Path) -> dict:
+    """Write a sampler module's ONNX file; return {path, max_abs_diff (uint8 levels),
+    noise_dims, batches}."""
     path = Path(path)
     module = GeneratorServing(generator.cpu().float().eval()).eval()
 
     def inputs(b: int) -> dict[str, torch.Tensor]:
         g = torch.Generator().manual_seed(b)
-        return {"labels": torch.randint(0, num_classes, (b,), generator=g),
-                "noise": torch.randn(b, z_dim, generator=g)}
+        return {"labels": torch.randint(0, num_classes, (b,), generator=g), "noise": draw_noise(generator, b, g)}
 
     _export(module, inputs(2), "images", path)
-    return {"path": str(path), "max_abs_diff": _parity(module, path, inputs),
-            "units": "uint8 levels", "batches": list(PARITY_BATCHES)}
+    return {"path": str(path), "max_abs_diff": _parity(module, path, inputs), "units": "uint8 levels",
+            "noise_dims": list(generator.noise_dims), "batches": list(PARITY_BATCHES)}
 
 
 def export_classifier(classifier: torch.nn.Module, shape: tuple[int, int, int], path: str | Path) -> dict:

@@ -1,4 +1,4 @@
-"""Network definitions only. ``build(arch, **config)`` makes any of them by name."""
+"""Network definitions only. ``build_*(arch, **config)`` makes any of them by name."""
 
 from __future__ import annotations
 
@@ -7,23 +7,29 @@ import torch.nn as nn
 from genaug.models.classifiers import CNN
 from genaug.models.gan import (DCGANDiscriminator, DCGANGenerator, MLPDiscriminator,
                                MLPGenerator, WGANCritic)
+from genaug.models.unet import UNet
 
-# arch name -> (network class); generators map to (G, D).
-GENERATOR_ARCHS = {
+# GAN name -> (generator class, discriminator class).
+GAN_ARCHS = {
     "dcgan": (DCGANGenerator, DCGANDiscriminator),
     "vanilla_gan": (MLPGenerator, MLPDiscriminator),
     "wgan_gp": (DCGANGenerator, WGANCritic),
 }
+# Diffusion name -> denoising network. Both names share one network; they differ in sampling.
+DIFFUSION_ARCHS = {"ddpm": UNet, "ddim": UNet}
 CLASSIFIER_ARCHS = {"cnn": CNN}
 
 
 def build_gan(arch: str, **config) -> tuple[nn.Module, nn.Module]:
-    g_cls, d_cls = GENERATOR_ARCHS[arch]
+    g_cls, d_cls = GAN_ARCHS[arch]
     return g_cls(**config), d_cls(**config)
 
 
 def build_generator(arch: str, **config) -> nn.Module:
-    return GENERATOR_ARCHS[arch][0](**config)
+    """The network a generator checkpoint holds: a GAN's G, or a diffusion model's UNet."""
+    if arch in GAN_ARCHS:
+        return GAN_ARCHS[arch][0](**config)
+    return DIFFUSION_ARCHS[arch](**config)
 
 
 def build_classifier(arch: str, **config) -> nn.Module:

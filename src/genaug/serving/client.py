@@ -116,7 +116,7 @@ class Triton:
         return self._infer(name, {"images": np.ascontiguousarray(images, dtype=np.uint8)}, "logits")
 
     def generate(self, name: str, labels: np.ndarray, noise: np.ndarray) -> np.ndarray:
-        """labels int64 [B], noise float32 [B, Z] -> images uint8 [B, C, H, W]."""
+        """labels int64 [B], noise float32 [B, *noise_dims] -> images uint8 [B, C, H, W]."""
         labels = np.ascontiguousarray(labels, dtype=np.int64).reshape(-1, 1)
         return self._infer(name, {"labels": labels, "noise": np.ascontiguousarray(noise, dtype=np.float32)},
                            "images")

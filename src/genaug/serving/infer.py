@@ -46,8 +46,8 @@ def generate(model: str, labels: list[int], out: str | Path, seed: int = 0, trit
     from PIL import Image
 
     triton = triton or Triton()
-    z_dim = _served_shape(triton, model, "noise")[0]
-    noise = np.random.default_rng(seed).standard_normal((len(labels), z_dim)).astype(np.float32)
+    dims = _served_shape(triton, model, "noise")
+    noise = np.random.default_rng(seed).standard_normal((len(labels), *dims)).astype(np.float32)
     images = triton.generate(model, np.asarray(labels, dtype=np.int64), noise)
     picture = tile(images)
     out = Path(out)

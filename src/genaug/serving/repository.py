@@ -36,15 +36,18 @@ def classifier_model_name(dataset: str) -> str:
     return f"{dataset}-classifier"
 
 
-def render_config(kind: str, name: str, version: int, spec, z_dim: int | None = None) -> str:
-    """config.pbtxt text for a ``kind`` ('generator' or 'classifier') model of dataset ``spec``."""
+def render_config(kind: str, name: str, version: int, spec, noise_dims=()) -> str:
+    """config.pbtxt text for a ``kind`` ('generator' or 'classifier') model of dataset ``spec``.
+
+    noise_dims: a generator's per-image noise dims, [Z] or [K+1, C, H, W].
+    """
     path = templates_dir() / f"{kind}.pbtxt"
     if not path.is_file():
         raise FileNotFoundError(f"Triton config template {path} is missing; set GENAUG_TRITON_TEMPLATES "
                                 f"to the folder holding generator.pbtxt and classifier.pbtxt")
     fields = {"name": name, "version": version, "max_batch_size": MAX_BATCH_SIZE,
               "max_queue_delay_us": MAX_QUEUE_DELAY_US, "channels": spec.channels, "height": spec.height,
-              "width": spec.width, "num_classes": spec.num_classes, "noise_dims": z_dim or 0,
+              "width": spec.width, "num_classes": spec.num_classes, "noise_dims": ", ".join(str(int(d)) for d in noise_dims) or "0",
               # Commas separate names; none of the catalog's class names contains one.
               "class_names": ",".join(spec.classes).replace('"', "'")}
     return string.Template(path.read_text()).substitute(fields)

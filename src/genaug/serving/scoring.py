@@ -28,21 +28,28 @@ def onnx_logits(path: Path, images: np.ndarray, batch: int = 500) -> np.ndarray:
                            for i in range(0, len(images), batch)])
 
 
-def noise_dim(path: Path) -> int:
-    """Z of a generator ONNX file's ``noise`` input [B, Z]."""
-    return int(_session(path).get_inputs()[1].shape[1])
+def noise_dims(path: Path) -> list[int]:
+    """The per-image dims of a generator ONNX file's ``noise`` input [B, *dims]: [Z] for a
+    GAN, [K+1, C, H, W] for a diffusion sampler."""
+    (noise,) = [i for i in _session(path).get_inputs() if i.name == "noise"]
+    return [int(d) for d in noise.shape[1:]]
+
+
+def standard_noise(dims, n: int, seed: int = NOISE_SEED) -> np.ndarray:
+    """float32 [n, *dims] standard normal noise from numpy's generator seeded with ``seed``."""
+    return np.random.default_rng(seed).standard_normal((n, *dims)).astype(np.float32)
 
 
 def generator_inputs(path: Path, labels: np.ndarray, seed: int = NOISE_SEED) -> dict[str, np.ndarray]:
-    """Fixed-seed contract inputs for a generator ONNX file: labels int64 [N], noise [N, Z]."""
-    z_dim = noise_dim(path)
-    noise = np.random.default_rng(seed).standard_normal((len(labels), z_dim)).astype(np.float32)
-    return {"labels": labels.astype(np.int64), "noise": noise}
+    """Fixed-seed contract inputs for a generator ONNX file: labels int64 [N], noise [N, *dims]."""
+    return {"labels": labels.astype(np.int64), "noise": standard_noise(noise_dims(path), len(labels), seed)}
 
 
-def onnx_generate(path: Path, labels: np.ndarray, seed: int = NOISE_SEED) -> np.ndarray:
+def onnx_generate(path: Path, labels: np.ndarray, seed: int = NOISE_SEED, batch: int = 100) -> np.ndarray:
     """uint8 [N, C, H, W] images for ``labels`` from a generator ONNX file."""
-    return _session(path).run(None, generator_inputs(path, labels, seed))[0]
+    sess, inputs = _session(path), generator_inputs(path, labels, seed)
+    return np.concatenate([sess.run(None, {k: v[i:i + batch] for k, v in inputs.items()})[0]
+                           for i in range(0, len(labels), batch)])
 
 
 def classifier_accuracy(x_test: np.ndarray, y_test: np.ndarray):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from genaug import catalog, checkpoint, tracking
+from genaug import catalog, checkpoint, generators, tracking
 from genaug.export.onnx import export_classifier, export_generator
 from genaug.steps.timing import timed_step
 
@@ -15,9 +15,9 @@ def export_onnx(generator_path: str, classifier_real_path: str, classifier_augme
     The choice uses validation accuracy, never test accuracy, so the test split stays unseen.
     Returns, per model, the file path and max |onnxruntime - PyTorch| at two batch sizes.
     """
-    G, g_ckpt = checkpoint.load(generator_path, "generator")
+    module, g_ckpt = generators.load(generator_path)
     spec = catalog.dataset(g_ckpt["meta"]["dataset"])
-    gen = export_generator(G, g_ckpt["config"]["z_dim"], spec.num_classes, generator_onnx_path)
+    gen = export_generator(module, spec.num_classes, generator_onnx_path)
     candidates = [checkpoint.load(p, "classifier") for p in (classifier_real_path, classifier_augmented_path)]
     model, c_ckpt = max(candidates, key=lambda mc: mc[1]["meta"]["val_accuracy"])
     clf = export_classifier(model, spec.shape, classifier_onnx_path)

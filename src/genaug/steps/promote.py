@@ -39,13 +39,13 @@ def promote(data_path: str, classifier_real_path: str, generator_onnx_path: str,
     lineage = {"pipeline_run_id": pipeline_run_id, "mlflow_parent_run_id": parent_run_id,
                "mlflow_run_id": export.get("mlflow_run_id"), "data_hash": data_meta["content_hash"],
                "dataset": spec.name}
-    z_dim = scoring.noise_dim(Path(generator_onnx_path))
+    noise_dims = scoring.noise_dims(Path(generator_onnx_path))
     gen_name = generator_model_name(spec.name, gen_meta["generator"])
     clf_name = classifier_model_name(spec.name)
     candidates = {
         "generator": Candidate(
             name=gen_name, kind="generator", onnx_path=Path(generator_onnx_path),
-            render_config=lambda v: render_config("generator", gen_name, v, spec, z_dim=z_dim),
+            render_config=lambda v: render_config("generator", gen_name, v, spec, noise_dims=noise_dims),
             metric="label_fidelity",
             score=scoring.label_fidelity(lambda x: predict(judge_model, x, acc), spec.num_classes),
             probe=scoring.generator_probe(spec.num_classes), probe_tolerance=GENERATOR_TOLERANCE,

@@ -40,6 +40,9 @@ def report(params: dict, steps: dict, artifacts: dict, out_path: str) -> dict:
         "onnx_diff_units": {"generator": ex["generator"]["units"], "classifier": ex["classifier"]["units"]},
         "onnx_paths": {"generator": ex["generator"]["path"], "classifier": ex["classifier"]["path"]},
         "served_classifier_variant": ex["classifier"]["variant"],
+        "generator_sampling": steps["train_generator"].get("sampling"),
+        "generator_resumed_from_step": steps["train_generator"].get("resumed_from_step"),
+        "generator_diversity_ratio": steps["train_generator"].get("diversity_ratio"),
         "step_seconds": {name: steps[name]["seconds"] for name in STEP_ORDER if name in steps},
         "artifacts": artifacts,
     }

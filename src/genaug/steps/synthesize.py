@@ -8,12 +8,15 @@ from pathlib import Path
 import numpy as np
 
 from genaug import accel as accel_mod
-from genaug import catalog, checkpoint, tracking
+from genaug import catalog, generators, tracking
 from genaug.data import imageset
 from genaug.data.mixing import synthetic_per_class
 from genaug.data.splits import content_hash
 from genaug.steps.timing import timed_step
-from genaug.train.gan import sample
+
+
+# From this many images on, a diffusion sampler's UNet is compiled (see generators.sample).
+COMPILE_FROM = 2000
 
 
 @timed_step
@@ -24,18 +27,22 @@ def synthesize(generator_path: str, data_path: str, ratio: float, seed: int, out
     ``seed`` fixes the noise; the metadata records the generator file's sha256, the real
     data's hash and the counts, so a synthetic set can always be traced to its source.
     """
-    G, ckpt = checkpoint.load(generator_path, "generator")
+    module, ckpt = generators.load(generator_path)
     _, data_meta = imageset.load(data_path, "prepared dataset")
     spec = catalog.dataset(data_meta["dataset"])
     per_class = synthetic_per_class(data_meta["n_train"], ratio, spec.num_classes)
     labels = np.repeat(np.arange(spec.num_classes, dtype=np.int64), per_class)
     # Offset the seed so synthetic noise never repeats the noise used during training.
-    images = sample(G, labels, ckpt["config"]["z_dim"], accel_mod.pick(), seed + 1_000_003)
+    acc = generators.accel_for(ckpt["meta"].get("family", "gan"), accel_mod.pick())
+    # Thousands of K-step diffusion samples: compiling the UNet pays for itself many times.
+    images = generators.sample(module, labels, acc, seed + 1_000_003, progress="synthesize",
+                               compile=len(labels) >= COMPILE_FROM)
     meta = {
         "kind": "synthetic", "dataset": spec.name, "generator": ckpt["arch"],
         "generator_sha256": hashlib.sha256(Path(generator_path).read_bytes()).hexdigest(),
         "generator_meta": ckpt["meta"], "real_data_hash": data_meta["content_hash"],
-        "ratio": ratio, "n_per_class": per_class, "n_total": int(len(labels)), "seed": seed,
+        "sampling": ckpt["meta"].get("sampling"), "ratio": ratio, "n_per_class": per_class,
+        "n_total": int(len(labels)), "seed": seed,
         "content_hash": content_hash(images, labels),
     }
     imageset.save(out_path, {"x": images, "y": labels}, meta)

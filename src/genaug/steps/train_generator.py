@@ -3,70 +3,155 @@
 from __future__ import annotations
 
 import tempfile
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from genaug import catalog, checkpoint, models, tracking
+from genaug import catalog, checkpoint, generators, models, tracking
+from genaug.diffusion import Diffusion, SamplerConfig
 from genaug.metrics import diversity, plots
+from genaug.params import PROFILE_VALUE
 from genaug.steps import figures
-from genaug.steps.context import optional_store, training_context
+from genaug.steps.context import TrainingContext, optional_store, training_context
 from genaug.steps.timing import timed_step
-from genaug.train.gan import GanConfig, sample, train_gan
 from genaug.train.checkpoints import Checkpointer, run_key
+from genaug.train.diffusion import DiffusionConfig, train_diffusion
+from genaug.train.gan import GanConfig, train_gan
 from genaug.train.gan_losses import LOSSES
+from genaug.train.snapshots import GridLogger, epoch_ends
 
 GRID_PER_CLASS = 10
 DIVERSITY_PER_CLASS = 32
+# Bumped when what a training checkpoint holds changes, so old state is never resumed.
+CHECKPOINT_FORMAT = 1
+
+
+@dataclass
+class Fit:
+    """What one family's training hands back to the step."""
+
+    net: torch.nn.Module       # the weights that sample: G, or the EMA UNet
+    config: dict               # rebuilds net with genaug.models.build_generator
+    history: dict[str, list]
+    step_key: str
+    curves: list[tuple[str, str, dict]] = field(default_factory=list)  # (file stem, title, series)
+    meta: dict = field(default_factory=dict)
 
 
 @timed_step
-def train_generator(data_path: str, generator: str, profile: str, seed: int,
-                    out_path: str, html_path: str = "", parent_run_id: str = "") -> dict:
+def train_generator(data_path: str, generator: str, profile: str, seed: int, out_path: str,
+                    html_path: str = "", parent_run_id: str = "", sample_steps: int = 0,
+                    eta: float = PROFILE_VALUE, guidance: float = PROFILE_VALUE) -> dict:
     """Train ``generator`` on ``data_path``'s x_train; write its checkpoint to ``out_path``.
 
-    html_path (optional): a page with the loss curves, the D/G balance and a sample grid.
+    sample_steps, eta, guidance: how a diffusion generator samples (K steps, DDIM noise,
+    classifier-free guidance scale); 0 and PROFILE_VALUE (-1) mean the profile's. GANs ignore them.
+    html_path (optional): a page with the loss curves, the balance plot and a sample grid.
     """
-    catalog.choose("generator", generator, catalog.GENERATORS)
+    family = catalog.GENERATORS[catalog.choose("generator", generator, catalog.GENERATORS)]
     ctx = training_context(data_path, profile, seed)
-    arrays, data_meta, spec, prof, acc = ctx.arrays, ctx.data_meta, ctx.spec, ctx.profile, ctx.accel
-    config = {"shape": list(spec.shape), "num_classes": spec.num_classes,
-              "z_dim": prof.z_dim, "width": prof.gan_width}
-    G, D = models.build_gan(generator, **{**config, "shape": spec.shape})
-    cfg = GanConfig(steps=prof.gan_steps, batch=prof.gan_batch, z_dim=prof.z_dim, log_every=prof.log_every)
-    loss = LOSSES[generator]()
+    ctx = replace(ctx, accel=generators.accel_for(family, ctx.accel))
+    # A bad sampler setting fails here, before any training.
+    sampling = generators.sampling_settings(generator, ctx.profile, sample_steps,
+                                            None if eta == PROFILE_VALUE else eta,
+                                            None if guidance == PROFILE_VALUE else guidance)
     store = optional_store()
-    checkpointer = None if store is None else Checkpointer(store, run_key(
-        data_hash=data_meta["content_hash"], generator=generator, profile=profile, seed=seed, model=config,
-        train=asdict(cfg), loss=type(loss).__name__, format=1), prof.checkpoint_every)
-    tracking.log_params({"generator": generator, "profile": profile, "seed": seed, **config,
-                         "critic_steps": cfg.steps, "n_critic": loss.n_critic, "batch": cfg.batch,
-                         "lr": loss.lr, "betas": loss.betas, "loss": type(loss).__name__})
-    history = train_gan(G, D, arrays["x_train"], arrays["y_train"], cfg, acc, spec.num_classes, seed, loss,
-                        checkpointer)
-    tracking.log_history(history, "step")
-    meta = {
-        "generator": generator, "dataset": spec.name, "data_hash": data_meta["content_hash"],
-        "profile": profile, "seed": seed, "steps": cfg.steps, "accel": acc.describe(),
-        "params_g": sum(p.numel() for p in G.parameters()),
-        "final_d_loss": history["d_loss"][-1], "final_g_loss": history["g_loss"][-1],
-        "final_d_real": history["d_real"][-1], "final_d_fake": history["d_fake"][-1],
-        "checkpoint": checkpointer.uri if checkpointer else None,
-        "resumed_from_step": checkpointer.resumed_from if checkpointer else None,
-    }
-    if checkpointer and checkpointer.resumed_from is not None:
-        tracking.log_params({"resumed_from_step": checkpointer.resumed_from})
-    meta["diversity_ratio"] = _diversity(G, arrays, spec, prof.z_dim, acc, seed)
-    checkpoint.save(out_path, "generator", generator, config, G, meta)
-    _figures(G, history, spec, prof.z_dim, acc, seed, html_path, loss.balance_title)
+    fit = (_fit_gan if family == "gan" else _fit_diffusion)(ctx, generator, seed, store, sampling)
+    tracking.log_history(fit.history, fit.step_key)
+    module = generators.sampler_module(generator, fit.net, fit.config, sampling).eval()
+    meta = {"generator": generator, "family": family, "dataset": ctx.spec.name,
+            "data_hash": ctx.data_meta["content_hash"], "profile": profile, "seed": seed,
+            "accel": ctx.accel.describe(), "params_g": sum(p.numel() for p in fit.net.parameters()),
+            "sampling": sampling, **fit.meta}
+    meta["diversity_ratio"] = _diversity(module, ctx, seed)
+    checkpoint.save(out_path, "generator", generator, fit.config, fit.net, meta)
+    _figures(module, fit, ctx, seed, html_path)
     return meta
 
 
-def _diversity(G, arrays: dict, spec, z_dim: int, acc, seed: int) -> dict[str, float]:
+def _checkpointer(store, every: int, **fields) -> Checkpointer | None:
+    return None if store is None else Checkpointer(store, run_key(**fields, format=CHECKPOINT_FORMAT), every)
+
+
+def _resumed(checkpointer: Checkpointer | None) -> dict:
+    meta = {"checkpoint": checkpointer.uri if checkpointer else None,
+            "resumed_from_step": checkpointer.resumed_from if checkpointer else None}
+    if meta["resumed_from_step"] is not None:
+        tracking.log_params({"resumed_from_step": meta["resumed_from_step"]})
+    return meta
+
+
+def _fit_gan(ctx: TrainingContext, generator: str, seed: int, store, sampling: dict) -> Fit:
+    spec, prof, acc = ctx.spec, ctx.profile, ctx.accel
+    config = {"shape": list(spec.shape), "num_classes": spec.num_classes, "z_dim": prof.z_dim,
+              "width": prof.gan_width}
+    G, D = models.build_gan(generator, **{**config, "shape": spec.shape})
+    cfg = GanConfig(steps=prof.gan_steps, batch=prof.gan_batch, z_dim=prof.z_dim, log_every=prof.log_every)
+    loss = LOSSES[generator]()
+    checkpointer = _checkpointer(store, prof.checkpoint_every, data_hash=ctx.data_meta["content_hash"],
+                                 generator=generator, profile=prof.name, seed=seed, model=config,
+                                 train=asdict(cfg), loss=type(loss).__name__)
+    tracking.log_params({"generator": generator, "profile": prof.name, "seed": seed, **config,
+                         "critic_steps": cfg.steps, "n_critic": loss.n_critic, "batch": cfg.batch,
+                         "lr": loss.lr, "betas": loss.betas, "loss": type(loss).__name__})
+    g_steps = max(1, cfg.steps // loss.n_critic)
+    per_epoch = len(ctx.arrays["y_train"]) // min(cfg.batch, len(ctx.arrays["y_train"])) / loss.n_critic
+    grids = GridLogger(epoch_ends(g_steps, per_epoch, prof.max_grids),
+                       lambda net: generators.GanSampler(net, prof.z_dim), spec.classes, acc, seed)
+    history = train_gan(G, D, ctx.arrays["x_train"], ctx.arrays["y_train"], cfg, acc, spec.num_classes, seed,
+                        loss, checkpointer, grids)
+    steps = history["step"]
+    curves = [("loss", "losses", {"D loss": (steps, history["d_loss"]), "G loss": (steps, history["g_loss"])}),
+              ("balance", loss.balance_title, {"D(real)": (steps, history["d_real"]),
+                                               "D(G(z))": (steps, history["d_fake"])})]
+    meta = {"steps": cfg.steps, "final_d_loss": history["d_loss"][-1], "final_g_loss": history["g_loss"][-1],
+            "final_d_real": history["d_real"][-1], "final_d_fake": history["d_fake"][-1],
+            "grid_steps": grids.logged, **_resumed(checkpointer)}
+    return Fit(G, config, history, "step", curves, meta)
+
+
+def _fit_diffusion(ctx: TrainingContext, generator: str, seed: int, store, sampling: dict) -> Fit:
+    spec, prof, acc = ctx.spec, ctx.profile, ctx.accel
+    sides = [spec.height]
+    for _ in prof.unet_mults[1:]:
+        sides.append((sides[-1] + 1) // 2)
+    config = {"shape": list(spec.shape), "num_classes": spec.num_classes, "base_channels": prof.unet_base,
+              "channel_mults": list(prof.unet_mults), "num_res_blocks": prof.unet_res_blocks,
+              "attention_resolutions": [sides[i] for i in prof.unet_attention], "dropout": prof.unet_dropout}
+    unet = models.build_generator(generator, **{**config, "shape": spec.shape})
+    process = Diffusion.from_schedule(sampling["schedule"], sampling["timesteps"], sampling["p_uncond"])
+    cfg = DiffusionConfig(steps=prof.diffusion_steps, batch=prof.diffusion_batch, lr=prof.diffusion_lr,
+                          warmup=prof.warmup, ema_decay=prof.ema_decay, log_every=prof.log_every,
+                          mirror=spec.mirror, snr_gamma=prof.snr_gamma)
+    process_fields = {k: sampling[k] for k in ("schedule", "timesteps", "p_uncond")}
+    # Keyed by the family, not the name: ddpm and ddim train the same model, so either
+    # one reuses (or resumes) the other's training.
+    checkpointer = _checkpointer(store, prof.checkpoint_every, data_hash=ctx.data_meta["content_hash"],
+                                 family="diffusion", profile=prof.name, seed=seed, model=config,
+                                 train=asdict(cfg), process=process_fields)
+    tracking.log_params({"generator": generator, "profile": prof.name, "seed": seed, **config, **process_fields,
+                         **asdict(cfg), **{f"sampler_{k}": v for k, v in sampling["sampler"].items()}})
+    per_epoch = len(ctx.arrays["y_train"]) / min(cfg.batch, len(ctx.arrays["y_train"]))
+    sampler = SamplerConfig(**sampling["sampler"])
+    grids = GridLogger(epoch_ends(cfg.steps, per_epoch, prof.max_grids),
+                       lambda net: generators.DiffusionSampler(net, process, sampler), spec.classes, acc, seed)
+    ema, history = train_diffusion(unet, process, ctx.arrays["x_train"], ctx.arrays["y_train"], cfg, acc, seed,
+                                   checkpointer, grids)
+    steps = history["step"]
+    curves = [("loss", "epsilon MSE", {"loss": (steps, history["loss"])}),
+              ("grad_norm", "gradient norm (before clipping)", {"grad norm": (steps, history["grad_norm"])})]
+    meta = {"steps": cfg.steps, "final_loss": history["loss"][-1], "grid_steps": grids.logged,
+            **_resumed(checkpointer)}
+    return Fit(ema, config, history, "step", curves, meta)
+
+
+def _diversity(module, ctx: TrainingContext, seed: int) -> dict[str, float]:
     """Per-class diversity of samples relative to real images (the mode-collapse signal)."""
+    spec, arrays = ctx.spec, ctx.arrays
     labels = np.repeat(np.arange(spec.num_classes), DIVERSITY_PER_CLASS)
-    images = sample(G, labels, z_dim, acc, seed + 7)
+    images = generators.sample(module, labels, ctx.accel, seed + 7)
     real_idx = np.concatenate([np.flatnonzero(arrays["y_train"] == k)[:DIVERSITY_PER_CLASS]
                                for k in range(spec.num_classes)])
     ratio = diversity.collapse_ratio(images, labels, arrays["x_train"][real_idx], arrays["y_train"][real_idx],
@@ -77,17 +162,15 @@ def _diversity(G, arrays: dict, spec, z_dim: int, acc, seed: int) -> dict[str, f
     return by_class
 
 
-def _figures(G, history: dict, spec, z_dim: int, acc, seed: int, html_path: str, balance_title: str) -> None:
+def _figures(module, fit: Fit, ctx: TrainingContext, seed: int, html_path: str) -> None:
+    spec = ctx.spec
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        steps = history["step"]
-        plots.curves({"D loss": (steps, history["d_loss"]), "G loss": (steps, history["g_loss"])},
-                     tmp / "loss.png", "critic step", "losses")
-        plots.curves({"D(real)": (steps, history["d_real"]), "D(G(z))": (steps, history["d_fake"])},
-                     tmp / "balance.png", "critic step", balance_title)
         labels = np.repeat(np.arange(spec.num_classes), GRID_PER_CLASS)
-        images = sample(G, labels, z_dim, acc, seed)
+        images = generators.sample(module, labels, ctx.accel, seed)
         plots.sample_grid(images, labels, spec.classes, tmp / "grid.png", GRID_PER_CLASS, "samples")
-        figures.publish(html_path, "train_generator", [("Samples, one row per class", tmp / "grid.png"),
-                                                       ("Losses", tmp / "loss.png"),
-                                                       ("D/G balance", tmp / "balance.png")])
+        parts = [("Samples, one row per class", tmp / "grid.png")]
+        for stem, title, series in fit.curves:
+            plots.curves(series, tmp / f"{stem}.png", fit.step_key, title)
+            parts.append((title[:1].upper() + title[1:], tmp / f"{stem}.png"))
+        figures.publish(html_path, "train_generator", parts)

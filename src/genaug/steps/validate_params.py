@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from genaug.params import validate
+from genaug.params import PROFILE_VALUE, validate
 from genaug.steps.timing import timed_step
 
 
 @timed_step
 def validate_params(dataset: str, generator: str, classifier: str, profile: str,
-                    seed: int, ratio: float, margin: float = 0.0, floor: float = 0.2) -> dict:
+                    seed: int, ratio: float, margin: float = 0.0, floor: float = 0.2,
+                    sample_steps: int = 0, eta: float = PROFILE_VALUE, guidance: float = PROFILE_VALUE) -> dict:
     """Return the validated parameters; raise genaug.params.ParamError naming every bad value."""
-    return validate(dataset, generator, classifier, profile, seed, ratio, margin, floor).as_dict()
+    return validate(dataset, generator, classifier, profile, seed, ratio, margin, floor,
+                    sample_steps, eta, guidance).as_dict()

@@ -57,3 +57,19 @@ class Checkpointer:
             path = Path(tmp) / "latest.pt"
             torch.save(state, path)
             self.store.put_file(self.bucket, self.object_key, path, metadata={"step": str(state["step"])})
+
+
+def rng_state(device: torch.device) -> dict:
+    """The global RNG state that training draws from (CPU, and CUDA on a GPU), for save()."""
+    return {"rng_cpu": torch.get_rng_state(),
+            "rng_cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
+
+
+def restore(state: dict, parts: dict, device: torch.device) -> None:
+    """Load each of ``parts`` (name -> object with load_state_dict) from ``state[name]``,
+    and put the global RNG back where the saved run left it."""
+    for name, part in parts.items():
+        part.load_state_dict(state[name])
+    torch.set_rng_state(state["rng_cpu"])
+    if device.type == "cuda" and state.get("rng_cuda") is not None:
+        torch.cuda.set_rng_state(state["rng_cuda"], device)

@@ -9,6 +9,7 @@ import torch
 
 from genaug.accel import Accel
 from genaug.data.batches import Batches
+from genaug.train.checkpoints import restore, rng_state
 from genaug.train.gan_losses import NonSaturating
 from genaug.train.progress import bar
 
@@ -22,14 +23,16 @@ class GanConfig:
 
 
 def train_gan(G: torch.nn.Module, D: torch.nn.Module, x: np.ndarray, y: np.ndarray, cfg: GanConfig,
-              accel: Accel, num_classes: int, seed: int, loss=None, checkpointer=None) -> dict[str, list]:
+              accel: Accel, num_classes: int, seed: int, loss=None, checkpointer=None, snapshot=None) -> dict[str, list]:
     """Train G and D in place on images x (uint8 [N, C, H, W]) with labels y (int64 [N]).
 
     loss: an objective from genaug.train.gan_losses (default: non-saturating).
     checkpointer: a genaug.train.checkpoints.Checkpointer, or None. With one, training
     resumes from its saved state (weights, optimizers, RNG, step) and saves every
     ``checkpointer.every`` generator steps; a resumed run ends bit-identical on the CPU
-    to one that was never interrupted. Returns a history of means over each log window:
+    to one that was never interrupted. snapshot(g_step, G): called at the generator
+    steps in ``snapshot.steps`` (a set), e.g. to log a sample grid; it must not touch
+    the global RNG. Returns a history of means over each log window:
     step (critic updates so far), d_loss, g_loss and the objective's balance statistics.
     """
     loss = loss or NonSaturating()
@@ -42,16 +45,11 @@ def train_gan(G: torch.nn.Module, D: torch.nn.Module, x: np.ndarray, y: np.ndarr
     n_window, start = 0, 0
     state = checkpointer.load() if checkpointer else None
     if state is not None:
-        G.load_state_dict(state["G"])
-        D.load_state_dict(state["D"])
-        opt_g.load_state_dict(state["opt_g"])
-        opt_d.load_state_dict(state["opt_d"])
-        torch.set_rng_state(state["rng_cpu"])
-        if accel.device.type == "cuda" and state.get("rng_cuda") is not None:
-            torch.cuda.set_rng_state(state["rng_cuda"], accel.device)
+        restore(state, {"G": G, "D": D, "opt_g": opt_g, "opt_d": opt_d}, accel.device)
         history, window, n_window, start = state["history"], state["window"], state["n_window"], state["g_step"]
     g_steps = max(1, cfg.steps // loss.n_critic)
     data = Batches(x, y, cfg.batch, accel.device, seed).forever(start_step=start * loss.n_critic)
+    grid_steps = getattr(snapshot, "steps", set())
     with bar(g_steps, "train_generator", "G step") as progress:
         progress.update(start)
         for g_step in range(start + 1, g_steps + 1):
@@ -88,34 +86,11 @@ def train_gan(G: torch.nn.Module, D: torch.nn.Module, x: np.ndarray, y: np.ndarr
                     history.setdefault(k, []).append(float(v) / n_window)
                 progress.set_postfix({k: f"{history[k][-1]:.3f}" for k in ("d_loss", "g_loss", "d_real", "d_fake")})
                 window, n_window = {}, 0
+            if g_step in grid_steps:
+                snapshot(g_step, G)
             if checkpointer and (g_step % checkpointer.every == 0 or g_step == g_steps):
                 checkpointer.save({
                     "step": step, "g_step": g_step, "G": G.state_dict(), "D": D.state_dict(),
-                    "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "rng_cpu": torch.get_rng_state(),
-                    "rng_cuda": torch.cuda.get_rng_state(accel.device) if accel.device.type == "cuda" else None,
+                    "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), **rng_state(accel.device),
                     "history": history, "window": window, "n_window": n_window})
     return history
-
-
-@torch.no_grad()
-def sample(G: torch.nn.Module, labels: np.ndarray, z_dim: int, accel: Accel, seed: int,
-           batch: int = 500) -> np.ndarray:
-    """Generate one image per label: labels int64 [N] -> uint8 [N, C, H, W].
-
-    Noise comes from a generator seeded with ``seed``, so equal arguments give equal images.
-    """
-    G = accel.prepare(G).eval()
-    gen = torch.Generator().manual_seed(seed)
-    out = []
-    for i in range(0, len(labels), batch):
-        y = torch.from_numpy(labels[i:i + batch]).to(accel.device)
-        z = torch.randn(len(y), z_dim, generator=gen).to(accel.device)
-        with accel.autocast():
-            img = G(y, z).float()
-        out.append(to_uint8(img).cpu().numpy())
-    return np.concatenate(out) if out else np.zeros((0,), dtype=np.uint8)
-
-
-def to_uint8(images: torch.Tensor) -> torch.Tensor:
-    """float [-1, 1] -> uint8 [0, 255], rounding to the nearest level."""
-    return ((images + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)

@@ -1,0 +1,159 @@
+"""Every generator under one contract, whatever its family.
+
+A *sampler module* maps (labels int64 [B], noise float32 [B, *noise_dims]) to images float
+[B, C, H, W] in [-1, 1], and holds ``noise_dims``:
+- a GAN: noise [Z], one latent vector per image, through G;
+- a diffusion model: noise [K+1, C, H, W], x_T plus one image per sampling step, through
+  the K-step sampler that the generator's name picks (DDIM for ``ddim``, respaced
+  ancestral sampling for ``ddpm``) with classifier-free guidance.
+
+All randomness is an input, so the same module synthesizes, draws grids, exports to ONNX
+and is served, and any two of those can be checked against each other.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import replace
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from genaug import catalog, checkpoint
+from genaug.accel import Accel
+from genaug.diffusion import Diffusion, SamplerConfig, make_betas
+from genaug.train.progress import bar
+
+
+class GanSampler(nn.Module):
+    """A GAN generator G(labels, z) with z ~ N(0, I) of ``z_dim`` dimensions."""
+
+    def __init__(self, G: nn.Module, z_dim: int):
+        super().__init__()
+        self.net, self.noise_dims = G, (int(z_dim),)
+
+    def forward(self, labels: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        return self.net(labels, noise)
+
+
+class DiffusionSampler(nn.Module):
+    """A denoising UNet, its diffusion process and a fixed sampler, as one function."""
+
+    def __init__(self, unet: nn.Module, process: Diffusion, sampler: SamplerConfig):
+        super().__init__()
+        if sampler.steps > process.num_timesteps:
+            raise ValueError(f"sample_steps={sampler.steps} exceeds the diffusion's {process.num_timesteps} "
+                             f"timesteps; choose 1 <= sample_steps <= {process.num_timesteps}")
+        self.net, self.process, self.sampler = unet, process, sampler
+        self.noise_dims = sampler.noise_shape(1, unet.shape)[1:]
+
+    def forward(self, labels: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        return self.process.sample(self.net, labels, noise, self.sampler)
+
+    def compiled(self) -> DiffusionSampler:
+        """The same sampler with its UNet through torch.compile (the sampler loop stays
+        Python: it unrolls K calls of one compiled graph). Weights are shared."""
+        return DiffusionSampler(torch.compile(self.net, dynamic=False), self.process, self.sampler)
+
+
+def sampling_settings(generator: str, prof, sample_steps: int = 0, eta: float | None = None,
+                      guidance: float | None = None) -> dict:
+    """What a generator checkpoint records about how it samples, from a profile with
+    optional overrides (0 / None: the profile's). JSON-serialisable.
+
+    Raises ValueError naming the value when the sampler cannot work (steps > T, eta < 0,
+    eta with ddpm, guidance < 0, an unknown schedule), so a run fails before training.
+    """
+    family = catalog.GENERATORS[catalog.choose("generator", generator, catalog.GENERATORS)]
+    if family == "gan":
+        return {"family": family}
+    sampler = SamplerConfig(kind=generator, steps=sample_steps or prof.sample_steps,
+                            eta=prof.eta if eta is None else float(eta),
+                            guidance=prof.guidance if guidance is None else float(guidance))
+    make_betas(prof.schedule, prof.timesteps)
+    if sampler.steps > prof.timesteps:
+        raise ValueError(f"sample_steps={sampler.steps} exceeds the diffusion's {prof.timesteps} timesteps "
+                         f"(profile {prof.name!r}); choose 1 <= sample_steps <= {prof.timesteps}")
+    return {"family": family, "schedule": prof.schedule, "timesteps": prof.timesteps, "p_uncond": prof.p_uncond,
+            "sampler": {"kind": sampler.kind, "steps": sampler.steps, "eta": sampler.eta,
+                        "guidance": sampler.guidance}}
+
+
+def sampler_module(arch: str, net: nn.Module, config: dict, sampling: dict) -> nn.Module:
+    """Wrap a trained network as a sampler module (see the module docstring)."""
+    if sampling["family"] == "gan":
+        return GanSampler(net, config["z_dim"])
+    process = Diffusion.from_schedule(sampling["schedule"], sampling["timesteps"], sampling["p_uncond"])
+    return DiffusionSampler(net, process, SamplerConfig(**sampling["sampler"]))
+
+
+def load(path: str) -> tuple[nn.Module, dict]:
+    """(sampler module in eval mode on the CPU, the generator checkpoint dict)."""
+    net, ckpt = checkpoint.load(path, "generator")
+    sampling = ckpt["meta"].get("sampling", {"family": "gan"})
+    return sampler_module(ckpt["arch"], net, ckpt["config"], sampling).eval(), ckpt
+
+
+def accel_for(family: str, accel: Accel) -> Accel:
+    """The fast path for a generator family: the UNet runs in NCHW on the CPU.
+
+    Measured on this 2-core CPU (quick UNet, DDIM-10 with guidance, batch 250): NCHW
+    27.6 ms/image, channels_last 30.9, bf16 autocast 51-53 (slower and not the served
+    numerics); training steps are ~15% faster in NCHW too. On CUDA nothing changes.
+    """
+    if family == "diffusion" and accel.device.type == "cpu":
+        return replace(accel, channels_last=False)
+    return accel
+
+
+def draw_noise(module: nn.Module, n: int, generator: torch.Generator) -> torch.Tensor:
+    """Standard normal float32 [n, *noise_dims] from ``generator`` (CPU)."""
+    return torch.randn((n, *module.noise_dims), generator=generator)
+
+
+@torch.no_grad()
+def sample(module: nn.Module, labels: np.ndarray, accel: Accel, seed: int, batch: int = 250,
+           progress: str = "", compile: bool = False) -> np.ndarray:
+    """One image per label: labels int64 [N] -> uint8 [N, C, H, W].
+
+    Noise comes from a CPU generator seeded with ``seed``, in batches of ``batch``, so
+    equal arguments give equal images on any device. ``progress``: a bar label, or "" for none.
+    compile: run a diffusion sampler's UNet through torch.compile, for large N: on this
+    2-core CPU the quick UNet's forward got 1.6x faster for ~30 s of compiling. Batches
+    keep one shape (the last is padded), so it compiles once; if compiling fails, sampling
+    goes on uncompiled with a notice. Leaves the module's train/eval mode as it found it.
+    """
+    was_training = module.training
+    module = accel.prepare(module).eval()
+    run = module.compiled() if compile and hasattr(module, "compiled") else module
+    gen = torch.Generator().manual_seed(seed)
+    out = []
+    with bar(len(labels), progress, "img", disable=not progress) as shown:
+        for i in range(0, len(labels), batch):
+            y = torch.from_numpy(np.asarray(labels[i:i + batch], dtype=np.int64)).to(accel.device)
+            noise = draw_noise(module, len(y), gen).to(accel.device)
+            n = len(y)
+            if run is not module and n < batch:  # pad to the compiled shape
+                y = torch.cat([y, y[:1].expand(batch - n)])
+                noise = torch.cat([noise, noise[:1].expand(batch - n, *noise.shape[1:])])
+            try:
+                with accel.autocast():
+                    images = run(y, noise).float()[:n]
+            except Exception as err:  # torch.compile's failures surface at the first call
+                if run is module:
+                    raise
+                print(f"[genaug] torch.compile failed ({type(err).__name__}: {str(err)[:200]}); "
+                      "sampling without it", file=sys.stderr, flush=True)
+                run = module
+                with accel.autocast():
+                    images = module(y[:n], noise[:n]).float()
+            out.append(to_uint8(images).cpu().numpy())
+            shown.update(n)
+    module.train(was_training)
+    return np.concatenate(out) if out else np.zeros((0,), dtype=np.uint8)
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """float [-1, 1] -> uint8 [0, 255], rounding to the nearest level."""
+    return ((images + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)

@@ -1,0 +1,133 @@
+"""Training a class-conditional denoising network, with EMA weights and resumable state."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from genaug.accel import Accel
+from genaug.data.batches import Batches
+from genaug.diffusion import Diffusion
+from genaug.train.checkpoints import restore, rng_state
+from genaug.train.progress import bar
+
+
+@dataclass(frozen=True)
+class DiffusionConfig:
+    steps: int            # optimizer steps
+    batch: int
+    lr: float
+    warmup: int           # steps of linear learning-rate warm-up (Ho et al. use 5000)
+    ema_decay: float
+    log_every: int = 100
+    mirror: bool = False  # random left-right flips of the training images
+    grad_clip: float = 1.0
+    snr_gamma: float = 0.0  # Min-SNR-gamma loss weighting; 0 is the unweighted loss
+
+    def __post_init__(self):
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay={self.ema_decay} must be in [0, 1), e.g. 0.9999")
+        if self.steps < 1 or self.batch < 1 or self.lr <= 0:
+            raise ValueError(f"steps={self.steps}, batch={self.batch} and lr={self.lr} must be positive")
+
+
+class EMA:
+    """An exponential moving average of a model's weights: the weights that sample.
+
+    The decay ramps up as min(decay, (1 + n) / (10 + n)) after n updates, so early in a
+    short run the average is not dominated by the random initialisation.
+    """
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        self.decay, self.updates = decay, 0
+        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module) -> None:
+        self.updates += 1
+        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        ours = [p for p in self.model.parameters()]
+        theirs = [p.detach() for p in model.parameters()]
+        torch._foreach_lerp_(ours, theirs, 1.0 - decay)
+        for mine, other in zip(self.model.buffers(), model.buffers()):
+            mine.copy_(other)
+
+    def state_dict(self) -> dict:
+        return {"model": self.model.state_dict(), "updates": self.updates}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.updates = int(state["updates"])
+
+
+def train_diffusion(model: torch.nn.Module, process: Diffusion, x: np.ndarray, y: np.ndarray,
+                    cfg: DiffusionConfig, accel: Accel, seed: int, checkpointer=None,
+                    snapshot=None) -> tuple[torch.nn.Module, dict[str, list]]:
+    """Train ``model`` in place to predict the noise in x (uint8 [N, C, H, W]) with labels
+    y (int64 [N]) under ``process``'s loss (with its label dropout for guidance).
+
+    AdamW with linear warm-up then a constant rate, gradient norm clipped at
+    cfg.grad_clip, EMA weights updated every step. checkpointer: as in train_gan; the
+    state holds model, EMA, optimizer, schedule, RNG and step, so a resumed run ends
+    bit-identical on the CPU. snapshot(step, ema_model): called at the steps
+    ``snapshot.steps`` (a set), e.g. to log a sample grid.
+    Returns (the EMA model, history of step, loss and grad_norm means per log window).
+    """
+    model = accel.prepare(model).train()
+    process = process.to(accel.device)
+    ema = EMA(model, cfg.ema_decay)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0,
+                            fused=accel.device.type == "cuda")
+    schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, cfg.warmup)))
+    history: dict[str, list] = {"step": [], "loss": [], "grad_norm": [], "lr": []}
+    window = {"loss": torch.zeros((), device=accel.device), "grad_norm": torch.zeros((), device=accel.device)}
+    n_window, start = 0, 0
+    state = checkpointer.load() if checkpointer else None
+    if state is not None:
+        restore(state, {"model": model, "ema": ema, "opt": opt, "schedule": schedule}, accel.device)
+        history, n_window, start = state["history"], state["n_window"], state["step"]
+        window = {k: v.to(accel.device) for k, v in state["window"].items()}
+    data = Batches(x, y, cfg.batch, accel.device, seed).forever(start_step=start)
+    # The loss calls the compiled forward; state is saved from ``model``, the same weights.
+    forward = accel.compiled(model)
+    grid_steps = getattr(snapshot, "steps", set())
+    with bar(cfg.steps, "train_generator", "step") as progress:
+        progress.update(start)
+        for step in range(start + 1, cfg.steps + 1):
+            xb, yb = next(data)
+            x0 = accel.images(xb) * 2.0 - 1.0
+            if cfg.mirror:
+                flip = torch.rand(len(yb), device=accel.device) < 0.5
+                x0 = torch.where(flip[:, None, None, None], x0.flip(3), x0)
+            with accel.autocast():
+                loss = process.loss(forward, x0, yb, snr_gamma=cfg.snr_gamma)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            schedule.step()
+            ema.update(model)
+            # Summed on the device; read once per log window, not once per step.
+            window["loss"] += loss.detach().float()
+            window["grad_norm"] += grad_norm.detach().float()
+            n_window += 1
+            progress.update()
+            if step % cfg.log_every == 0 or step == cfg.steps:
+                history["step"].append(step)
+                for k, v in window.items():
+                    history[k].append(float(v) / n_window)
+                    v.zero_()
+                history["lr"].append(schedule.get_last_lr()[0])
+                n_window = 0
+                progress.set_postfix(loss=f"{history['loss'][-1]:.4f}")
+            if step in grid_steps:
+                snapshot(step, ema.model)
+            if checkpointer and (step % checkpointer.every == 0 or step == cfg.steps):
+                checkpointer.save({
+                    "step": step, "model": model.state_dict(), "ema": ema.state_dict(),
+                    "opt": opt.state_dict(), "schedule": schedule.state_dict(), **rng_state(accel.device),
+                    "history": history, "window": {k: v.cpu() for k, v in window.items()}, "n_window": n_window})
+    return ema.model, history
