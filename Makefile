@@ -1,5 +1,6 @@
 # genaug: generative data augmentation on Kubeflow Pipelines.
-#   make pipeline [DATASET=fashion_mnist] [GEN=dcgan] [CLASSIFIER=cnn] [PROFILE=quick] [SEED=0] [RATIO=0.5] [MARGIN=0] [FLOOR=0.2]
+#   make pipeline [DATASET=fashion_mnist] [GEN=dcgan] [CLASSIFIER=cnn] [PROFILE=quick] [SEED=0] [RATIO=0.5] [FRACTION=1]
+#                 [MARGIN=0] [FLOOR=0.2]
 #                 [STEPS=K] [ETA=0] [GUIDANCE=2]   (diffusion sampling; default: the profile's)
 #   make test
 #   make up | make status | make down      the local stack: S3 (SeaweedFS), MLflow, Triton
@@ -12,6 +13,8 @@ CLASSIFIER ?= cnn
 PROFILE    ?= quick
 SEED       ?= 0
 RATIO      ?= 0.5
+# Share of the real training images to use (the small-data regime below 1).
+FRACTION   ?= 1.0
 MARGIN     ?= 0.0
 FLOOR      ?= 0.2
 # Diffusion sampling (GEN=ddpm/ddim): K steps, DDIM eta, guidance scale; unset = the profile's.
@@ -27,7 +30,7 @@ VPY    := $(VENV)/bin/python
 # Rebuilt only when the dependency list changes.
 STAMP  := $(VENV)/.genaug-installed
 PARAMS := --dataset $(DATASET) --generator $(GEN) --classifier $(CLASSIFIER) \
-          --profile $(PROFILE) --seed $(SEED) --ratio $(RATIO) --margin $(MARGIN) --floor $(FLOOR) \
+          --profile $(PROFILE) --seed $(SEED) --ratio $(RATIO) --margin $(MARGIN) --floor $(FLOOR) --fraction $(FRACTION) \
           --sample_steps $(STEPS) --eta $(ETA) --guidance $(GUIDANCE)
 DEBIAN_FMNIST := /usr/share/datasets/fashion-mnist
 
@@ -35,7 +38,7 @@ DEBIAN_FMNIST := /usr/share/datasets/fashion-mnist
 .DEFAULT_GOAL := help
 
 help:
-	@sed -n '2,8p' Makefile | sed 's/^# *//'
+	@sed -n '2,9p' Makefile | sed 's/^# *//'
 
 include mk/stack.mk
 

@@ -18,14 +18,14 @@ component = dsl.component(base_image=IMAGE, install_kfp_package=False)
 @component
 def validate_params(dataset: str, generator: str, classifier: str, profile: str, seed: int,
                     ratio: float, margin: float, floor: float, sample_steps: int, eta: float, guidance: float,
-                    params: Output[Artifact]):
+                    fraction: float, params: Output[Artifact]):
     """Fail the run before any work when a parameter is unknown or out of range."""
     import json
 
     from genaug.steps import get
 
     meta = get("validate_params")(dataset, generator, classifier, profile, seed, ratio, margin, floor,
-                                  sample_steps, eta, guidance)
+                                  sample_steps, eta, guidance, fraction)
     params.metadata.update(meta)
     with open(params.path, "w") as f:
         json.dump(meta, f)
@@ -45,11 +45,12 @@ def start_tracking(dataset: str, generator: str, classifier: str, profile: str, 
 
 
 @component
-def prepare_data(dataset: str, profile: str, parent_run_id: str, data: Output[Dataset]):
+def prepare_data(dataset: str, profile: str, fraction: float, parent_run_id: str, data: Output[Dataset]):
     """Real images as uint8 train/val/test arrays with a content hash."""
     from genaug.steps import get
 
-    data.metadata.update(get("prepare_data")(dataset, profile, data.path, parent_run_id=parent_run_id))
+    data.metadata.update(get("prepare_data")(dataset, profile, data.path, parent_run_id=parent_run_id,
+                                             fraction=fraction))
 
 
 @component

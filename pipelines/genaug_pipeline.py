@@ -41,16 +41,17 @@ def genaug_pipeline(
     sample_steps: int = DEFAULTS.sample_steps,
     eta: float = DEFAULTS.eta,
     guidance: float = DEFAULTS.guidance,
+    fraction: float = DEFAULTS.fraction,
 ) -> Artifact:
     checked = steps.validate_params(dataset=dataset, generator=generator, classifier=classifier, profile=profile,
                                     seed=seed, ratio=ratio, margin=margin, floor=floor, sample_steps=sample_steps,
-                                    eta=eta, guidance=guidance)
+                                    eta=eta, guidance=guidance, fraction=fraction)
     checked.set_display_name("validate parameters")
     run = steps.start_tracking(dataset=dataset, generator=generator, classifier=classifier, profile=profile,
                                seed=seed, ratio=ratio, pipeline_run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER).after(checked)
     run.set_display_name("start MLflow run")
     parent = run.outputs["Output"]
-    data = steps.prepare_data(dataset=dataset, profile=profile, parent_run_id=parent)
+    data = steps.prepare_data(dataset=dataset, profile=profile, fraction=fraction, parent_run_id=parent)
     data.set_display_name("prepare data")
     gen = steps.train_generator(data=data.outputs["data"], generator=generator, profile=profile, seed=seed,
                                 parent_run_id=parent, sample_steps=sample_steps, eta=eta,

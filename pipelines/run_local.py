@@ -34,6 +34,8 @@ def run_dir_for(runs: Path, params: RunParams) -> Path:
     runs.mkdir(parents=True, exist_ok=True)
     numbers = [int(m.group(1)) for p in runs.iterdir() if (m := re.match(r"(\d{5})-", p.name))]
     name = f"{max(numbers, default=-1) + 1:05d}-{params.dataset}-{params.generator}-{params.profile}-s{params.seed}"
+    if params.fraction < 1.0:
+        name += f"-f{params.fraction:g}"
     return runs / name
 
 

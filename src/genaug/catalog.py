@@ -64,7 +64,8 @@ GENERATORS: dict[str, str] = {
     "ddim": "diffusion",
 }
 
-CLASSIFIERS: tuple[str, ...] = ("cnn",)
+# transfer: ResNet-18, fine-tuned from ImageNet weights when a copy is available (meant for GPUs).
+CLASSIFIERS: tuple[str, ...] = ("shallow_mlp", "deep_mlp", "cnn", "transfer")
 
 
 class UnknownName(ValueError):

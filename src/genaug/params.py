@@ -36,6 +36,9 @@ class RunParams:
     # reach ``floor`` (test accuracy for classifiers, label fidelity for generators).
     margin: float = 0.0
     floor: float = 0.2
+    # The share of the real training split that generator and classifiers see, per class:
+    # below 1 it measures the small-data regime, where augmentation is said to help most.
+    fraction: float = 1.0
     # Diffusion sampling (ddpm, ddim; GANs ignore them). 0 or PROFILE_VALUE: the profile's.
     sample_steps: int = 0     # K denoising steps, as synthesized and as served
     eta: float = PROFILE_VALUE       # DDIM noise: 0 deterministic, 1 the DDPM posterior variance
@@ -48,7 +51,8 @@ class RunParams:
 def validate(dataset: str, generator: str, classifier: str, profile: str,
              seed: int, ratio: float, margin: float = RunParams.margin,
              floor: float = RunParams.floor, sample_steps: int = RunParams.sample_steps,
-             eta: float = RunParams.eta, guidance: float = RunParams.guidance) -> RunParams:
+             eta: float = RunParams.eta, guidance: float = RunParams.guidance,
+             fraction: float = RunParams.fraction) -> RunParams:
     """Check every run parameter; raise ParamError listing all problems at once."""
     problems = []
     for kind, value, valid in (("dataset", dataset, DATASETS), ("generator", generator, GENERATORS),
@@ -77,12 +81,19 @@ def validate(dataset: str, generator: str, classifier: str, profile: str,
                 raise ValueError
         except (TypeError, ValueError):
             problems.append(f"{name} {value!r} must be a fraction in [0, 1], e.g. {example}")
+    try:
+        fraction = float(fraction)
+        if not 0.0 < fraction <= 1.0:
+            raise ValueError
+    except (TypeError, ValueError):
+        problems.append(f"fraction {fraction!r} must be in (0, 1]: the share of the real training images "
+                        "to use, e.g. FRACTION=0.1")
     sampling = _sampling_problems(generator, profile, sample_steps, eta, guidance)
     problems += sampling[0]
     if problems:
         raise ParamError("; ".join(problems))
     return RunParams(dataset, generator, classifier, profile, seed, ratio, float(margin), float(floor),
-                     *sampling[1])
+                     fraction, *sampling[1])
 
 
 def _sampling_problems(generator, profile, sample_steps, eta, guidance) -> tuple[list[str], tuple]:

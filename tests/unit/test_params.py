@@ -71,3 +71,9 @@ def test_sampler_settings_default_to_the_profile():
     assert (p.sample_steps, p.eta, p.guidance) == (0, -1.0, -1.0)
     p = validate(**{**GOOD, "generator": "ddim", "sample_steps": "50", "eta": "1", "guidance": "3"})
     assert (p.sample_steps, p.eta, p.guidance) == (50, 1.0, 3.0)
+
+
+@pytest.mark.parametrize("fraction", [0, -0.1, 1.5, "half"])
+def test_fraction_must_be_a_share_of_the_training_set(fraction):
+    with pytest.raises(ParamError, match=r"fraction \S+ must be in \(0, 1\]: the share of the real training"):
+        validate(**{**GOOD, "fraction": fraction})

@@ -16,7 +16,7 @@ def test_compiles_to_valid_pipeline_spec(tmp_path):
     json_format.ParseDict(doc, spec)  # unknown or misspelled fields raise here
     params = spec.root.input_definitions.parameters
     assert set(params) == {"dataset", "generator", "classifier", "profile", "seed", "ratio", "margin", "floor",
-                           "sample_steps", "eta", "guidance"}
+                           "sample_steps", "eta", "guidance", "fraction"}
     assert params["generator"].default_value.string_value == "dcgan"
     tasks = spec.root.dag.tasks
     assert {"validate-params", "start-tracking", "promote", "prepare-data", "train-generator", "synthesize", "train-classifier",

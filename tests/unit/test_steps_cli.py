@@ -72,3 +72,29 @@ def test_cli_runs_a_step(tiny_fmnist, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "genaug.cli", "step", "nope"], capture_output=True,
                           text=True, env=env)
     assert proc.returncode == 2 and "prepare_data" in proc.stderr
+
+
+@pytest.mark.parametrize("classifier", ["shallow_mlp", "deep_mlp", "transfer"])
+def test_train_classifier_step_runs_every_classifier(chain, tmp_path, classifier, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "hub"))  # no ImageNet weights here
+    out = tmp_path / f"{classifier}.pt"
+    meta = get("train_classifier")(chain["data"], classifier, "smoke", 0, str(out))
+    net, ckpt = checkpoint.load(out, "classifier")
+    assert ckpt["arch"] == classifier and meta["classifier"] == classifier
+    assert 0.0 <= meta["val_accuracy"] <= 1.0
+    if classifier == "transfer":
+        assert meta["pretrained"].startswith("transfer classifier trains from scratch")
+    else:
+        assert meta["pretrained"] is None
+
+
+def test_prepare_data_keeps_a_stratified_fraction_of_the_training_split(tiny_fmnist, tmp_path):
+    whole = get("prepare_data")("fashion_mnist", "smoke", str(tmp_path / "whole"))
+    tenth = get("prepare_data")("fashion_mnist", "smoke", str(tmp_path / "tenth"), fraction=0.1)
+    assert tenth["n_train"] == round(0.1 * whole["n_train"]) and tenth["n_train_full"] == whole["n_train"]
+    assert (tenth["n_val"], tenth["n_test"]) == (whole["n_val"], whole["n_test"])  # scored alike
+    assert tenth["content_hash"] != whole["content_hash"]  # so no checkpoint is shared by mistake
+    arrays, _ = imageset.load(str(tmp_path / "tenth"))
+    assert np.bincount(arrays["y_train"], minlength=10).min() >= 4  # every class keeps its share
+    with pytest.raises(ValueError, match=r"fraction=0 must be in \(0, 1\]"):
+        get("prepare_data")("fashion_mnist", "smoke", str(tmp_path / "none"), fraction=0)

@@ -1,9 +1,14 @@
-"""Image classifiers: images float [B, C, H, W] in [0, 1] -> logits float [B, num_classes]."""
+"""Image classifiers: images float [B, C, H, W] in [0, 1] -> logits float [B, num_classes].
+
+Every constructor takes (shape, num_classes, width): ``width`` sets the capacity (the
+profile's clf_width), so one profile line sizes all of them.
+"""
 
 from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 
 def _conv_block(c_in: int, c_out: int) -> nn.Sequential:
@@ -28,3 +33,66 @@ class CNN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # Centre [0, 1] pixels on zero; the BatchNorm after the first conv does the rest.
         return self.head(self.features(x * 2.0 - 1.0))
+
+
+class MLP(nn.Module):
+    """Flattened pixels -> ``depth`` hidden layers of 16w units (BatchNorm, ReLU, dropout)
+    -> linear. depth 1 is the shallow baseline; depth 4 the deep one."""
+
+    def __init__(self, shape, num_classes: int, width: int = 32, depth: int = 1, dropout: float = 0.2):
+        super().__init__()
+        if depth < 1:
+            raise ValueError(f"an MLP classifier needs depth >= 1 hidden layers, got {depth}")
+        n_in, hidden = shape[0] * shape[1] * shape[2], 16 * width
+        layers: list[nn.Module] = [nn.Flatten()]
+        for i in range(depth):
+            layers += [nn.Linear(n_in if i == 0 else hidden, hidden, bias=False), nn.BatchNorm1d(hidden),
+                       nn.ReLU(inplace=True), nn.Dropout(dropout)]
+        self.net = nn.Sequential(*layers, nn.Linear(hidden, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x * 2.0 - 1.0)
+
+
+class ShallowMLP(MLP):
+    def __init__(self, shape, num_classes: int, width: int = 32):
+        super().__init__(shape, num_classes, width, depth=1)
+
+
+class DeepMLP(MLP):
+    def __init__(self, shape, num_classes: int, width: int = 32):
+        super().__init__(shape, num_classes, width, depth=4)
+
+
+# ImageNet statistics that torchvision's pretrained weights expect, per RGB channel.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# Small images are upsampled to this side before the ImageNet stem (7x7 conv stride 2 and
+# a max pool): at 28 or 32 pixels the stem would leave 7x7 or 8x8 maps for four stages.
+TRANSFER_SIDE = 64
+
+
+class Transfer(nn.Module):
+    """torchvision ResNet-18 with a new linear head, for fine-tuning.
+
+    Grey images are repeated to three channels, normalised with ImageNet statistics and
+    resized to TRANSFER_SIDE. The network starts random; genaug.models.pretrained loads
+    ImageNet weights into ``backbone`` when a copy is available. ``width`` is unused (the
+    architecture is ResNet-18's) and kept so all classifiers share one signature.
+    """
+
+    def __init__(self, shape, num_classes: int, width: int = 32):
+        super().__init__()
+        from torchvision.models import resnet18
+
+        self.backbone = resnet18(weights=None)
+        self.backbone.fc = nn.Linear(self.backbone.fc.in_features, num_classes)
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
+        x = F.interpolate((x - self.mean) / self.std, size=(TRANSFER_SIDE, TRANSFER_SIDE), mode="bilinear",
+                          align_corners=False)
+        return self.backbone(x)

@@ -14,13 +14,19 @@ VAL_FRACTION = 0.1
 
 
 @timed_step
-def prepare_data(dataset: str, profile: str, out_path: str, parent_run_id: str = "") -> dict:
+def prepare_data(dataset: str, profile: str, out_path: str, parent_run_id: str = "",
+                 fraction: float = 1.0) -> dict:
     """Write ``out_path``: x_train/x_val/x_test uint8 [N, C, H, W] with int64 labels.
 
     The validation split is a stratified 10% of the official training split, the same for
-    every run; the profile may cap the train and test sizes (stratified too). When an S3
-    endpoint is configured, the raw dataset is cached there and reused by content hash.
+    every run; the profile may cap the train and test sizes (stratified too). fraction < 1
+    keeps that share of the training images, stratified, for the small-data regime; the
+    validation and test splits stay whole so that runs at every fraction are scored alike.
+    When an S3 endpoint is configured, the raw dataset is cached there and reused by
+    content hash.
     """
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"fraction={fraction} must be in (0, 1], e.g. 0.1 for a tenth of the training images")
     spec = catalog.dataset(dataset)
     prof = PROFILES[profile]
     raw = load_raw(spec, store=optional_store())
@@ -30,6 +36,10 @@ def prepare_data(dataset: str, profile: str, out_path: str, parent_run_id: str =
         keep_train = stratified_take(raw.train_y[train_idx], int(prof.max_train * (1 - VAL_FRACTION)), 1)
         keep_val = stratified_take(raw.train_y[val_idx], int(prof.max_train * VAL_FRACTION), 2)
         train_idx, val_idx = train_idx[keep_train], val_idx[keep_val]
+    n_train_full = len(train_idx)
+    if fraction < 1.0:
+        keep = max(spec.num_classes, round(fraction * n_train_full))
+        train_idx = train_idx[stratified_take(raw.train_y[train_idx], keep, 4)]
     test_idx = stratified_take(raw.test_y, prof.max_test, 3)
     arrays = {
         "x_train": raw.train_x[train_idx], "y_train": raw.train_y[train_idx],
@@ -43,10 +53,10 @@ def prepare_data(dataset: str, profile: str, out_path: str, parent_run_id: str =
         "source": raw.source,
         "content_hash": content_hash(*(arrays[k] for k in sorted(arrays))),
         "n_train": len(train_idx), "n_val": len(val_idx), "n_test": len(test_idx),
-        "profile": profile,
+        "profile": profile, "fraction": fraction, "n_train_full": n_train_full,
     }
     imageset.save(out_path, arrays, meta)
-    tracking.log_params({"dataset": spec.name, "profile": profile, "source": raw.source})
+    tracking.log_params({"dataset": spec.name, "profile": profile, "source": raw.source, "fraction": fraction})
     tracking.log_metrics({k: meta[k] for k in ("n_train", "n_val", "n_test")})
     if parent_run_id:
         tracking.set_parent_tags(parent_run_id, {"genaug.data_hash": meta["content_hash"]})

@@ -65,7 +65,7 @@ def table(summary: dict) -> str:
     d = summary
     lines = [
         f"genaug run: dataset={d['dataset']} generator={d['generator']} classifier={d['classifier']} "
-        f"profile={d['profile']} seed={d['seed']} ratio={d['ratio']}",
+        f"profile={d['profile']} seed={d['seed']} ratio={d['ratio']} fraction={d.get('fraction', 1.0)}",
         "",
         f"  {'training data':<28}{'test accuracy':>14}{'macro F1':>10}",
         f"  {'real (' + str(d['n_train_real']) + ')':<28}{d['accuracy_real']:>14.4f}{d['macro_f1_real']:>10.4f}",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import tempfile
 from pathlib import Path
 
@@ -10,7 +11,8 @@ from genaug.data import imageset
 from genaug.data.mixing import mix
 from genaug.metrics import plots
 from genaug.steps import figures
-from genaug.steps.context import training_context
+from genaug.models.pretrained import load_imagenet
+from genaug.steps.context import optional_store, training_context
 from genaug.steps.timing import timed_step
 from genaug.train.classifier import ClassifierConfig, train_classifier as fit
 
@@ -46,11 +48,16 @@ def train_classifier(data_path: str, classifier: str, profile: str, seed: int, o
         n_synth = len(y) - len(arrays["y_train"])
     config = {"shape": list(spec.shape), "num_classes": spec.num_classes, "width": prof.clf_width}
     model = models.build_classifier(classifier, **{**config, "shape": spec.shape})
+    pretrained = None
+    if classifier == "transfer":
+        pretrained = load_imagenet(model, optional_store())
+        print(f"[genaug] {pretrained}", file=sys.stderr, flush=True)
     cfg = ClassifierConfig(epochs=prof.clf_epochs, patience=prof.clf_patience, batch=prof.clf_batch,
                            lr=prof.clf_lr, augment_crop_pad=CROP_FLIP_PAD.get(spec.name, 0))
     tracking.log_params({"classifier": classifier, "profile": profile, "seed": seed, "ratio": ratio,
                          "n_train": len(y), "epochs": cfg.epochs, "batch": cfg.batch, "lr": cfg.lr,
-                         "label_smoothing": cfg.label_smoothing, "crop_flip_pad": cfg.augment_crop_pad})
+                         "label_smoothing": cfg.label_smoothing, "crop_flip_pad": cfg.augment_crop_pad,
+                         **({"pretrained": pretrained[:250]} if pretrained else {})})
     history = fit(model, (x, y), (arrays["x_val"], arrays["y_val"]), cfg, acc, seed)
     best = history["best_epoch"] - 1
     meta = {
@@ -58,7 +65,7 @@ def train_classifier(data_path: str, classifier: str, profile: str, seed: int, o
         "variant": "augmented" if synthetic_path else "real", "ratio": ratio if synthetic_path else 0.0,
         "n_train_real": int(len(arrays["y_train"])), "n_train_synthetic": int(n_synth),
         "synthetic_hash": synth_meta["content_hash"] if synth_meta else None,
-        "profile": profile, "seed": seed, "accel": acc.describe(),
+        "profile": profile, "seed": seed, "accel": acc.describe(), "pretrained": pretrained,
         "epochs_run": len(history["epoch"]), "best_epoch": history["best_epoch"],
         "stopped_early": history["stopped_early"], "val_accuracy": history["val_acc"][best],
         "history": {k: v for k, v in history.items() if isinstance(v, list)},
