@@ -77,19 +77,21 @@ def synthesize(model: Input[Model], data: Input[Dataset], ratio: float, seed: in
 @component
 def train_classifier(data: Input[Dataset], classifier: str, profile: str, seed: int, ratio: float,
                      parent_run_id: str, model: Output[Model], curves: Output[HTML],
-                     synthetic: Input[Dataset] = None):
-    """Train on the real data, or on real + synthetic when ``synthetic`` is given."""
+                     synthetic: Input[Dataset] = None, synthetic_only: bool = False):
+    """Train on the real data, on real + synthetic when ``synthetic`` is given, or on the
+    synthetic images alone with ``synthetic_only`` (for the Classification Accuracy Score)."""
     from genaug.steps import get
 
     meta = get("train_classifier")(data.path, classifier, profile, seed, model.path, curves.path,
                                    synthetic.path if synthetic is not None else "", ratio,
-                                   parent_run_id=parent_run_id)
+                                   parent_run_id=parent_run_id, synthetic_only=synthetic_only)
     model.metadata.update(meta)
 
 
 @component
 def evaluate(data: Input[Dataset], classifier_real: Input[Model], classifier_augmented: Input[Model],
-             synthetic: Input[Dataset], parent_run_id: str, scores: Output[Metrics],
+             classifier_synthetic: Input[Model], synthetic: Input[Dataset], parent_run_id: str,
+             scores: Output[Metrics],
              confusion_real: Output[ClassificationMetrics], confusion_augmented: Output[ClassificationMetrics],
              report: Output[Artifact], page: Output[HTML]):
     """Test accuracy, per-class report and confusion matrices for both classifiers."""
@@ -98,9 +100,11 @@ def evaluate(data: Input[Dataset], classifier_real: Input[Model], classifier_aug
     from genaug.steps import get
 
     result = get("evaluate")(data.path, classifier_real.path, classifier_augmented.path,
-                             synthetic.path, report.path, page.path, parent_run_id=parent_run_id)
-    for key in ("accuracy_real", "accuracy_augmented", "accuracy_delta"):
-        scores.log_metric(key, result[key])
+                             synthetic.path, report.path, page.path, parent_run_id=parent_run_id,
+                             classifier_synthetic_path=classifier_synthetic.path)
+    for key in ("accuracy_real", "accuracy_augmented", "accuracy_delta", "cas"):
+        if result.get(key) is not None:
+            scores.log_metric(key, result[key])
     # Written by hand: locally KFP never writes it, and a task whose metrics file is
     # missing can never be served from the cache.
     with open(scores.path, "w") as f:
@@ -149,8 +153,8 @@ def promote(data: Input[Dataset], classifier_real: Input[Model], generator_onnx:
 @component
 def report(params: Input[Artifact], run: Input[Artifact], data: Input[Dataset], generator: Input[Model],
            synthetic: Input[Dataset], classifier_real: Input[Model], classifier_augmented: Input[Model],
-           evaluation: Input[Artifact], export: Input[Artifact], decisions: Input[Artifact],
-           summary: Output[Artifact], table: Output[Markdown]):
+           classifier_synthetic: Input[Model], evaluation: Input[Artifact], export: Input[Artifact],
+           decisions: Input[Artifact], summary: Output[Artifact], table: Output[Markdown]):
     """summary.json for the run, and the same figures as a table in the KFP UI."""
     import json
 
@@ -167,11 +171,13 @@ def report(params: Input[Artifact], run: Input[Artifact], data: Input[Dataset], 
     steps = {"validate_params": {"seconds": run_params.pop("seconds")}, "start_tracking": dict(run.metadata),
              "prepare_data": dict(data.metadata), "train_generator": dict(generator.metadata),
              "synthesize": dict(synthetic.metadata), "train_classifier_real": dict(classifier_real.metadata),
-             "train_classifier_augmented": dict(classifier_augmented.metadata), "evaluate": ev,
+             "train_classifier_augmented": dict(classifier_augmented.metadata),
+             "train_classifier_synthetic": dict(classifier_synthetic.metadata), "evaluate": ev,
              "export_onnx": load(export), "promote": load(decisions)}
     artifacts = {name: art.uri for name, art in (
         ("data", data), ("generator", generator), ("synthetic", synthetic), ("classifier_real", classifier_real),
-        ("classifier_augmented", classifier_augmented), ("evaluation", evaluation), ("export", export),
+        ("classifier_augmented", classifier_augmented), ("classifier_synthetic", classifier_synthetic),
+        ("evaluation", evaluation), ("export", export),
         ("decisions", decisions))}
     result = get("report")(run_params, steps, artifacts, summary.path)
     summary.metadata.update({k: result[k] for k in ("accuracy_real", "accuracy_augmented", "accuracy_delta")})

@@ -1,15 +1,16 @@
-"""The parametrized KFP v2 pipeline: real data -> generator -> synthetic data ->
-classifiers on real and on real+synthetic -> evaluation -> ONNX -> promotion -> summary.
+r"""The parametrized KFP v2 pipeline: real data -> generator -> synthetic data ->
+classifiers on real, on real+synthetic and on synthetic only -> evaluation -> ONNX ->
+promotion -> summary.
 
     validate_params -> start_tracking (MLflow parent run)
           |
-    prepare_data --------------------------------------------+
-          |                                                  |
-    train_generator -> synthesize ---------+                 |
-          |                                v                 v
-          |                 train_classifier(augmented)  train_classifier(real)
-          |                                 \\             /
-          |                                   evaluate
+    prepare_data ----------------------------------------------------------+
+          |                                                                |
+    train_generator -> synthesize -------+------------------+              |
+          |                              v                  v              v
+          |          train_classifier(augmented)  (synthetic only)  train_classifier(real)
+          |                               \                 |              /
+          |                                 +------------ evaluate -------+
           +----------------------> export_onnx -> promote (Triton, gates) -> report
 """
 
@@ -65,8 +66,13 @@ def genaug_pipeline(
                                      classifier=classifier, profile=profile, seed=seed, ratio=ratio,
                                      parent_run_id=parent)
     clf_aug.set_display_name("classifier on real + synthetic")
+    clf_synth = steps.train_classifier(data=data.outputs["data"], synthetic=synth.outputs["synthetic"],
+                                       synthetic_only=True, classifier=classifier, profile=profile, seed=seed,
+                                       ratio=ratio, parent_run_id=parent)
+    clf_synth.set_display_name("classifier on synthetic only (CAS)")
     ev = steps.evaluate(data=data.outputs["data"], classifier_real=clf_real.outputs["model"],
-                        classifier_augmented=clf_aug.outputs["model"], synthetic=synth.outputs["synthetic"],
+                        classifier_augmented=clf_aug.outputs["model"],
+                        classifier_synthetic=clf_synth.outputs["model"], synthetic=synth.outputs["synthetic"],
                         parent_run_id=parent)
     onnx = steps.export_onnx(generator=gen.outputs["model"], classifier_real=clf_real.outputs["model"],
                              classifier_augmented=clf_aug.outputs["model"], parent_run_id=parent)
@@ -80,5 +86,6 @@ def genaug_pipeline(
         params=checked.outputs["params"], run=run.outputs["run"], data=data.outputs["data"],
         generator=gen.outputs["model"], synthetic=synth.outputs["synthetic"],
         classifier_real=clf_real.outputs["model"], classifier_augmented=clf_aug.outputs["model"],
+        classifier_synthetic=clf_synth.outputs["model"],
         evaluation=ev.outputs["report"], export=onnx.outputs["export"], decisions=prom.outputs["decisions"])
     return summary.outputs["summary"]

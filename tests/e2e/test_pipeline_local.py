@@ -49,6 +49,8 @@ def test_last_line_is_summary(smoke_run):
         ("fashion_mnist", "dcgan", "smoke", 0)
     # Real Fashion-MNIST, 1080 training images, 3 short epochs: well above 10% chance.
     assert summary["accuracy_real"] > 0.2 and summary["accuracy_augmented"] > 0.2
+    assert 0.0 <= summary["cas"] <= 1.0  # a classifier trained on the synthetic set alone
+    assert "train_classifier_synthetic" in summary["step_seconds"] and "synthetic only (CAS)" in proc.stdout
     assert "Debian" in summary["data_source"] or "GENAUG_DATA_DIR" in summary["data_source"]
     assert set(summary["step_seconds"]) >= {"prepare_data", "train_generator", "synthesize", "evaluate",
                                             "train_classifier_real", "train_classifier_augmented", "export_onnx"}

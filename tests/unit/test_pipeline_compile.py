@@ -19,8 +19,12 @@ def test_compiles_to_valid_pipeline_spec(tmp_path):
                            "sample_steps", "eta", "guidance", "fraction"}
     assert params["generator"].default_value.string_value == "dcgan"
     tasks = spec.root.dag.tasks
-    assert {"validate-params", "start-tracking", "promote", "prepare-data", "train-generator", "synthesize", "train-classifier",
-            "train-classifier-2", "evaluate", "export-onnx", "report"} <= set(tasks)
+    assert {"validate-params", "start-tracking", "promote", "prepare-data", "train-generator", "synthesize",
+            "train-classifier", "train-classifier-2", "train-classifier-3", "evaluate", "export-onnx",
+            "report"} <= set(tasks)
+    # CAS: a third classifier trains on the synthetic set alone and feeds the evaluation.
+    cas = tasks["train-classifier-3"].inputs.parameters["synthetic_only"].runtime_value.constant
+    assert cas.bool_value is True and "train-classifier-3" in tasks["evaluate"].dependent_tasks
     # Nothing may start before the parameters are checked.
     assert "validate-params" in tasks["start-tracking"].dependent_tasks
     assert "start-tracking" in tasks["prepare-data"].dependent_tasks

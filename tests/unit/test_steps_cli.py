@@ -98,3 +98,17 @@ def test_prepare_data_keeps_a_stratified_fraction_of_the_training_split(tiny_fmn
     assert np.bincount(arrays["y_train"], minlength=10).min() >= 4  # every class keeps its share
     with pytest.raises(ValueError, match=r"fraction=0 must be in \(0, 1\]"):
         get("prepare_data")("fashion_mnist", "smoke", str(tmp_path / "none"), fraction=0)
+
+
+def test_cas_classifier_trains_on_synthetic_images_alone(chain, tmp_path):
+    out = tmp_path / "synthetic_only.pt"
+    meta = get("train_classifier")(chain["data"], "cnn", "smoke", 0, str(out), synthetic_path=chain["synth"],
+                                   ratio=0.5, synthetic_only=True)
+    synth, _ = imageset.load(chain["synth"])
+    assert meta["variant"] == "synthetic" and meta["n_train_real"] == 0
+    assert meta["n_train_synthetic"] == len(synth["y"])
+    ev = get("evaluate")(chain["data"], chain["real"], chain["aug"], chain["synth"], str(tmp_path / "ev.json"),
+                         classifier_synthetic_path=str(out))
+    assert 0.0 <= ev["cas"] <= 1.0
+    with pytest.raises(ValueError, match="synthetic_only needs synthetic_path"):
+        get("train_classifier")(chain["data"], "cnn", "smoke", 0, str(tmp_path / "x.pt"), synthetic_only=True)

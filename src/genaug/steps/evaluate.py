@@ -20,11 +20,14 @@ VARIANTS = ("real", "augmented")
 
 @timed_step
 def evaluate(data_path: str, classifier_real_path: str, classifier_augmented_path: str,
-             synthetic_path: str, out_path: str, html_path: str = "", parent_run_id: str = "") -> dict:
+             synthetic_path: str, out_path: str, html_path: str = "", parent_run_id: str = "",
+             classifier_synthetic_path: str = "") -> dict:
     """Score both classifiers on the held-out test split; write the full report as JSON.
 
     Returns accuracy_real, accuracy_augmented, accuracy_delta (augmented - real) and, per
-    variant, the per-class precision/recall/F1 and confusion matrix.
+    variant, the per-class precision/recall/F1 and confusion matrix. With
+    classifier_synthetic_path (a classifier trained on synthetic images only) also
+    ``cas``, its real test accuracy: the Classification Accuracy Score.
     """
     arrays, data_meta = imageset.load(data_path, "prepared dataset")
     spec = catalog.dataset(data_meta["dataset"])
@@ -38,6 +41,11 @@ def evaluate(data_path: str, classifier_real_path: str, classifier_augmented_pat
         result[variant]["val_accuracy"] = ckpt["meta"]["val_accuracy"]
         result[f"accuracy_{variant}"] = result[variant]["accuracy"]
     result["accuracy_delta"] = result["accuracy_augmented"] - result["accuracy_real"]
+    result["cas"] = None
+    if classifier_synthetic_path:
+        model, _ = checkpoint.load(classifier_synthetic_path, "classifier")
+        result["cas"] = float((predict(acc.prepare(model), x, acc).argmax(1) == y).mean())
+        tracking.log_metrics({"cas": result["cas"]})
     with atomic_path(out_path) as tmp:
         Path(tmp).write_text(json.dumps(result, indent=2))
     tracking.log_metrics({k: result[k] for k in ("accuracy_real", "accuracy_augmented", "accuracy_delta")})

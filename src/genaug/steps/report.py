@@ -10,7 +10,8 @@ from genaug.atomic import atomic_path
 from genaug.steps.timing import timed_step
 
 STEP_ORDER = ("validate_params", "start_tracking", "prepare_data", "train_generator", "synthesize",
-              "train_classifier_real", "train_classifier_augmented", "evaluate", "export_onnx", "promote")
+              "train_classifier_real", "train_classifier_augmented", "train_classifier_synthetic", "evaluate",
+              "export_onnx", "promote")
 
 
 @timed_step
@@ -27,6 +28,8 @@ def report(params: dict, steps: dict, artifacts: dict, out_path: str) -> dict:
         "accuracy_real": ev["accuracy_real"],
         "accuracy_augmented": ev["accuracy_augmented"],
         "accuracy_delta": ev["accuracy_delta"],
+        # Classification Accuracy Score: real test accuracy of a classifier trained on synthetic only.
+        "cas": ev.get("cas"),
         "macro_f1_real": ev["real"]["macro_f1"],
         "macro_f1_augmented": ev["augmented"]["macro_f1"],
         # int(): counts that travelled through KFP metadata arrive as floats.
@@ -72,6 +75,7 @@ def table(summary: dict) -> str:
         f"  {'real + synthetic (+' + str(d['n_train_synthetic']) + ')':<28}"
         f"{d['accuracy_augmented']:>14.4f}{d['macro_f1_augmented']:>10.4f}",
         f"  {'difference':<28}{d['accuracy_delta']:>+14.4f}",
+        *([f"  {'synthetic only (CAS)':<28}{d['cas']:>14.4f}"] if d.get("cas") is not None else []),
         "",
         f"  ONNX parity (max |onnxruntime - torch|): generator {d['onnx_max_abs_diff']['generator']:g} "
         f"{d['onnx_diff_units']['generator']}, classifier {d['onnx_max_abs_diff']['classifier']:.3g} "

@@ -21,15 +21,23 @@ from genaug.train.classifier import ClassifierConfig, train_classifier as fit
 CROP_FLIP_PAD = {"cifar10": 4}
 
 
+def _variant(synthetic_path: str, synthetic_only: bool) -> str:
+    return "synthetic" if synthetic_only else "augmented" if synthetic_path else "real"
+
+
 def _run_name(args: dict) -> str:
-    return "train_classifier_" + ("augmented" if args.get("synthetic_path") else "real")
+    return "train_classifier_" + _variant(args.get("synthetic_path", ""), args.get("synthetic_only", False))
 
 
 @timed_step(run_name=_run_name)
 def train_classifier(data_path: str, classifier: str, profile: str, seed: int, out_path: str,
                      html_path: str = "", synthetic_path: str = "", ratio: float = 0.0,
-                     parent_run_id: str = "") -> dict:
+                     parent_run_id: str = "", synthetic_only: bool = False) -> dict:
     """Train ``classifier``; with ``synthetic_path``, add ratio * n_real synthetic images.
+
+    synthetic_only: train on the synthetic images alone (no real training image), for the
+    Classification Accuracy Score (Ravuri & Vinyals, 2019): how well a generator's samples
+    stand in for the real data, judged on the real test split.
 
     Early stopping on the real validation split restores the best epoch's weights, which
     are written to ``out_path``. html_path (optional): train/val curves.
@@ -39,13 +47,19 @@ def train_classifier(data_path: str, classifier: str, profile: str, seed: int, o
     arrays, data_meta, spec, prof, acc = ctx.arrays, ctx.data_meta, ctx.spec, ctx.profile, ctx.accel
     x, y = arrays["x_train"], arrays["y_train"]
     n_synth, synth_meta = 0, None
+    variant = _variant(synthetic_path, synthetic_only)
+    if synthetic_only and not synthetic_path:
+        raise ValueError("synthetic_only needs synthetic_path: the synthetic set to train on")
     if synthetic_path:
         synth, synth_meta = imageset.load(synthetic_path, "synthetic dataset")
         if synth_meta["dataset"] != spec.name:
             raise ValueError(f"synthetic set is {synth_meta['dataset']!r} but the real data is "
                              f"{spec.name!r}; synthesize from a generator trained on {spec.name}")
-        x, y = mix(x, y, synth["x"], synth["y"], ratio, spec.num_classes, seed)
-        n_synth = len(y) - len(arrays["y_train"])
+        if synthetic_only:
+            x, y, n_synth = synth["x"], synth["y"], len(synth["y"])
+        else:
+            x, y = mix(x, y, synth["x"], synth["y"], ratio, spec.num_classes, seed)
+            n_synth = len(y) - len(arrays["y_train"])
     config = {"shape": list(spec.shape), "num_classes": spec.num_classes, "width": prof.clf_width}
     model = models.build_classifier(classifier, **{**config, "shape": spec.shape})
     pretrained = None
@@ -62,8 +76,8 @@ def train_classifier(data_path: str, classifier: str, profile: str, seed: int, o
     best = history["best_epoch"] - 1
     meta = {
         "classifier": classifier, "dataset": spec.name, "data_hash": data_meta["content_hash"],
-        "variant": "augmented" if synthetic_path else "real", "ratio": ratio if synthetic_path else 0.0,
-        "n_train_real": int(len(arrays["y_train"])), "n_train_synthetic": int(n_synth),
+        "variant": variant, "ratio": ratio if synthetic_path else 0.0,
+        "n_train_real": 0 if synthetic_only else int(len(arrays["y_train"])), "n_train_synthetic": int(n_synth),
         "synthetic_hash": synth_meta["content_hash"] if synth_meta else None,
         "profile": profile, "seed": seed, "accel": acc.describe(), "pretrained": pretrained,
         "epochs_run": len(history["epoch"]), "best_epoch": history["best_epoch"],
