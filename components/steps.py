@@ -33,11 +33,11 @@ def validate_params(dataset: str, generator: str, classifier: str, profile: str,
 
 @component
 def start_tracking(dataset: str, generator: str, classifier: str, profile: str, seed: int, ratio: float,
-                   pipeline_run_id: str, run: Output[Artifact]) -> str:
+                   pipeline_run_id: str, run: Output[Artifact], kind: str = "run") -> str:
     """Open the MLflow parent run; its id is this task's output."""
     from genaug.steps import get
 
-    meta = get("start_tracking")(dataset, generator, classifier, profile, seed, ratio, pipeline_run_id)
+    meta = get("start_tracking")(dataset, generator, classifier, profile, seed, ratio, pipeline_run_id, kind=kind)
     run.metadata.update(meta)
     with open(run.path, "w") as f:
         f.write(meta["parent_run_id"])
@@ -115,6 +115,31 @@ def evaluate(data: Input[Dataset], classifier_real: Input[Model], classifier_aug
 
 
 @component
+def evaluate_generator(data: Input[Dataset], synthetic: Input[Dataset], profile: str, parent_run_id: str,
+                       scores: Output[Metrics], report: Output[Artifact], page: Output[HTML]) -> str:
+    """FID, KID, precision/recall, per-class FID and IS (when the network has logits) of the
+    synthetic set against the real training split; what each was measured on is recorded.
+    Returns the same as JSON text (KFP parameters cannot carry the nulls of unavailable metrics)."""
+    import json
+
+    from genaug.steps import get
+
+    result = get("evaluate_generator")(data.path, synthetic.path, profile, report.path, page.path,
+                                       parent_run_id=parent_run_id)
+    for mode, value in result["fid"].items():
+        if value is not None:
+            scores.log_metric(f"fid_{mode}", value)
+    for key in ("kid", "precision", "recall", "inception_score"):
+        if result.get(key) is not None:
+            scores.log_metric(key, result[key])
+    with open(scores.path, "w") as f:
+        json.dump(scores.metadata, f)
+    report.metadata.update({"network": (result["network"] or {}).get("name", "unavailable"),
+                            "seconds": result["seconds"]})
+    return json.dumps(result)
+
+
+@component
 def export_onnx(generator: Input[Model], classifier_real: Input[Model], classifier_augmented: Input[Model],
                 parent_run_id: str, generator_onnx: Output[Model], classifier_onnx: Output[Model],
                 export: Output[Artifact]):
@@ -153,8 +178,8 @@ def promote(data: Input[Dataset], classifier_real: Input[Model], generator_onnx:
 @component
 def report(params: Input[Artifact], run: Input[Artifact], data: Input[Dataset], generator: Input[Model],
            synthetic: Input[Dataset], classifier_real: Input[Model], classifier_augmented: Input[Model],
-           classifier_synthetic: Input[Model], evaluation: Input[Artifact], export: Input[Artifact],
-           decisions: Input[Artifact], summary: Output[Artifact], table: Output[Markdown]):
+           classifier_synthetic: Input[Model], evaluation: Input[Artifact], generator_metrics: Input[Artifact],
+           export: Input[Artifact], decisions: Input[Artifact], summary: Output[Artifact], table: Output[Markdown]):
     """summary.json for the run, and the same figures as a table in the KFP UI."""
     import json
 
@@ -173,11 +198,12 @@ def report(params: Input[Artifact], run: Input[Artifact], data: Input[Dataset], 
              "synthesize": dict(synthetic.metadata), "train_classifier_real": dict(classifier_real.metadata),
              "train_classifier_augmented": dict(classifier_augmented.metadata),
              "train_classifier_synthetic": dict(classifier_synthetic.metadata), "evaluate": ev,
+             "evaluate_generator": {**load(generator_metrics), "seconds": generator_metrics.metadata["seconds"]},
              "export_onnx": load(export), "promote": load(decisions)}
     artifacts = {name: art.uri for name, art in (
         ("data", data), ("generator", generator), ("synthetic", synthetic), ("classifier_real", classifier_real),
         ("classifier_augmented", classifier_augmented), ("classifier_synthetic", classifier_synthetic),
-        ("evaluation", evaluation), ("export", export),
+        ("evaluation", evaluation), ("generator_metrics", generator_metrics), ("export", export),
         ("decisions", decisions))}
     result = get("report")(run_params, steps, artifacts, summary.path)
     summary.metadata.update({k: result[k] for k in ("accuracy_real", "accuracy_augmented", "accuracy_delta")})

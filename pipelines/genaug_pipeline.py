@@ -10,6 +10,7 @@ promotion -> summary.
           |                              v                  v              v
           |          train_classifier(augmented)  (synthetic only)  train_classifier(real)
           |                               \                 |              /
+          |                              +-> evaluate_generator (FID, KID, P/R vs the real train split)
           |                                 +------------ evaluate -------+
           +----------------------> export_onnx -> promote (Triton, gates) -> report
 """
@@ -70,6 +71,9 @@ def genaug_pipeline(
                                        synthetic_only=True, classifier=classifier, profile=profile, seed=seed,
                                        ratio=ratio, parent_run_id=parent)
     clf_synth.set_display_name("classifier on synthetic only (CAS)")
+    quality = steps.evaluate_generator(data=data.outputs["data"], synthetic=synth.outputs["synthetic"],
+                                       profile=profile, parent_run_id=parent)
+    quality.set_display_name("generator metrics (FID, KID, precision/recall)")
     ev = steps.evaluate(data=data.outputs["data"], classifier_real=clf_real.outputs["model"],
                         classifier_augmented=clf_aug.outputs["model"],
                         classifier_synthetic=clf_synth.outputs["model"], synthetic=synth.outputs["synthetic"],
@@ -87,5 +91,6 @@ def genaug_pipeline(
         generator=gen.outputs["model"], synthetic=synth.outputs["synthetic"],
         classifier_real=clf_real.outputs["model"], classifier_augmented=clf_aug.outputs["model"],
         classifier_synthetic=clf_synth.outputs["model"],
-        evaluation=ev.outputs["report"], export=onnx.outputs["export"], decisions=prom.outputs["decisions"])
+        evaluation=ev.outputs["report"], generator_metrics=quality.outputs["report"], export=onnx.outputs["export"],
+        decisions=prom.outputs["decisions"])
     return summary.outputs["summary"]

@@ -29,14 +29,19 @@ from genaug.params import ParamError, RunParams, validate
 REPO = Path(__file__).resolve().parent.parent
 
 
-def run_dir_for(runs: Path, params: RunParams) -> Path:
-    """The next numbered folder under ``runs``: 00000-<dataset>-<generator>-<profile>-s<seed>."""
+def next_run_dir(runs: Path, name: str) -> Path:
+    """The next numbered folder under ``runs``: 00003-<name>."""
     runs.mkdir(parents=True, exist_ok=True)
     numbers = [int(m.group(1)) for p in runs.iterdir() if (m := re.match(r"(\d{5})-", p.name))]
-    name = f"{max(numbers, default=-1) + 1:05d}-{params.dataset}-{params.generator}-{params.profile}-s{params.seed}"
+    return runs / f"{max(numbers, default=-1) + 1:05d}-{name}"
+
+
+def run_dir_for(runs: Path, params: RunParams) -> Path:
+    """The next numbered folder under ``runs``: 00000-<dataset>-<generator>-<profile>-s<seed>."""
+    name = f"{params.dataset}-{params.generator}-{params.profile}-s{params.seed}"
     if params.fraction < 1.0:
         name += f"-f{params.fraction:g}"
-    return runs / name
+    return next_run_dir(runs, name)
 
 
 def _tmp_entries() -> set[str]:
@@ -71,26 +76,18 @@ def connect_services() -> None:
         raise RuntimeError(f"Triton at {triton.url} is not live; start the stack with `make up`")
 
 
-def run(params: RunParams, runs: Path) -> Path:
-    """Run the pipeline locally; return the path of the run's summary.json."""
+def execute(pipeline_fn, arguments: dict, run_dir: Path):
+    """Run ``pipeline_fn(**arguments)`` through KFP's local runner with its pipeline root
+    in ``run_dir/kfp``; return (the pipeline task, wall seconds). Services must be up."""
     import warnings
 
     from kfp import local
-
-    from genaug.atomic import atomic_path
 
     # The local runner warns, per task, that it ignores the image and the display names;
     # both are meant for the cluster, so the warnings only bury the log.
     warnings.filterwarnings("ignore", message=".*have no effect in the current local runner.*")
     warnings.filterwarnings("ignore", message=".*custom or non-Python base image.*")
-    from pipelines.genaug_pipeline import genaug_pipeline
-
-    connect_services()
     os.environ.setdefault("GENAUG_GIT_COMMIT", _git_commit())
-
-    run_dir = run_dir_for(runs, params)
-    run_dir.mkdir(parents=True)
-    (run_dir / "run_options.json").write_text(json.dumps(params.as_dict(), indent=2))
     print(f"[genaug] run folder: {run_dir}", flush=True)
     # Tasks import the components package and genaug from this checkout and its venv.
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
@@ -99,12 +96,24 @@ def run(params: RunParams, runs: Path) -> Path:
     before = _tmp_entries()
     t0 = time.perf_counter()
     try:
-        task = genaug_pipeline(**params.as_dict())
+        task = pipeline_fn(**arguments)
     finally:
         # The local runner leaves one /tmp/tmp* folder per task behind.
         for name in _tmp_entries() - before:
             shutil.rmtree(Path(tempfile.gettempdir()) / name, ignore_errors=True)
-    wall = time.perf_counter() - t0
+    return task, time.perf_counter() - t0
+
+
+def run(params: RunParams, runs: Path) -> Path:
+    """Run the pipeline locally; return the path of the run's summary.json."""
+    from genaug.atomic import atomic_path
+    from pipelines.genaug_pipeline import genaug_pipeline
+
+    connect_services()
+    run_dir = run_dir_for(runs, params)
+    run_dir.mkdir(parents=True)
+    (run_dir / "run_options.json").write_text(json.dumps(params.as_dict(), indent=2))
+    task, wall = execute(genaug_pipeline, params.as_dict(), run_dir)
     summary = json.loads(Path(task.outputs["Output"].path).read_text())
     summary["pipeline_wall_seconds"] = round(wall, 3)
     summary["run_dir"] = str(run_dir)
@@ -162,17 +171,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"genaug: {err}", file=sys.stderr)
         return 1
     summary = json.loads(path.read_text())
+    print_result(table(summary), summary, path, ["", *infer_lines(summary, path.parent.resolve())], "MLflow UI")
+    return 0
+
+
+def print_result(text: str, summary: dict, path: Path, extra: list[str], mlflow_label: str) -> None:
+    """The end of a local run: its table, the wall time, ``extra`` lines, the MLflow link and,
+    LAST, the path of its JSON (scripts read that line)."""
     print()
-    print(table(summary))
-    print(f"  {'pipeline wall time':<28}{summary['pipeline_wall_seconds']:>10.1f}")
-    print()
-    for line in infer_lines(summary, path.parent.resolve()):
+    print(text)
+    print(f"  {'pipeline wall time':<28}{summary['pipeline_wall_seconds']:>10.1f} s")
+    for line in extra:
         print(line)
     if summary.get("mlflow_run_url"):
-        print(f"MLflow UI: {summary['mlflow_run_url']}")
+        print(f"{mlflow_label}: {summary['mlflow_run_url']}")
     print()
     print(path)
-    return 0
 
 
 if __name__ == "__main__":

@@ -48,6 +48,19 @@ class RunParams:
         return asdict(self)
 
 
+def checked(value, cast, ok, problem: str, problems: list):
+    """``cast(value)`` when that works and passes ``ok``; otherwise ``problem`` is appended to
+    ``problems`` and ``value`` comes back as it was."""
+    try:
+        out = cast(value)
+        if ok(out):
+            return out
+    except (TypeError, ValueError):
+        pass
+    problems.append(problem)
+    return value
+
+
 def validate(dataset: str, generator: str, classifier: str, profile: str,
              seed: int, ratio: float, margin: float = RunParams.margin,
              floor: float = RunParams.floor, sample_steps: int = RunParams.sample_steps,
@@ -61,12 +74,8 @@ def validate(dataset: str, generator: str, classifier: str, profile: str,
             choose(kind, value, valid)
         except ValueError as err:
             problems.append(str(err))
-    try:
-        seed = int(seed)
-        if seed < 0:
-            raise ValueError
-    except (TypeError, ValueError):
-        problems.append(f"seed {seed!r} must be a non-negative integer, e.g. SEED=0")
+    seed = checked(seed, int, lambda v: v >= 0, f"seed {seed!r} must be a non-negative integer, e.g. SEED=0",
+                   problems)
     try:
         ratio = float(ratio)
         if not 0.0 < ratio <= MAX_RATIO:

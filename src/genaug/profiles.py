@@ -55,6 +55,19 @@ class Profile:
     guidance: float           # classifier-free guidance scale w
     # Sample grids logged during generator training, at epoch ends, at most this many.
     max_grids: int
+    # Generator metrics (genaug.metrics.generative): generated and reference images for FID,
+    # KID, precision/recall (class-balanced, reference from the full real training split),
+    # the FID preprocessing modes, and the feature network: "inception" (Inception-v3 pool3,
+    # found by genaug.metrics.feature_net) or "stand-in" (random conv features, for smoke
+    # runs only: its numbers are not comparable with anything published).
+    fid_samples: int = 2000
+    fid_modes: tuple[str, ...] = ("clean",)
+    fid_network: str = "inception"
+    # The augmentation experiment's defaults (make experiment): real-only is ratio 0.
+    exp_ratios: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0)
+    exp_seeds: tuple[int, ...] = (0, 1, 2)
+    exp_classifiers: tuple[str, ...] = ("cnn", "shallow_mlp")
+    exp_fractions: tuple[float, ...] = (0.1, 1.0)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -69,7 +82,9 @@ PROFILES: dict[str, Profile] = {
                 unet_base=8, unet_mults=(1, 2), unet_res_blocks=1, unet_attention=(), unet_dropout=0.0,
                 timesteps=100, schedule="linear", p_uncond=0.1, diffusion_steps=20, diffusion_batch=32,
                 diffusion_lr=1e-3, warmup=5, ema_decay=0.9, snr_gamma=5.0, sample_steps=4, eta=0.0,
-                guidance=2.0, max_grids=2),
+                guidance=2.0, max_grids=2, fid_samples=200, fid_network="stand-in",
+                exp_ratios=(0.0, 0.5), exp_seeds=(0, 1), exp_classifiers=("cnn", "shallow_mlp"),
+                exp_fractions=(0.5,)),
         Profile("quick", max_train=None, max_test=None, gan_steps=1500, gan_batch=64,
                 gan_width=32, z_dim=64, clf_epochs=6, clf_patience=2, clf_batch=128,
                 clf_width=32, clf_lr=3e-3, log_every=250, checkpoint_every=250,
@@ -79,7 +94,7 @@ PROFILES: dict[str, Profile] = {
                 # fidelity 0.48 at lr 1e-3 without Min-SNR, 0.54 with lr 2e-3 and Min-SNR-5, and
                 # with the latter 0.63 / 0.71 / 0.78 at guidance 3 / 4 / 5.
                 diffusion_lr=2e-3, warmup=100, ema_decay=0.995, snr_gamma=5.0, sample_steps=10, eta=0.0,
-                guidance=4.0, max_grids=8),
+                guidance=4.0, max_grids=8, fid_samples=2000),
         Profile("full", max_train=None, max_test=None, gan_steps=100_000, gan_batch=128,
                 gan_width=64, z_dim=128, clf_epochs=60, clf_patience=8, clf_batch=256,
                 clf_width=64, clf_lr=2e-3, log_every=2000, checkpoint_every=5000,
@@ -89,6 +104,8 @@ PROFILES: dict[str, Profile] = {
                 unet_base=128, unet_mults=(1, 2, 2, 2), unet_res_blocks=2, unet_attention=(1,),
                 unet_dropout=0.1, timesteps=1000, schedule="linear", p_uncond=0.1,
                 diffusion_steps=800_000, diffusion_batch=128, diffusion_lr=2e-4, warmup=5000,
-                ema_decay=0.9999, snr_gamma=0.0, sample_steps=50, eta=0.0, guidance=2.0, max_grids=40),
+                ema_decay=0.9999, snr_gamma=0.0, sample_steps=50, eta=0.0, guidance=2.0, max_grids=40,
+                fid_samples=50_000, fid_modes=("clean", "legacy_tensorflow"),
+                exp_classifiers=("cnn", "shallow_mlp", "deep_mlp", "transfer"), exp_seeds=(0, 1, 2, 3, 4)),
     )
 }

@@ -59,11 +59,11 @@ def _mlflow():
     return mlflow
 
 
-def start_pipeline_run(params: dict, tags: dict) -> str:
+def start_pipeline_run(params: dict, tags: dict, name: str | None = None) -> str:
     """Create the parent run of one pipeline run (left RUNNING); return its run id."""
     mlflow = _mlflow()
     mlflow.set_experiment(EXPERIMENT)
-    name = f"{params.get('dataset')}-{params.get('generator')}-{params.get('profile')}-s{params.get('seed')}"
+    name = name or f"{params.get('dataset')}-{params.get('generator')}-{params.get('profile')}-s{params.get('seed')}"
     with mlflow.start_run(run_name=name, tags={k: str(v) for k, v in tags.items()}) as run:
         mlflow.log_params(params)
     # Leaving the block marks it FINISHED; it is running again while steps log to it.
@@ -81,6 +81,15 @@ def finish_pipeline_run(run_id: str, status: str = "FINISHED", summary: dict | N
                 client.log_metric(run_id, key, float(value))
         client.log_dict(run_id, summary, "summary.json")
     client.set_terminated(run_id, status=status)
+
+
+def log_to(run_id: str, content: str | dict, name: str) -> None:
+    """Log text or a dict (as JSON) as artifact ``name`` of run ``run_id``, active or not."""
+    client = _mlflow().MlflowClient()
+    if isinstance(content, dict):
+        client.log_dict(run_id, content, name)
+    else:
+        client.log_text(run_id, content, name)
 
 
 def run_url(run_id: str) -> str:

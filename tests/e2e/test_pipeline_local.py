@@ -55,6 +55,11 @@ def test_last_line_is_summary(smoke_run):
     assert set(summary["step_seconds"]) >= {"prepare_data", "train_generator", "synthesize", "evaluate",
                                             "train_classifier_real", "train_classifier_augmented", "export_onnx"}
     assert "test accuracy" in proc.stdout and "real + synthetic" in proc.stdout
+    # Generator metrics, on the smoke profile's stand-in network, and labelled as such.
+    gm = summary["generator_metrics"]
+    assert gm["fid"]["clean"] > 0 and gm["kid"] is not None and 0 <= gm["precision"] <= 1
+    assert "stand-in" in gm["network"]["name"] and gm["n_generated"] > 0 and gm["reference_split"] == "train"
+    assert "evaluate_generator" in summary["step_seconds"] and "FID[clean]" in proc.stdout
 
 
 def test_onnx_files_match_pytorch(smoke_run):
@@ -84,7 +89,8 @@ def test_run_folder_holds_the_artifacts(smoke_run):
     for path in summary["artifacts"].values():
         assert Path(path).is_file(), path
     pages = list(run_dir.glob("kfp/*/*/page")) + list(run_dir.glob("kfp/*/*/samples"))
-    assert len(pages) == 2 and all("data:image/png" in p.read_text() for p in pages)
+    # evaluate's, evaluate-generator's and train-generator's pages
+    assert len(pages) == 3 and all("data:image/png" in p.read_text() for p in pages)
     ev = json.loads(Path(summary["artifacts"]["evaluation"]).read_text())
     assert np.array(ev["augmented"]["confusion_matrix"]).sum() == summary["n_test"]
 

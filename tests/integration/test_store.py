@@ -98,3 +98,19 @@ def test_step_with_s3_down_fails_naming_the_endpoint(tiny_fmnist, tmp_path):
     assert proc.returncode != 0
     assert "cannot reach S3 server 127.0.0.1:9" in proc.stderr and "make up" in proc.stderr
     assert not (tmp_path / "out" / "data").exists()
+
+
+def test_fid_reference_features_are_cached_in_s3(store, tiny_fmnist):
+    from genaug.metrics import feature_net
+    from genaug.metrics.reference import reference
+    from genaug.data.cache import BUCKET as DATASETS
+    from genaug.data.sources import load_raw
+
+    spec = catalog.dataset("fashion_mnist")
+    raw = load_raw(spec)
+    net = feature_net.stand_in()
+    first = reference(spec, raw, 50, "clean", net, store)
+    assert store.exists(DATASETS, first.key) and first.key.startswith("fid-reference/fashion_mnist/train/n50/clean/")
+    # A second step (on any machine: with a store, no local cache is used) reads them back.
+    again = reference(spec, raw, 50, "clean", net, store)
+    assert again.cached and np.array_equal(first.feats, again.feats)

@@ -27,6 +27,19 @@ def save(path: str | Path, arrays: dict[str, np.ndarray], meta: dict) -> None:
             np.savez(f, meta=np.array(json.dumps(meta, sort_keys=True)), **arrays)
 
 
+def read_meta(path: str | Path, what: str = "image set") -> dict:
+    """The ``meta`` record of a file written by ``save``, without reading its arrays."""
+    path = Path(path)
+    if not path.is_file():
+        raise ArtifactError(f"{what} not found at {path}; rerun the step that produces it")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return json.loads(str(z["meta"]))
+    except (zipfile.BadZipFile, ValueError, KeyError, OSError, EOFError) as err:
+        raise ArtifactError(f"{what} at {path} is corrupt ({type(err).__name__}: {err}); "
+                            f"delete it and rerun the step that produces it") from err
+
+
 def load(path: str | Path, what: str = "image set") -> tuple[dict[str, np.ndarray], dict]:
     """Read a file written by ``save``: (arrays, meta).
 

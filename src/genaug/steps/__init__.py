@@ -9,7 +9,10 @@ from __future__ import annotations
 import importlib
 
 STEP_NAMES = ("validate_params", "start_tracking", "prepare_data", "train_generator", "synthesize",
-              "train_classifier", "evaluate", "export_onnx", "promote", "report")
+              "train_classifier", "evaluate", "fid_reference", "evaluate_generator", "export_onnx", "promote",
+              "report",
+              # the augmentation experiment (pipelines/experiment_pipeline.py)
+              "plan_experiment", "filter_synthetic", "bundle_arms", "run_config", "summarize_experiment")
 
 
 def get(name: str):

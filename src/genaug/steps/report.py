@@ -7,10 +7,12 @@ from pathlib import Path
 
 from genaug import tracking
 from genaug.atomic import atomic_path
+from genaug.experiment.table import generator_line
 from genaug.steps.timing import timed_step
 
 STEP_ORDER = ("validate_params", "start_tracking", "prepare_data", "train_generator", "synthesize",
               "train_classifier_real", "train_classifier_augmented", "train_classifier_synthetic", "evaluate",
+              "evaluate_generator",
               "export_onnx", "promote")
 
 
@@ -46,6 +48,8 @@ def report(params: dict, steps: dict, artifacts: dict, out_path: str) -> dict:
         "generator_sampling": steps["train_generator"].get("sampling"),
         "generator_resumed_from_step": steps["train_generator"].get("resumed_from_step"),
         "generator_diversity_ratio": steps["train_generator"].get("diversity_ratio"),
+        # FID per mode, KID, precision/recall, per-class FID, IS, and what they were measured on.
+        "generator_metrics": {k: v for k, v in steps.get("evaluate_generator", {}).items() if k != "seconds"} or None,
         "step_seconds": {name: steps[name]["seconds"] for name in STEP_ORDER if name in steps},
         "artifacts": artifacts,
     }
@@ -77,6 +81,7 @@ def table(summary: dict) -> str:
         f"  {'difference':<28}{d['accuracy_delta']:>+14.4f}",
         *([f"  {'synthetic only (CAS)':<28}{d['cas']:>14.4f}"] if d.get("cas") is not None else []),
         "",
+        *([f"  generator: {generator_line(d['generator_metrics'])}", ""] if d.get("generator_metrics") else []),
         f"  ONNX parity (max |onnxruntime - torch|): generator {d['onnx_max_abs_diff']['generator']:g} "
         f"{d['onnx_diff_units']['generator']}, classifier {d['onnx_max_abs_diff']['classifier']:.3g} "
         f"{d['onnx_diff_units']['classifier']}",

@@ -1,0 +1,117 @@
+"""Components of the augmentation experiment (pipelines/experiment_pipeline.py). Each body
+calls its genaug.steps function; see components/steps.py for the conventions."""
+
+from typing import List
+
+from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Markdown, Metrics, Model, Output
+
+from components.steps import component
+
+
+@component
+def plan_experiment(dataset: str, generator: str, profile: str, ratios: list, seeds: list, classifiers: list,
+                    fractions: list, filter_threshold: float, generator_seed: int, plan: Output[Artifact]) -> list:
+    """Check every list and lay out the flat configuration list (this task's output); the
+    resolved parameters go to ``plan``. Fails the run before any work."""
+    import json
+
+    from genaug.steps import get
+
+    resolved = get("plan_experiment")(dataset, generator, profile, ratios, seeds, classifiers, fractions,
+                                      filter_threshold, generator_seed)
+    plan.metadata.update({k: v for k, v in resolved.items() if k != "configs"})
+    with open(plan.path, "w") as f:
+        json.dump(resolved, f)
+    return resolved["configs"]
+
+
+@component
+def synthesis_ratio(ratios: list, filter_threshold: float) -> float:
+    """Synthetic images per real one that each arm makes: the largest ratio, twice that when
+    filtering, so that enough confident images of every class remain."""
+    from genaug.experiment.plan import FILTER_OVERSAMPLE
+
+    return max(float(r) for r in ratios) * (FILTER_OVERSAMPLE if filter_threshold > 0 else 1.0)
+
+
+@component
+def parent_run(run: Input[Artifact]) -> str:
+    """The MLflow parent run id, read from start_tracking's ``run`` artifact.
+
+    Inside a ParallelFor, KFP's local runner replaces every parameter that comes from a task
+    outside the loop with the loop item; artifacts cross intact. So loop bodies get the id
+    through this task (on a cluster it costs one small pod per arm).
+    """
+    with open(run.path) as f:
+        return f.read().strip()
+
+
+@component
+def fid_reference(dataset: str, profile: str, parent_run_id: str) -> dict:
+    """The real data's FID reference features, computed once and cached in S3."""
+    from genaug.steps import get
+
+    return get("fid_reference")(dataset, profile, parent_run_id=parent_run_id)
+
+
+@component
+def filter_synthetic(data: Input[Dataset], synthetic: Input[Dataset], threshold: float, ratio: float,
+                     profile: str, seed: int, parent_run_id: str, filtered: Output[Dataset]):
+    """Keep the synthetic images a real-data classifier assigns to their label with p > threshold."""
+    from genaug.steps import get
+
+    meta = get("filter_synthetic")(data.path, synthetic.path, threshold, ratio, profile, seed, filtered.path,
+                                   parent_run_id=parent_run_id)
+    filtered.metadata.update({"filter": meta["filter"], "n_total": meta["n_total"]})
+
+
+@component
+def bundle_arms(datas: Input[List[Dataset]], synthetics: Input[List[Dataset]], arms: Output[Artifact]):
+    """Every arm's real data and synthetic set in one artifact, indexed by fraction, so that
+    the configurations of one ParallelFor can each find their own."""
+    from genaug.steps.bundle_arms import bundle_arms as bundle
+
+    arms.metadata.update(bundle([d.path for d in datas], [s.path for s in synthetics], arms.path))
+
+
+@component
+def run_config(config: dict, arms: Input[Artifact], profile: str, run: Input[Artifact], model: Output[Model],
+               curves: Output[HTML], scores: Output[Metrics], confusion: Output[ClassificationMetrics]) -> str:
+    """Train one configuration (classifier, fraction, ratio, seed) and score it on the test split.
+    ``run`` is start_tracking's artifact (see parent_run for why not the id itself). Returns
+    the result as JSON text: KFP parameters cannot carry nulls."""
+    import json
+
+    from genaug.steps import get
+    from genaug.steps.bundle_arms import arm_paths
+
+    with open(run.path) as f:
+        parent_run_id = f.read().strip()
+    data_path, synthetic_path = arm_paths(arms.path, config["fraction"])
+    result = get("run_config")(config, data_path, synthetic_path, profile, model.path, curves.path,
+                               parent_run_id=parent_run_id)
+    scores.log_metric("test_accuracy", result["accuracy"])
+    scores.log_metric("test_macro_f1", result["macro_f1"])
+    with open(scores.path, "w") as f:
+        json.dump(scores.metadata, f)
+    confusion.log_confusion_matrix(result["classes"], result["confusion_matrix"])
+    model.metadata.update({k: result[k] for k in ("name", "accuracy", "mlflow_run_id") if k in result})
+    return json.dumps({k: v for k, v in result.items() if k not in ("confusion_matrix", "classes")})
+
+
+@component
+def summarize_experiment(plan: Input[Artifact], results: list, generators: list, parent_run_id: str,
+                         summary: Output[Artifact], table: Output[Markdown]) -> str:
+    """The result table per classifier, fraction and ratio, with paired 95% intervals.
+    results, generators: JSON texts from run_config and evaluate_generator."""
+    import json
+
+    from genaug.steps import get
+
+    with open(plan.path) as f:
+        params = json.load(f)
+    out = get("summarize_experiment")(params, [json.loads(r) for r in results], [json.loads(g) for g in generators],
+                                      summary.path, table.path,
+                                      parent_run_id=parent_run_id)
+    summary.metadata.update({"n_results": len(results)})
+    return out["text"]

@@ -1,0 +1,89 @@
+r"""The augmentation experiment as one KFP v2 pipeline: for each real-data fraction a
+generator trained on that fraction, then one ParallelFor over the flat list of
+(classifier, fraction, ratio, seed) configurations, collected into one table.
+
+    plan_experiment -> start_tracking -> fid_reference
+          |
+    ParallelFor fraction:  prepare_data -> train_generator -> synthesize -> filter_synthetic
+                                                                                 -> evaluate_generator
+          |
+    bundle_arms (every arm's data and synthetic set, by fraction)
+          |
+    ParallelFor configuration:  run_config (train on real / real+synthetic / synthetic, score on test)
+          |
+    summarize_experiment (mean ± std, paired Δ vs real-only with 95% t-intervals; MLflow, KFP UI)
+"""
+
+from kfp import dsl
+
+from components import experiment as exp
+from components import steps
+from genaug.profiles import PROFILES
+
+QUICK = PROFILES["quick"]
+# Tasks at once inside each loop. Locally KFP runs at most 2 anyway; on a cluster every
+# configuration could run at once, but the arms' GPU generators should not crowd a node.
+ARM_PARALLELISM = 2
+CONFIG_PARALLELISM = 8
+
+
+@dsl.pipeline(
+    name="genaug-experiment",
+    description="Does generator X's data help classifier Y, by how much, and is it significant? Trains one "
+                "generator per real-data fraction, then each classifier at each augmentation ratio and seed; "
+                "reports mean ± std accuracy and the paired difference against real-only training with a 95% "
+                "t-interval over seeds, plus FID, KID, precision/recall and CAS per generator.",
+)
+def experiment_pipeline(
+    dataset: str = "fashion_mnist",
+    generator: str = "dcgan",
+    profile: str = "quick",
+    ratios: list = list(QUICK.exp_ratios),
+    seeds: list = list(QUICK.exp_seeds),
+    classifiers: list = list(QUICK.exp_classifiers),
+    fractions: list = list(QUICK.exp_fractions),
+    filter_threshold: float = 0.0,
+    generator_seed: int = 0,
+    sample_steps: int = 0,
+    eta: float = -1.0,
+    guidance: float = -1.0,
+) -> str:
+    plan = exp.plan_experiment(dataset=dataset, generator=generator, profile=profile, ratios=ratios, seeds=seeds,
+                               classifiers=classifiers, fractions=fractions, filter_threshold=filter_threshold,
+                               generator_seed=generator_seed).set_display_name("plan experiment")
+    run = steps.start_tracking(dataset=dataset, generator=generator, classifier="experiment", profile=profile,
+                               seed=generator_seed, ratio=0.0, pipeline_run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+                               kind="experiment").after(plan)
+    run.set_display_name("start MLflow run")
+    ref = exp.fid_reference(dataset=dataset, profile=profile, parent_run_id=run.outputs["Output"])
+    ref.set_display_name("FID reference features")
+    # Loop bodies take only pipeline inputs, loop items and artifacts from outside: KFP's
+    # local runner replaces any other outside parameter with the loop item (see
+    # components.experiment.parent_run). Fractions were checked by plan_experiment.
+    with dsl.ParallelFor(fractions, parallelism=ARM_PARALLELISM) as fraction:
+        parent = exp.parent_run(run=run.outputs["run"]).set_display_name("MLflow parent run").output
+        ratio = exp.synthesis_ratio(ratios=ratios, filter_threshold=filter_threshold).set_display_name(
+            "synthesis ratio").output
+        data = steps.prepare_data(dataset=dataset, profile=profile, fraction=fraction, parent_run_id=parent)
+        gen = steps.train_generator(data=data.outputs["data"], generator=generator, profile=profile,
+                                    seed=generator_seed, parent_run_id=parent, sample_steps=sample_steps, eta=eta,
+                                    guidance=guidance)
+        synth = steps.synthesize(model=gen.outputs["model"], data=data.outputs["data"], ratio=ratio,
+                                 seed=generator_seed, parent_run_id=parent)
+        kept = exp.filter_synthetic(data=data.outputs["data"], synthetic=synth.outputs["synthetic"],
+                                    threshold=filter_threshold, ratio=ratio, profile=profile, seed=generator_seed,
+                                    parent_run_id=parent)
+        kept.set_display_name("filter synthetic")
+        quality = steps.evaluate_generator(data=data.outputs["data"], synthetic=synth.outputs["synthetic"],
+                                           profile=profile, parent_run_id=parent).after(ref)
+        quality.set_display_name("generator metrics")
+    arms = exp.bundle_arms(datas=dsl.Collected(data.outputs["data"]),
+                           synthetics=dsl.Collected(kept.outputs["filtered"])).set_display_name("bundle arms")
+    with dsl.ParallelFor(plan.outputs["Output"], parallelism=CONFIG_PARALLELISM) as config:
+        trained = exp.run_config(config=config, arms=arms.outputs["arms"], profile=profile, run=run.outputs["run"])
+        trained.set_display_name("train and score configuration")
+    summary = exp.summarize_experiment(plan=plan.outputs["plan"], results=dsl.Collected(trained.outputs["Output"]),
+                                       generators=dsl.Collected(quality.outputs["Output"]),
+                                       parent_run_id=run.outputs["Output"])
+    summary.set_display_name("result table")
+    return summary.outputs["Output"]

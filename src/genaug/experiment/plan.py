@@ -1,0 +1,177 @@
+"""The experiment's configurations, as one flat list for one ParallelFor.
+
+Standard library only, so a bad list fails in well under a second, at submit time.
+
+A configuration trains one classifier once:
+- ``real``: ratio 0, the real-only baseline of its (classifier, fraction, seed);
+- ``augmented``: real plus ratio * n_real synthetic images, paired with the baseline of the
+  same seed (same initialisation and data order), so the difference is per seed;
+- ``synthetic``: one per fraction, the synthetic set alone (CAS, Ravuri & Vinyals 2019).
+Every fraction is an *arm*: its own real subset, and a generator trained on that subset
+only, because a generator that saw all the data would smuggle it into the small-data regime.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict, dataclass, field
+
+from genaug.catalog import CLASSIFIERS, DATASETS, GENERATORS, choose
+from genaug.params import MAX_RATIO, ParamError, checked
+from genaug.profiles import PROFILES
+
+CAS_CLASSIFIER = "cnn"   # the classifier that scores synthetic-only training (CAS)
+MIN_SEEDS_FOR_INTERVAL = 2
+# With filtering on, synthesize this many times the largest ratio, so that enough
+# confident samples of every class remain.
+FILTER_OVERSAMPLE = 2.0
+
+
+@dataclass(frozen=True)
+class ExperimentParams:
+    dataset: str
+    generator: str
+    profile: str
+    ratios: tuple[float, ...]
+    seeds: tuple[int, ...]
+    classifiers: tuple[str, ...]
+    fractions: tuple[float, ...]
+    filter_threshold: float = 0.0   # keep synthetic images the real classifier gives p(label) > this
+    generator_seed: int = 0
+
+    @property
+    def max_ratio(self) -> float:
+        return max(self.ratios)
+
+    @property
+    def synthesis_ratio(self) -> float:
+        """How many synthetic images per real one each arm synthesizes."""
+        return self.max_ratio * (FILTER_OVERSAMPLE if self.filter_threshold > 0 else 1.0)
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+
+def _listed(value, cast, name: str, example: str, problems: list) -> tuple:
+    """A list parameter given as a list, a JSON list or a comma-separated string."""
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = json.loads(text) if text.startswith("[") else [v for v in text.split(",") if v.strip()]
+        except json.JSONDecodeError:
+            problems.append(f"{name} {value!r} is not a list; give it as {example}")
+            return ()
+    try:
+        out = tuple(cast(v.strip() if isinstance(v, str) else v) for v in value)
+    except (TypeError, ValueError):
+        problems.append(f"{name} {value!r} must be a list of {cast.__name__}s, e.g. {example}")
+        return ()
+    if not out:
+        problems.append(f"{name} is empty; give at least one value, e.g. {example}")
+    if len(set(out)) != len(out):
+        problems.append(f"{name} {list(out)} repeats a value; each must appear once")
+    return out
+
+
+def _int(v) -> int:
+    f = float(v)
+    if f != int(f):
+        raise ValueError(v)
+    return int(f)
+
+
+def validate(dataset: str, generator: str, profile: str, ratios=None, seeds=None, classifiers=None,
+             fractions=None, filter_threshold: float = 0.0, generator_seed: int = 0) -> ExperimentParams:
+    """Check every experiment parameter (lists may be lists, JSON or "a,b,c"); None takes the
+    profile's default. Raises ParamError listing every problem at once."""
+    problems = []
+    for kind, value, valid in (("dataset", dataset, DATASETS), ("generator", generator, GENERATORS),
+                               ("profile", profile, PROFILES)):
+        try:
+            choose(kind, value, valid)
+        except ValueError as err:
+            problems.append(str(err))
+    prof = PROFILES.get(profile, PROFILES["quick"])
+    ratios = _listed(prof.exp_ratios if ratios is None else ratios, float, "ratios", "RATIOS=0,0.5,1", problems)
+    seeds = _listed(prof.exp_seeds if seeds is None else seeds, _int, "seeds", "SEEDS=0,1,2", problems)
+    classifiers = _listed(prof.exp_classifiers if classifiers is None else classifiers, str, "classifiers",
+                          "CLASSIFIERS=cnn,shallow_mlp", problems)
+    fractions = _listed(prof.exp_fractions if fractions is None else fractions, float, "fractions",
+                        "FRACTIONS=0.1,1", problems)
+    bad = [r for r in ratios if not 0.0 <= r <= MAX_RATIO]
+    if bad:
+        problems.append(f"ratios {bad} out of range; each r = n_synthetic / n_real must be in [0, {MAX_RATIO:g}]")
+    if ratios and max(ratios) <= 0:
+        problems.append(f"ratios {list(ratios)} hold no augmented setting; add one above 0, e.g. RATIOS=0,0.5")
+    if ratios and 0.0 not in ratios:
+        ratios = (0.0, *ratios)  # the real-only baseline that every difference is taken against
+    if any(s < 0 for s in seeds):
+        problems.append(f"seeds {list(seeds)} must be non-negative integers")
+    for c in classifiers:
+        try:
+            choose("classifier", c, CLASSIFIERS)
+        except ValueError as err:
+            problems.append(str(err))
+    bad = [f for f in fractions if not 0.0 < f <= 1.0]
+    if bad:
+        problems.append(f"fractions {bad} out of range; each is a share of the real training images in (0, 1]")
+    filter_threshold = checked(filter_threshold, float, lambda v: 0.0 <= v < 1.0,
+                               f"filter_threshold {filter_threshold!r} must be in [0, 1): 0 keeps every synthetic "
+                               "image, 0.9 keeps those the real classifier assigns to their label with p > 0.9",
+                               problems)
+    generator_seed = checked(generator_seed, _int, lambda v: v >= 0,
+                             f"generator_seed {generator_seed!r} must be a non-negative integer", problems)
+    if problems:
+        raise ParamError("; ".join(problems))
+    return ExperimentParams(dataset, generator, profile, tuple(sorted(ratios)), seeds, classifiers,
+                            tuple(sorted(fractions)), filter_threshold, generator_seed)
+
+
+@dataclass(frozen=True)
+class Config:
+    classifier: str
+    fraction: float
+    ratio: float
+    seed: int
+    variant: str = field(default="augmented")   # real | augmented | synthetic
+
+    @property
+    def name(self) -> str:
+        return f"{self.variant}-{self.classifier}-f{self.fraction:g}-r{self.ratio:g}-s{self.seed}"
+
+
+def configurations(p: ExperimentParams) -> list[dict]:
+    """The flat list: every (classifier, fraction, ratio, seed), plus one CAS run per fraction."""
+    out = [Config(c, f, r, s, "real" if r == 0 else "augmented")
+           for f in p.fractions for c in p.classifiers for r in p.ratios for s in p.seeds]
+    out += [Config(CAS_CLASSIFIER, f, 0.0, p.seeds[0], "synthetic") for f in p.fractions]
+    return [{**asdict(c), "name": c.name} for c in out]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Validate and print an experiment's configurations.")
+    for name in ("dataset", "generator", "profile"):
+        parser.add_argument(f"--{name}", required=True)
+    for name in ("ratios", "seeds", "classifiers", "fractions"):
+        parser.add_argument(f"--{name}", default=None, help="comma-separated; default: the profile's")
+    parser.add_argument("--filter_threshold", default=0.0)
+    parser.add_argument("--generator_seed", default=0)
+    parser.add_argument("--print", action="store_true", help="print the resolved configuration list")
+    args = vars(parser.parse_args(argv))
+    show = args.pop("print")
+    try:
+        params = validate(**{k: (v if v != "" else None) for k, v in args.items()})
+    except ParamError as err:
+        print(f"genaug: invalid experiment parameters: {err}", file=sys.stderr)
+        return 2
+    if show:
+        configs = configurations(params)
+        print(json.dumps({**params.as_dict(), "n_configurations": len(configs)}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""The experiment's answer as text: aligned lines for a terminal, Markdown for the KFP UI,
+and the one-line account of a generator's metrics that run summaries share."""
+
+from __future__ import annotations
+
+HEADER = ("classifier", "fraction", "ratio", "seeds", "accuracy (mean ± std)", "Δ vs real (paired)",
+          "95% CI", "")
+
+
+def _cells(row: dict) -> tuple[str, ...]:
+    acc = f"{row['accuracy_mean']:.4f} ± {row['accuracy_std']:.4f}"
+    if "delta_mean" not in row:
+        delta, ci, mark = "(baseline)", "", ""
+    else:
+        delta = f"{row['delta_mean']:+.4f}"
+        ci = "n/a (1 seed)" if row["delta_low"] is None else f"[{row['delta_low']:+.4f}, {row['delta_high']:+.4f}]"
+        mark = {True: "*", False: "", None: ""}[row["significant"]]
+    return (row["classifier"], f"{row['fraction']:g}", f"{row['ratio']:g}", str(row["n_seeds"]), acc, delta, ci, mark)
+
+
+def text(rows: list[dict]) -> str:
+    """Aligned columns; '*' marks a difference whose 95% interval excludes 0."""
+    body = [HEADER] + [_cells(r) for r in rows]
+    widths = [max(len(line[i]) for line in body) for i in range(len(HEADER))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in body]
+    lines.insert(1, "  ".join("-" * w for w in widths).rstrip())
+    return "\n".join(lines)
+
+
+def markdown(rows: list[dict]) -> str:
+    lines = ["| " + " | ".join(HEADER[:-1]) + " | sig. |", "|" + "---|" * len(HEADER)]
+    lines += ["| " + " | ".join(_cells(r)) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def generator_line(result: dict) -> str:
+    """One line for tables: FID per mode, KID, precision/recall and IS, with their basis."""
+    def num(v, f=".2f"):
+        return "n/a" if v is None else format(v, f)
+
+    fids = ", ".join(f"FID[{m}] {num(v)}" for m, v in result["fid"].items())
+    return (f"{fids}, KID {num(result.get('kid'), '.4f')}, precision {num(result.get('precision'), '.3f')}, "
+            f"recall {num(result.get('recall'), '.3f')}, IS {num(result.get('inception_score'))} "
+            f"(N={result['n_generated']} vs {result['n_reference']} train, "
+            f"{(result['network'] or {}).get('name', 'no network: ' + str(result.get('reason')))})")

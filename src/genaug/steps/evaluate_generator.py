@@ -1,0 +1,130 @@
+"""Step 5a: how close the generator's images are to the real ones: FID, KID,
+precision/recall, per-class FID and, when the network has logits, the Inception Score."""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from genaug import catalog, tracking
+from genaug.atomic import atomic_path
+from genaug.data import imageset
+from genaug.data.sources import load_raw
+from genaug.data.splits import stratified_take
+from genaug.metrics import feature_net, generative, html, plots
+from genaug.metrics.features import extract
+from genaug.metrics.reference import reference
+from genaug.profiles import PROFILES
+from genaug.steps import figures
+from genaug.steps.context import optional_store
+from genaug.steps.timing import timed_step
+
+PR_K = 3            # neighbours for improved precision/recall (Kynkäänniemi et al.'s default)
+GENERATED_SEED = 7  # which generated images are measured, when the set holds more than needed
+
+
+def _unavailable(reason: str, n: int, modes) -> dict:
+    return {"network": None, "reason": reason, "n_generated": 0, "n_reference": n, "reference_split": "train",
+            "fid": {m: None for m in modes}, "kid": None, "precision": None, "recall": None,
+            "inception_score": None, "inception_score_std": None, "inception_score_reason": reason,
+            "per_class_fid": None}
+
+
+@timed_step
+def evaluate_generator(data_path: str, synthetic_path: str, profile: str, out_path: str,
+                       html_path: str = "", parent_run_id: str = "") -> dict:
+    """Measure a synthetic set (from ``synthesize``) against the real training split.
+
+    Uses the profile's sample count N (class-balanced on both sides), FID modes and
+    feature network. Returns and writes (JSON at ``out_path``) ``fid`` {mode: value},
+    ``kid``, ``precision``, ``recall`` (k=3), ``per_class_fid`` {class: value},
+    ``inception_score`` (+ ``_std``) or null with ``inception_score_reason``, and what
+    each was computed on: ``n_generated``, ``n_reference``, ``reference_split``,
+    ``network``, ``reference_keys``. Without a feature network every metric is null and
+    ``reason`` says why; nothing is made up.
+    """
+    _, data_meta = imageset.load(data_path, "prepared dataset")
+    synth, synth_meta = imageset.load(synthetic_path, "synthetic dataset")
+    spec, prof = catalog.dataset(data_meta["dataset"]), PROFILES[profile]
+    if synth_meta["dataset"] != spec.name:
+        raise ValueError(f"synthetic set is {synth_meta['dataset']!r} but the real data is {spec.name!r}; "
+                         f"measure a generator trained on {spec.name}")
+    store = optional_store()
+    net, origin = feature_net.for_profile(prof.fid_network, store)
+    if net is None:
+        print(f"[genaug] generator metrics unavailable: {origin}", file=sys.stderr, flush=True)
+        result = _unavailable(origin, prof.fid_samples, prof.fid_modes)
+    else:
+        raw = load_raw(spec, store=store)
+        idx = stratified_take(synth["y"], prof.fid_samples, GENERATED_SEED)
+        fake_x, fake_y = synth["x"][idx], synth["y"][idx]
+        result = {"network": net.describe(), "network_note": origin, "n_generated": int(len(idx)),
+                  "reference_split": "train", "fid": {}, "reference_keys": {}, "kid": None}
+        for mode in prof.fid_modes:
+            ref = reference(spec, raw, prof.fid_samples, mode, net, store)
+            fake, probs = extract(fake_x, net, mode, probabilities=net.has_logits and mode == "clean",
+                                  desc=f"FID generated ({mode})")
+            result["fid"][mode] = generative.frechet_distance(generative.Gaussian.of(fake),
+                                                              generative.Gaussian.of(ref.feats))
+            result["reference_keys"][mode] = ref.key
+            result["n_reference"] = int(len(ref.labels))
+            if mode != "clean":
+                continue
+            result["kid"] = generative.kid(fake, ref.feats)
+            result["precision"], result["recall"] = generative.precision_recall(fake, ref.feats, PR_K)
+            result["per_class_fid"] = dict(zip(spec.classes, generative.per_class_fid(
+                fake, fake_y, ref.feats, ref.labels, spec.num_classes)))
+            if probs is not None:
+                result["inception_score"], result["inception_score_std"] = generative.inception_score(probs)
+                result["inception_score_reason"] = None
+            else:
+                result["inception_score"] = result["inception_score_std"] = None
+                result["inception_score_reason"] = (f"{net.name} has no logits layer; the Inception Score "
+                                                    f"needs NVlabs' {feature_net.NVLABS_FILE}")
+        result["precision_recall_note"] = (f"improved precision/recall (Kynkaenniemi et al. 2019), k={PR_K}, on "
+                                           f"{net.name} features (the paper's VGG-16 weights are not used)")
+        if not net.is_inception:
+            result["network_note"] = "stand-in network: these values rank sets but match nothing published"
+    result.update({"dataset": spec.name, "generator": synth_meta["generator"], "profile": profile,
+                   "fraction": float(data_meta.get("fraction", 1.0)), "n_train_real": int(data_meta["n_train"]),
+                   "modes": list(prof.fid_modes), "synthetic_hash": synth_meta["content_hash"]})
+    with atomic_path(out_path) as tmp:
+        Path(tmp).write_text(json.dumps(result, indent=2))
+    _log(result)
+    if html_path:
+        _page(result, synth, spec, html_path)
+    return result
+
+
+def _log(result: dict) -> None:
+    metrics = {f"fid_{m}": v for m, v in result["fid"].items()}
+    metrics.update({k: result.get(k) for k in ("kid", "precision", "recall", "inception_score")})
+    metrics.update({f"fid_class/{name.replace('/', '-')}": v for name, v in (result.get("per_class_fid") or {}).items()})
+    tracking.log_metrics({k: v for k, v in metrics.items() if v is not None})
+    tracking.log_params({"fid_network": (result["network"] or {}).get("name", "unavailable"),
+                         "fid_n_generated": result["n_generated"], "fid_n_reference": result["n_reference"],
+                         "fid_reference_split": result["reference_split"]})
+    tracking.log_dict(result, "generator_metrics.json")
+
+
+def _page(result: dict, synth: dict, spec, html_path: str) -> None:
+    def fmt(v):
+        return "unavailable" if v is None else v
+
+    rows = [{"metric": f"FID ({m})", "value": fmt(v)} for m, v in result["fid"].items()]
+    rows += [{"metric": name, "value": fmt(result.get(key))} for name, key in (
+        ("KID", "kid"), ("precision (k=3)", "precision"), ("recall (k=3)", "recall"),
+        ("Inception Score", "inception_score"))]
+    rows += [{"metric": "measured on", "value": f"{result['n_generated']} generated vs {result['n_reference']} "
+              f"real ({result['reference_split']} split), {(result['network'] or {}).get('name', result.get('reason'))}"}]
+    parts = [("Generator metrics", html.table(rows))]
+    if result.get("per_class_fid"):
+        parts.append(("Per-class FID", html.table([{"class": k, "FID": fmt(v)}
+                                                   for k, v in result["per_class_fid"].items()])))
+    with tempfile.TemporaryDirectory() as tmp:
+        grid = Path(tmp) / "generated.png"
+        plots.sample_grid(synth["x"], synth["y"], spec.classes, grid, 10, "generated")
+        parts.append(("Generated samples", grid))
+        figures.publish(html_path, f"evaluate_generator {spec.name}", parts)

