@@ -115,16 +115,16 @@ def evaluate(data: Input[Dataset], classifier_real: Input[Model], classifier_aug
 
 
 @component
-def evaluate_generator(data: Input[Dataset], synthetic: Input[Dataset], profile: str, parent_run_id: str,
+def evaluate_generator(data: Input[Dataset], generator: Input[Model], profile: str, parent_run_id: str,
                        scores: Output[Metrics], report: Output[Artifact], page: Output[HTML]) -> str:
     """FID, KID, precision/recall, per-class FID and IS (when the network has logits) of the
-    synthetic set against the real training split; what each was measured on is recorded.
+    generator's images against the real training split; what each was measured on is recorded.
     Returns the same as JSON text (KFP parameters cannot carry the nulls of unavailable metrics)."""
     import json
 
     from genaug.steps import get
 
-    result = get("evaluate_generator")(data.path, synthetic.path, profile, report.path, page.path,
+    result = get("evaluate_generator")(data.path, generator.path, profile, report.path, page.path,
                                        parent_run_id=parent_run_id)
     for mode, value in result["fid"].items():
         if value is not None:

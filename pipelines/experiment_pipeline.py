@@ -74,7 +74,7 @@ def experiment_pipeline(
                                     threshold=filter_threshold, ratio=ratio, profile=profile, seed=generator_seed,
                                     parent_run_id=parent)
         kept.set_display_name("filter synthetic")
-        quality = steps.evaluate_generator(data=data.outputs["data"], synthetic=synth.outputs["synthetic"],
+        quality = steps.evaluate_generator(data=data.outputs["data"], generator=gen.outputs["model"],
                                            profile=profile, parent_run_id=parent).after(ref)
         quality.set_display_name("generator metrics")
     arms = exp.bundle_arms(datas=dsl.Collected(data.outputs["data"]),

@@ -71,7 +71,7 @@ def genaug_pipeline(
                                        synthetic_only=True, classifier=classifier, profile=profile, seed=seed,
                                        ratio=ratio, parent_run_id=parent)
     clf_synth.set_display_name("classifier on synthetic only (CAS)")
-    quality = steps.evaluate_generator(data=data.outputs["data"], synthetic=synth.outputs["synthetic"],
+    quality = steps.evaluate_generator(data=data.outputs["data"], generator=gen.outputs["model"],
                                        profile=profile, parent_run_id=parent)
     quality.set_display_name("generator metrics (FID, KID, precision/recall)")
     ev = steps.evaluate(data=data.outputs["data"], classifier_real=clf_real.outputs["model"],

@@ -5,8 +5,8 @@
 Lists (``--ratios 0,0.5,1``, ``--seeds``, ``--classifiers``, ``--fractions``) default to
 the profile's (src/genaug/profiles.py) and are validated before anything starts. The run
 folder ``runs/00004-experiment-fashion_mnist-dcgan-quick/`` holds experiment_options.json,
-the KFP pipeline root and experiment.json; the table is printed at the end, and the LAST
-line printed is the path of experiment.json.
+the KFP pipeline root and summary.json (with the table); the table is printed at the end,
+and the LAST line printed is the path of summary.json.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ LISTS = ("ratios", "seeds", "classifiers", "fractions")
 
 
 def run(params, runs: Path, sampling: dict) -> Path:
-    """Run the experiment locally; return the path of its experiment.json."""
+    """Run the experiment locally; return the path of its summary.json."""
     from genaug.atomic import atomic_path
     from pipelines.experiment_pipeline import experiment_pipeline
 
@@ -41,7 +41,7 @@ def run(params, runs: Path, sampling: dict) -> Path:
     summary = json.loads(exp_json.read_text())
     summary["pipeline_wall_seconds"] = round(wall, 3)
     summary["run_dir"] = str(run_dir)
-    path = run_dir / "experiment.json"
+    path = run_dir / "summary.json"
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(summary, indent=2))
     return path

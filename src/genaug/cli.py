@@ -8,7 +8,8 @@
     genaug promote --rollback MODEL                serve the previous version again
     genaug promote --status                        what serves, from the ledger
 
-A step's options come from its function signature; dict parameters take JSON.
+A step's options come from its function signature; dict parameters take JSON, lists JSON or
+"a,b,c", booleans true/false.
 """
 
 from __future__ import annotations
@@ -23,7 +24,20 @@ from genaug import steps
 from genaug.params import ParamError
 from genaug.params import main as validate_main
 
-_PARSERS = {str: str, int: int, float: float, dict: json.loads}
+def _flag(text: str) -> bool:
+    value = text.strip().lower()
+    if value not in ("1", "0", "true", "false", "yes", "no"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a boolean; use true or false")
+    return value in ("1", "true", "yes")
+
+
+def _list(text: str) -> list:
+    """A JSON list, or comma-separated values (kept as text; the step checks their types)."""
+    text = text.strip()
+    return json.loads(text) if text.startswith("[") else [v.strip() for v in text.split(",") if v.strip()]
+
+
+_PARSERS = {str: str, int: int, float: float, dict: json.loads, bool: _flag, list: _list}
 
 
 def _step_parser(name: str) -> tuple[argparse.ArgumentParser, typing.Callable]:
@@ -34,6 +48,7 @@ def _step_parser(name: str) -> tuple[argparse.ArgumentParser, typing.Callable]:
                                      description=inspect.getdoc(target))
     for pname, param in inspect.signature(target).parameters.items():
         kind = hints.get(pname, str)
+        kind = typing.get_origin(kind) or kind  # list[str] -> list
         flag = "--" + pname.replace("_", "-")
         if param.default is inspect.Parameter.empty:
             parser.add_argument(flag, dest=pname, type=_PARSERS[kind], required=True)

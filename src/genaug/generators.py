@@ -26,6 +26,10 @@ from genaug.diffusion import Diffusion, SamplerConfig, make_betas
 from genaug.train.progress import bar
 
 
+# From this many images on, a diffusion sampler's UNet is worth compiling (see sample).
+COMPILE_FROM = 2000
+
+
 class GanSampler(nn.Module):
     """A GAN generator G(labels, z) with z ~ N(0, I) of ``z_dim`` dimensions."""
 

@@ -107,3 +107,23 @@ def test_bad_lists_fail_from_the_shell_before_any_import_of_torch():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env={"PYTHONPATH": str(REPO / "src")})
     assert proc.returncode == 2 and "ratios ['0', 'x']" in proc.stderr
+
+
+def test_arms_bundle_pairs_each_fraction_with_its_own_synthetic_set(tmp_path):
+    from genaug.data import imageset
+    from genaug.steps.bundle_arms import arm_paths, bundle_arms
+
+    x, y = np.zeros((4, 1, 2, 2), np.uint8), np.arange(4, dtype=np.int64)
+    data, synth = [], []
+    for i, fraction in enumerate((0.1, 1.0)):
+        data.append(str(tmp_path / f"d{i}.npz"))
+        synth.append(str(tmp_path / f"s{i}.npz"))
+        imageset.save(data[-1], {"x_train": x + i, "y_train": y}, {"fraction": fraction, "content_hash": f"h{i}"})
+        imageset.save(synth[-1], {"x": x + 10 * i, "y": y}, {"real_data_hash": f"h{i}"})
+    bundle_arms(data, synth[::-1], str(tmp_path / "arms"))  # collected in any order
+    d, s = arm_paths(str(tmp_path / "arms"), 1.0)
+    assert imageset.load(d)[0]["x_train"].max() == 1 and imageset.load(s)[0]["x"].max() == 10
+    with pytest.raises(imageset.ArtifactError, match="holds fractions .* not 0.5"):
+        arm_paths(str(tmp_path / "arms"), 0.5)
+    with pytest.raises(imageset.ArtifactError, match="no synthetic set was made from"):
+        bundle_arms(data, synth[:1], str(tmp_path / "arms2"))

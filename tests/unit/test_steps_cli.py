@@ -112,3 +112,36 @@ def test_cas_classifier_trains_on_synthetic_images_alone(chain, tmp_path):
     assert 0.0 <= ev["cas"] <= 1.0
     with pytest.raises(ValueError, match="synthetic_only needs synthetic_path"):
         get("train_classifier")(chain["data"], "cnn", "smoke", 0, str(tmp_path / "x.pt"), synthetic_only=True)
+
+
+def test_filter_synthetic_keeps_confident_images_and_reports_top_ups(chain, tmp_path):
+    synth, smeta = imageset.load(chain["synth"])
+    # Threshold 0: the set passes through unchanged, and no classifier is trained.
+    same = get("filter_synthetic")(chain["data"], chain["synth"], 0.0, 0.5, "smoke", 0, str(tmp_path / "f0"))
+    assert same["filter"] is None and imageset.load(tmp_path / "f0")[1]["content_hash"] == smeta["content_hash"]
+    out = str(tmp_path / "f")
+    meta = get("filter_synthetic")(chain["data"], chain["synth"], 0.6, 0.25, "smoke", 0, out)
+    kept, kmeta = imageset.load(out)
+    _, dmeta = imageset.load(chain["data"])
+    need = int(round(0.25 * dmeta["n_train"] / 10))
+    counts = np.bincount(kept["y"], minlength=10)
+    f = meta["filter"]
+    assert (counts >= need).all() and f["threshold"] == 0.6 and f["n_before"] == len(synth["y"])
+    for c, name in enumerate(f["kept_share"]):
+        confident = round(f["kept_share"][name] * (synth["y"] == c).sum())
+        # Either every confident image (at least the quota), or the quota topped up and said so.
+        assert counts[c] == max(confident, need) and f["topped_up"][name] == max(0, need - confident)
+    assert kmeta["unfiltered_hash"] == smeta["content_hash"]
+    # The mix can still take the ratio it was filtered for.
+    get("train_classifier")(chain["data"], "shallow_mlp", "smoke", 0, str(tmp_path / "c"), "", out, 0.25)
+
+
+def test_every_step_has_a_working_help(capsys):
+    from genaug import cli
+    from genaug.steps import STEP_NAMES
+
+    for name in STEP_NAMES:  # booleans, lists and dicts each need a parser
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main(["step", name, "--help"])
+        assert exit_info.value.code == 0, name
+        assert f"genaug step {name}" in capsys.readouterr().out

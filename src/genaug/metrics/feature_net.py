@@ -59,6 +59,13 @@ class FeatureNet:
     name: str
     source: str
     sha256: str
+    device: torch.device = torch.device("cpu")
+
+    def to(self, device: torch.device | str) -> "FeatureNet":
+        """The same network on ``device`` (CUDA on a GPU node; fp32 there too, so that FIDs
+        stay comparable with published ones)."""
+        device = torch.device(device)
+        return FeatureNet(self.module.to(device), self.layout, self.name, self.source, self.sha256, device)
 
     @property
     def has_logits(self) -> bool:
@@ -80,16 +87,18 @@ class FeatureNet:
     @torch.inference_mode()
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """float32 [N, D] for x float32 [N, 3, 299, 299] in [0, 255]."""
+        # NHWC: 1.3x faster Inception forwards on this 2-core CPU, features equal to 1e-5.
+        x = x.to(self.device).contiguous(memory_format=torch.channels_last)
         if self.layout == "nvlabs":
-            return self.module(x, return_features=True).float().flatten(1)
-        return self.module((x - 128.0) / 128.0).float().flatten(1)
+            return self.module(x, return_features=True).float().flatten(1).cpu()
+        return self.module((x - 128.0) / 128.0).float().flatten(1).cpu()
 
     @torch.inference_mode()
     def probabilities(self, x: torch.Tensor) -> torch.Tensor:
         """float32 [N, K] class probabilities (nvlabs layout only)."""
         if not self.has_logits:
             raise FeatureNetError(f"{self.name} gives features only, no class probabilities")
-        out = self.module(x, return_features=False).float()
+        out = self.module(x.to(self.device), return_features=False).float().cpu()
         # NVlabs' file returns softmax probabilities; a copy that returns logits is normalised here.
         if not torch.allclose(out.sum(1), torch.ones(len(out)), atol=1e-3) or (out < 0).any():
             out = out.softmax(1)
@@ -205,9 +214,8 @@ def stand_in(seed: int = 0) -> FeatureNet:
                       "genaug.metrics.feature_net.stand_in", digest)
 
 
-def for_profile(network: str, store=None) -> tuple[FeatureNet | None, str]:
-    """The profile's network ("inception" or "stand-in") and a note on where it came from."""
-    if network == "stand-in":
-        net = stand_in()
-        return net, net.name
-    return find(store)
+def for_profile(network: str, store=None, device: torch.device | str = "cpu") -> tuple[FeatureNet | None, str]:
+    """The profile's network ("inception" or "stand-in") on ``device``, and a note on where it
+    came from (or, for None, everywhere it looked)."""
+    net, note = (stand_in(), "") if network == "stand-in" else find(store)
+    return (net.to(device), note or net.name) if net is not None else (None, note)

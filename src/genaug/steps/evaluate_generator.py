@@ -3,16 +3,18 @@ precision/recall, per-class FID and, when the network has logits, the Inception 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 import tempfile
 from pathlib import Path
 
-from genaug import catalog, tracking
+import numpy as np
+
+from genaug import accel, catalog, generators, tracking
 from genaug.atomic import atomic_path
 from genaug.data import imageset
 from genaug.data.sources import load_raw
-from genaug.data.splits import stratified_take
 from genaug.metrics import feature_net, generative, html, plots
 from genaug.metrics.features import extract
 from genaug.metrics.reference import reference
@@ -21,8 +23,10 @@ from genaug.steps import figures
 from genaug.steps.context import optional_store
 from genaug.steps.timing import timed_step
 
-PR_K = 3            # neighbours for improved precision/recall (Kynkäänniemi et al.'s default)
-GENERATED_SEED = 7  # which generated images are measured, when the set holds more than needed
+PR_K = 3  # neighbours for improved precision/recall (Kynkäänniemi et al.'s default)
+# Noise seed of the measured images: its own stream, so they are neither the synthetic
+# set's images nor those of training-time grids, and every generator is measured alike.
+METRICS_SEED = 2_000_003
 
 
 def _unavailable(reason: str, n: int, modes) -> dict:
@@ -33,34 +37,38 @@ def _unavailable(reason: str, n: int, modes) -> dict:
 
 
 @timed_step
-def evaluate_generator(data_path: str, synthetic_path: str, profile: str, out_path: str,
+def evaluate_generator(data_path: str, generator_path: str, profile: str, out_path: str,
                        html_path: str = "", parent_run_id: str = "") -> dict:
-    """Measure a synthetic set (from ``synthesize``) against the real training split.
+    """Measure a trained generator against the real training split.
 
-    Uses the profile's sample count N (class-balanced on both sides), FID modes and
-    feature network. Returns and writes (JSON at ``out_path``) ``fid`` {mode: value},
-    ``kid``, ``precision``, ``recall`` (k=3), ``per_class_fid`` {class: value},
+    Draws the profile's N images from the generator (N / K per class, fixed noise seed)
+    whatever the augmentation ratio, so that FIDs of every run and arm rest on the same
+    count, and uses the profile's FID modes and feature network. Returns and writes (JSON
+    at ``out_path``) ``fid`` {mode: value}, ``kid``, ``precision``, ``recall`` (k=3),
+    ``per_class_fid`` {class: value},
     ``inception_score`` (+ ``_std``) or null with ``inception_score_reason``, and what
     each was computed on: ``n_generated``, ``n_reference``, ``reference_split``,
     ``network``, ``reference_keys``. Without a feature network every metric is null and
     ``reason`` says why; nothing is made up.
     """
-    _, data_meta = imageset.load(data_path, "prepared dataset")
-    synth, synth_meta = imageset.load(synthetic_path, "synthetic dataset")
+    data_meta = imageset.read_meta(data_path, "prepared dataset")
+    module, ckpt = generators.load(generator_path)
     spec, prof = catalog.dataset(data_meta["dataset"]), PROFILES[profile]
-    if synth_meta["dataset"] != spec.name:
-        raise ValueError(f"synthetic set is {synth_meta['dataset']!r} but the real data is {spec.name!r}; "
-                         f"measure a generator trained on {spec.name}")
+    if ckpt["meta"]["dataset"] != spec.name:
+        raise ValueError(f"the generator was trained on {ckpt['meta']['dataset']!r} but the real data is "
+                         f"{spec.name!r}; measure a generator trained on {spec.name}")
     store = optional_store()
-    net, origin = feature_net.for_profile(prof.fid_network, store)
+    acc = accel.pick()
+    net, origin = feature_net.for_profile(prof.fid_network, store, acc.device)
     if net is None:
         print(f"[genaug] generator metrics unavailable: {origin}", file=sys.stderr, flush=True)
         result = _unavailable(origin, prof.fid_samples, prof.fid_modes)
     else:
         raw = load_raw(spec, store=store)
-        idx = stratified_take(synth["y"], prof.fid_samples, GENERATED_SEED)
-        fake_x, fake_y = synth["x"][idx], synth["y"][idx]
-        result = {"network": net.describe(), "network_note": origin, "n_generated": int(len(idx)),
+        fake_y = np.repeat(np.arange(spec.num_classes, dtype=np.int64), prof.fid_samples // spec.num_classes)
+        fake_x = generators.sample(module, fake_y, generators.accel_for(ckpt["meta"]["family"], acc), METRICS_SEED,
+                                   progress="generate for FID", compile=len(fake_y) >= generators.COMPILE_FROM)
+        result = {"network": net.describe(), "network_note": origin, "n_generated": int(len(fake_y)),
                   "reference_split": "train", "fid": {}, "reference_keys": {}, "kid": None}
         for mode in prof.fid_modes:
             ref = reference(spec, raw, prof.fid_samples, mode, net, store)
@@ -87,14 +95,16 @@ def evaluate_generator(data_path: str, synthetic_path: str, profile: str, out_pa
                                            f"{net.name} features (the paper's VGG-16 weights are not used)")
         if not net.is_inception:
             result["network_note"] = "stand-in network: these values rank sets but match nothing published"
-    result.update({"dataset": spec.name, "generator": synth_meta["generator"], "profile": profile,
+        result["generator_noise_seed"] = METRICS_SEED
+    result.update({"dataset": spec.name, "generator": ckpt["arch"], "profile": profile,
                    "fraction": float(data_meta.get("fraction", 1.0)), "n_train_real": int(data_meta["n_train"]),
-                   "modes": list(prof.fid_modes), "synthetic_hash": synth_meta["content_hash"]})
+                   "modes": list(prof.fid_modes),
+                   "generator_sha256": hashlib.sha256(Path(generator_path).read_bytes()).hexdigest()})
     with atomic_path(out_path) as tmp:
         Path(tmp).write_text(json.dumps(result, indent=2))
     _log(result)
     if html_path:
-        _page(result, synth, spec, html_path)
+        _page(result, spec, html_path, *((fake_x, fake_y) if net is not None else ()))
     return result
 
 
@@ -109,7 +119,7 @@ def _log(result: dict) -> None:
     tracking.log_dict(result, "generator_metrics.json")
 
 
-def _page(result: dict, synth: dict, spec, html_path: str) -> None:
+def _page(result: dict, spec, html_path: str, images=None, labels=None) -> None:
     def fmt(v):
         return "unavailable" if v is None else v
 
@@ -124,7 +134,8 @@ def _page(result: dict, synth: dict, spec, html_path: str) -> None:
         parts.append(("Per-class FID", html.table([{"class": k, "FID": fmt(v)}
                                                    for k, v in result["per_class_fid"].items()])))
     with tempfile.TemporaryDirectory() as tmp:
-        grid = Path(tmp) / "generated.png"
-        plots.sample_grid(synth["x"], synth["y"], spec.classes, grid, 10, "generated")
-        parts.append(("Generated samples", grid))
+        if images is not None:
+            grid = Path(tmp) / "generated.png"
+            plots.sample_grid(images, labels, spec.classes, grid, 10, "measured images (first 10 per class)")
+            parts.append(("Generated samples", grid))
         figures.publish(html_path, f"evaluate_generator {spec.name}", parts)

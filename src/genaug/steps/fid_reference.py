@@ -3,7 +3,7 @@ features for FID, computed once per (dataset, split, N, mode, network) and cache
 
 from __future__ import annotations
 
-from genaug import catalog, tracking
+from genaug import accel, catalog, tracking
 from genaug.data.sources import load_raw
 from genaug.metrics import feature_net
 from genaug.metrics.reference import reference
@@ -18,7 +18,7 @@ def fid_reference(dataset: str, profile: str, parent_run_id: str = "") -> dict:
     returns their cache keys, per mode. Runs before generators are measured in parallel."""
     spec, prof = catalog.dataset(dataset), PROFILES[profile]
     store = optional_store()
-    net, origin = feature_net.for_profile(prof.fid_network, store)
+    net, origin = feature_net.for_profile(prof.fid_network, store, accel.pick().device)
     if net is None:
         return {"network": None, "reason": origin, "keys": {}}
     raw = load_raw(spec, store=store)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 from genaug import catalog, checkpoint, tracking
 from genaug import accel as accel_mod
 from genaug.data import imageset
-from genaug.metrics import classification
+from genaug.metrics import classification, plots
 from genaug.steps.timing import timed_step
 from genaug.steps.train_classifier import train_classifier
 from genaug.train.classifier import predict
@@ -40,7 +43,14 @@ def run_config(config: dict, data_path: str, synthetic_path: str, profile: str, 
     model, _ = checkpoint.load(out_path, "classifier")
     pred = predict(acc.prepare(model), arrays["x_test"], acc).argmax(1)
     report = classification.report(arrays["y_test"], pred, spec.classes)
-    tracking.log_metrics({"test_accuracy": report["accuracy"], "test_macro_f1": report["macro_f1"]})
+    tracking.log_metrics({"test_accuracy": report["accuracy"], "test_macro_f1": report["macro_f1"],
+                          **{f"test_f1/{name.replace('/', '-')}": m["f1"] for name, m in report["per_class"].items()}})
+    tracking.log_dict(report, "classification_report.json")
+    with tempfile.TemporaryDirectory() as tmp:
+        png = Path(tmp) / "confusion_matrix.png"
+        plots.confusion_matrix(report["confusion_matrix"], spec.classes, png,
+                               f"{config['name']}: test accuracy {report['accuracy']:.4f}")
+        tracking.log_artifact(png, "figures")
     return {**config, "seed": seed, "ratio": ratio, "fraction": float(config["fraction"]),
             "accuracy": report["accuracy"], "macro_f1": report["macro_f1"], "val_accuracy": meta["val_accuracy"],
             "best_epoch": meta["best_epoch"], "n_train_real": meta["n_train_real"],

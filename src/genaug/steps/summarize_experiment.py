@@ -18,7 +18,7 @@ def _metric_key(row: dict, what: str) -> str:
 
 def summarize_experiment(params: dict, results: list, generators: list, out_path: str,
                          markdown_path: str = "", parent_run_id: str = "") -> dict:
-    """Write ``out_path`` (experiment.json): the parameters, every configuration's result,
+    """Write ``out_path`` (the experiment's summary.json): the parameters, every configuration's result,
     the table (see genaug.experiment.stats.table), each arm's generator metrics with its
     CAS; log them to the MLflow parent run and close it. Returns the same dict."""
     t0 = time.perf_counter()
