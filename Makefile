@@ -4,6 +4,7 @@
 #                 [STEPS=K] [ETA=0] [GUIDANCE=2]   (diffusion sampling; default: the profile's)
 #   make experiment [DATASET=..] [GEN=..] [PROFILE=quick] [RATIOS=0,0.25,0.5,1] [SEEDS=0,1,2]
 #                   [CLASSIFIERS=cnn,shallow_mlp] [FRACTIONS=0.1,1] [FILTER=0]   (lists: the profile's)
+#   make compile                          pipelines/build/genaug.yaml (+ -experiment.yaml), for the KFP UI
 #   make test
 #   make up | make status | make down      the local stack: S3 (SeaweedFS), MLflow, Triton
 #   make clean
@@ -48,11 +49,11 @@ EXP_PARAMS := --dataset $(DATASET) --generator $(GEN) --profile $(PROFILE) --rat
           --seeds "$(SEEDS)" --classifiers "$(CLASSIFIERS)" --fractions "$(FRACTIONS)" --filter_threshold $(FILTER)
 DEBIAN_FMNIST := /usr/share/datasets/fashion-mnist
 
-.PHONY: pipeline experiment test clean distclean venv validate validate-experiment fashion-mnist help
+.PHONY: pipeline experiment compile test clean distclean venv validate validate-experiment fashion-mnist help
 .DEFAULT_GOAL := help
 
 help:
-	@sed -n '2,11p' Makefile | sed 's/^# *//'
+	@sed -n '2,12p' Makefile | sed 's/^# *//'
 
 include mk/stack.mk
 
@@ -90,6 +91,10 @@ experiment: validate-experiment
 	@if [ "$(DATASET)" = fashion_mnist ]; then $(MAKE) --no-print-directory fashion-mnist; fi
 	@$(MAKE) --no-print-directory up
 	$(VPY) -m pipelines.run_experiment $(EXP_PARAMS) --runs $(RUNS)
+
+# The files a person uploads in the KFP UI; the image is GENAUG_IMAGE (components/settings.py).
+compile: $(STAMP)
+	$(VPY) -m pipelines.compile
 
 validate-experiment:
 	@PYTHONPATH=src $(PYTHON) -m genaug.experiment.plan $(EXP_PARAMS)

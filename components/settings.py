@@ -1,9 +1,25 @@
-"""The container image every component runs in: one setting, from the environment.
+"""Compile-time settings of the components, from the environment: the container image and
+the names of the Kubernetes objects that hold the service endpoints and credentials.
 
-Locally (kfp.local SubprocessRunner) the image is never pulled; on a cluster it must hold
-the genaug package and its pinned dependencies (see images/).
+Locally (kfp.local SubprocessRunner) the image is never pulled and the Kubernetes settings
+are ignored; on a cluster the image must hold the genaug package and its pinned
+dependencies (see images/), and the Secret and ConfigMap must exist in the namespace the
+runs execute in (the user's profile namespace).
 """
 
 import os
 
 IMAGE = os.environ.get("GENAUG_IMAGE", "ghcr.io/genaug/genaug:0.1.0")
+# Secret with GENAUG_S3_ACCESS_KEY and GENAUG_S3_SECRET_KEY (MinIO credentials).
+S3_SECRET = os.environ.get("GENAUG_K8S_S3_SECRET", "genaug-s3")
+# Secret with GENAUG_TRITON_ADMIN_KEY, mounted into the promote step only.
+TRITON_ADMIN_SECRET = os.environ.get("GENAUG_K8S_TRITON_ADMIN_SECRET", "genaug-triton-admin")
+# ConfigMap with GENAUG_S3_ENDPOINT, GENAUG_S3_SECURE, MLFLOW_TRACKING_URI, GENAUG_TRITON_GRPC, GENAUG_TRITON_HTTP.
+CONFIG_MAP = os.environ.get("GENAUG_K8S_CONFIGMAP", "genaug-config")
+# Where GPU steps go: a node label and the taint GPU nodes carry (NVIDIA's GPU operator defaults).
+GPU_NODE_LABEL = os.environ.get("GENAUG_K8S_GPU_NODE_LABEL", "nvidia.com/gpu.present=true")
+GPU_TOLERATION_KEY = os.environ.get("GENAUG_K8S_GPU_TOLERATION", "nvidia.com/gpu")
+# The GPUs a heavy step requests: a Kubernetes resource name and a count. The one-run pipeline
+# takes them as run parameters too; the experiment has them from here.
+ACCELERATOR_TYPE = os.environ.get("GENAUG_ACCELERATOR_TYPE", "nvidia.com/gpu")
+ACCELERATOR_COUNT = int(os.environ.get("GENAUG_ACCELERATOR_COUNT", "1"))

@@ -17,7 +17,8 @@ generator trained on that fraction, then one ParallelFor over the flat list of
 from kfp import dsl
 
 from components import experiment as exp
-from components import steps
+from components import settings, steps
+from pipelines import placement
 from genaug.profiles import PROFILES
 
 QUICK = PROFILES["quick"]
@@ -48,6 +49,22 @@ def experiment_pipeline(
     eta: float = -1.0,
     guidance: float = -1.0,
 ) -> str:
+    """The sweep: one generator per fraction, every (classifier, fraction, ratio, seed).
+
+    Args:
+        dataset: fashion_mnist, cifar10 or mnist.
+        generator: vanilla_gan, dcgan, wgan_gp, ddpm or ddim (class-conditional).
+        profile: smoke (seconds), quick (minutes on a CPU) or full (paper-scale, GPU).
+        ratios: synthetic images per real one to compare, e.g. [0, 0.25, 0.5, 1]; 0 (real only) is always added.
+        seeds: one training per seed, e.g. [0, 1, 2]; augmented runs are paired with real-only of the same seed.
+        classifiers: any of shallow_mlp, deep_mlp, cnn, transfer, e.g. ["cnn", "shallow_mlp"].
+        fractions: shares of the real training split, e.g. [0.1, 1]; each gets its own generator.
+        filter_threshold: 0 keeps every synthetic image; above, keep those a real-data cnn assigns to their label with p > it.
+        generator_seed: seed of every arm's generator training and synthesis.
+        sample_steps: diffusion only: K sampling steps; 0 = the profile's.
+        eta: ddim only: 0 deterministic, 1 DDPM-like noise; -1 = the profile's.
+        guidance: diffusion only: classifier-free guidance scale; -1 = the profile's.
+    """
     plan = exp.plan_experiment(dataset=dataset, generator=generator, profile=profile, ratios=ratios, seeds=seeds,
                                classifiers=classifiers, fractions=fractions, filter_threshold=filter_threshold,
                                generator_seed=generator_seed).set_display_name("plan experiment")
@@ -86,4 +103,7 @@ def experiment_pipeline(
                                        generators=dsl.Collected(quality.outputs["Output"]),
                                        parent_run_id=run.outputs["Output"])
     summary.set_display_name("result table")
+    # Compile-time here, not parameters: KFP's local runner cannot resolve a pipeline parameter
+    # in the resources of a task inside a ParallelFor (the one-run pipeline has them as parameters).
+    placement.place_tasks(settings.ACCELERATOR_TYPE, settings.ACCELERATOR_COUNT)
     return summary.outputs["Output"]

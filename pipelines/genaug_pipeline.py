@@ -18,7 +18,8 @@ promotion -> summary.
 from kfp import dsl
 from kfp.dsl import Artifact
 
-from components import steps
+from components import settings, steps
+from pipelines import placement
 from genaug.params import RunParams
 
 DEFAULTS = RunParams()
@@ -44,7 +45,27 @@ def genaug_pipeline(
     eta: float = DEFAULTS.eta,
     guidance: float = DEFAULTS.guidance,
     fraction: float = DEFAULTS.fraction,
+    accelerator_type: str = settings.ACCELERATOR_TYPE,
+    accelerator_count: int = settings.ACCELERATOR_COUNT,
 ) -> Artifact:
+    """One run: generator, synthetic set, classifiers on real / real+synthetic / synthetic.
+
+    Args:
+        dataset: fashion_mnist, cifar10 or mnist.
+        generator: vanilla_gan, dcgan, wgan_gp, ddpm or ddim (class-conditional).
+        classifier: shallow_mlp, deep_mlp, cnn or transfer (ResNet-18; meant for GPUs).
+        profile: smoke (seconds), quick (minutes on a CPU) or full (paper-scale, GPU).
+        seed: fixes initialisation, data order and generator noise; an integer >= 0.
+        ratio: synthetic images per real one, r = n_synthetic / n_real, in (0, 10].
+        margin: promotion: a candidate must beat the champion by more than this, in [0, 1].
+        floor: promotion: the least test accuracy (classifier) or label fidelity (generator) to serve.
+        sample_steps: diffusion only: K sampling steps, as synthesized and as served; 0 = the profile's.
+        eta: ddim only: 0 deterministic, 1 DDPM-like noise; -1 = the profile's.
+        guidance: diffusion only: classifier-free guidance scale; -1 = the profile's.
+        fraction: share of the real training images to use, in (0, 1]; below 1 the small-data regime.
+        accelerator_type: the GPU resource the heavy steps request (Kubernetes resource name).
+        accelerator_count: GPUs per heavy step.
+    """
     checked = steps.validate_params(dataset=dataset, generator=generator, classifier=classifier, profile=profile,
                                     seed=seed, ratio=ratio, margin=margin, floor=floor, sample_steps=sample_steps,
                                     eta=eta, guidance=guidance, fraction=fraction)
@@ -93,4 +114,5 @@ def genaug_pipeline(
         classifier_synthetic=clf_synth.outputs["model"],
         evaluation=ev.outputs["report"], generator_metrics=quality.outputs["report"], export=onnx.outputs["export"],
         decisions=prom.outputs["decisions"])
+    placement.place_tasks(accelerator_type, accelerator_count)
     return summary.outputs["summary"]

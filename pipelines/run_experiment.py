@@ -27,7 +27,6 @@ LISTS = ("ratios", "seeds", "classifiers", "fractions")
 def run(params, runs: Path, sampling: dict) -> Path:
     """Run the experiment locally; return the path of its summary.json."""
     from genaug.atomic import atomic_path
-    from pipelines.experiment_pipeline import experiment_pipeline
 
     connect_services()
     run_dir = next_run_dir(runs, f"experiment-{params.dataset}-{params.generator}-{params.profile}")
@@ -36,7 +35,7 @@ def run(params, runs: Path, sampling: dict) -> Path:
     (run_dir / "experiment_options.json").write_text(json.dumps(options, indent=2))
     # Two tasks run at once locally; one torch thread pool each keeps 2 cores from thrashing.
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 2) // 2)))
-    task, wall = execute(experiment_pipeline, {**params.as_dict(), **sampling}, run_dir)
+    _, wall = execute("genaug-experiment.yaml", {**params.as_dict(), **sampling}, run_dir)
     exp_json = next(p for p in (run_dir / "kfp").glob("*/summarize-experiment/summary"))
     summary = json.loads(exp_json.read_text())
     summary["pipeline_wall_seconds"] = round(wall, 3)

@@ -15,6 +15,7 @@ at the end, and the LAST line printed is the path of summary.json.
 from __future__ import annotations
 
 import argparse
+import builtins
 import json
 import os
 import re
@@ -76,12 +77,16 @@ def connect_services() -> None:
         raise RuntimeError(f"Triton at {triton.url} is not live; start the stack with `make up`")
 
 
-def execute(pipeline_fn, arguments: dict, run_dir: Path):
-    """Run ``pipeline_fn(**arguments)`` through KFP's local runner with its pipeline root
-    in ``run_dir/kfp``; return (the pipeline task, wall seconds). Services must be up."""
+def execute(pipeline_file: str, arguments: dict, run_dir: Path):
+    """Compile pipeline ``pipeline_file`` (genaug.yaml or genaug-experiment.yaml) into
+    ``run_dir``, exactly as `make compile` writes it for the KFP UI, and run THAT file
+    through KFP's local runner with its pipeline root in ``run_dir/kfp``. Returns (the
+    pipeline task, wall seconds). Services must be up."""
     import warnings
 
-    from kfp import local
+    from kfp import components, local
+
+    from pipelines.compile import compile_one
 
     # The local runner warns, per task, that it ignores the image and the display names;
     # both are meant for the cluster, so the warnings only bury the log.
@@ -93,11 +98,16 @@ def execute(pipeline_fn, arguments: dict, run_dir: Path):
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(run_dir / "kfp"),
                raise_on_error=True)
+    pipeline = components.load_component_from_file(str(compile_one(pipeline_file, run_dir / pipeline_file)))
     before = _tmp_entries()
+    # kfp.local indents task output by swapping builtins.print per task; tasks of a
+    # ParallelFor overlap in threads and can leave the swapped one installed for good.
+    saved_print = builtins.print
     t0 = time.perf_counter()
     try:
-        task = pipeline_fn(**arguments)
+        task = pipeline(**arguments)
     finally:
+        builtins.print = saved_print
         # The local runner leaves one /tmp/tmp* folder per task behind.
         for name in _tmp_entries() - before:
             shutil.rmtree(Path(tempfile.gettempdir()) / name, ignore_errors=True)
@@ -107,13 +117,12 @@ def execute(pipeline_fn, arguments: dict, run_dir: Path):
 def run(params: RunParams, runs: Path) -> Path:
     """Run the pipeline locally; return the path of the run's summary.json."""
     from genaug.atomic import atomic_path
-    from pipelines.genaug_pipeline import genaug_pipeline
 
     connect_services()
     run_dir = run_dir_for(runs, params)
     run_dir.mkdir(parents=True)
     (run_dir / "run_options.json").write_text(json.dumps(params.as_dict(), indent=2))
-    task, wall = execute(genaug_pipeline, params.as_dict(), run_dir)
+    task, wall = execute("genaug.yaml", params.as_dict(), run_dir)
     summary = json.loads(Path(task.outputs["Output"].path).read_text())
     summary["pipeline_wall_seconds"] = round(wall, 3)
     summary["run_dir"] = str(run_dir)

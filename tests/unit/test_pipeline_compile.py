@@ -1,30 +1,136 @@
-"""The pipeline compiles with KFP's real compiler into a spec that KFP's protos accept."""
+"""The pipelines compile with KFP's real compiler into the files people upload in the KFP UI:
+valid protos, described parameters, GPU placement, secrets by reference, the caching policy."""
 
+import os
+import subprocess
+import sys
+
+import pytest
 import yaml
-from google.protobuf import json_format
-from kfp import compiler
-from kfp.pipeline_spec import pipeline_spec_pb2
 
-from pipelines.genaug_pipeline import genaug_pipeline
+from pipelines.compile import compile_all, validate
+from tests.conftest import REPO
+
+HEAVY = {"train-generator", "synthesize", "train-classifier", "evaluate-generator", "fid-reference",
+         "filter-synthetic", "run-config"}
 
 
-def test_compiles_to_valid_pipeline_spec(tmp_path):
-    path = tmp_path / "genaug.yaml"
-    compiler.Compiler().compile(genaug_pipeline, str(path))
-    doc = next(yaml.safe_load_all(path.read_text()))
-    spec = pipeline_spec_pb2.PipelineSpec()
-    json_format.ParseDict(doc, spec)  # unknown or misspelled fields raise here
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory):
+    out = tmp_path_factory.mktemp("build")
+    return {p.name: (p, *validate(p)) for p in compile_all(out)}
+
+
+def _docs(path):
+    """(pipeline spec, kubernetes deployment spec) of a compiled file, as plain dicts."""
+    spec, platform = yaml.safe_load_all(path.read_text())
+    return spec, platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+
+
+def test_both_pipelines_parse_into_pipeline_and_platform_specs(compiled):
+    assert set(compiled) == {"genaug.yaml", "genaug-experiment.yaml"}
+    spec = compiled["genaug.yaml"][1]
     params = spec.root.input_definitions.parameters
     assert set(params) == {"dataset", "generator", "classifier", "profile", "seed", "ratio", "margin", "floor",
-                           "sample_steps", "eta", "guidance", "fraction"}
+                           "sample_steps", "eta", "guidance", "fraction", "accelerator_type", "accelerator_count"}
     assert params["generator"].default_value.string_value == "dcgan"
     tasks = spec.root.dag.tasks
     assert {"validate-params", "start-tracking", "promote", "prepare-data", "train-generator", "synthesize",
-            "train-classifier", "train-classifier-2", "train-classifier-3", "evaluate", "export-onnx",
-            "report"} <= set(tasks)
+            "train-classifier", "train-classifier-2", "train-classifier-3", "evaluate", "evaluate-generator",
+            "export-onnx", "report"} <= set(tasks)
     # CAS: a third classifier trains on the synthetic set alone and feeds the evaluation.
     cas = tasks["train-classifier-3"].inputs.parameters["synthetic_only"].runtime_value.constant
     assert cas.bool_value is True and "train-classifier-3" in tasks["evaluate"].dependent_tasks
     # Nothing may start before the parameters are checked.
     assert "validate-params" in tasks["start-tracking"].dependent_tasks
     assert "start-tracking" in tasks["prepare-data"].dependent_tasks
+
+
+def test_every_parameter_has_a_description_and_a_default(compiled):
+    for name, (_, spec, _) in compiled.items():
+        for pname, p in spec.root.input_definitions.parameters.items():
+            assert p.description.strip(), f"{name}: parameter {pname} has no description"
+            assert p.is_optional and p.HasField("default_value"), f"{name}: parameter {pname} has no default"
+
+
+def test_heavy_steps_request_gpus_on_gpu_nodes_and_every_step_has_resources(compiled):
+    for name, (path, _, _) in compiled.items():
+        spec, executors = _docs(path)
+        for label, executor in spec["deploymentSpec"]["executors"].items():
+            container = executor["container"]
+            resources = container["resources"]
+            assert {"resourceCpuLimit", "resourceCpuRequest", "resourceMemoryLimit", "resourceMemoryRequest"} \
+                <= set(resources), f"{name}: {label} lacks cpu/memory requests or limits"
+            step = label.removeprefix("exec-").rstrip("-0123456789")
+            if step in HEAVY:
+                expected = ("{{$.inputs.parameters['pipelinechannel--accelerator_type']}}"
+                            if name == "genaug.yaml" else "nvidia.com/gpu")  # the experiment: compile-time
+                assert resources["accelerator"]["resourceType"] == expected, label
+                k8s = executors[label]
+                assert k8s["nodeSelector"]["labels"] == {"nvidia.com/gpu.present": "true"}
+                assert k8s["tolerations"][0]["key"] == "nvidia.com/gpu"
+            else:
+                assert "accelerator" not in resources, f"{name}: {label} should not hold a GPU"
+
+
+def test_service_endpoints_and_keys_come_from_the_cluster_never_from_the_yaml(tmp_path):
+    secret = "s3cr3t-value-that-must-not-leak"
+    env = {**os.environ, "GENAUG_S3_SECRET_KEY": secret, "GENAUG_S3_ACCESS_KEY": "access-that-must-not-leak",
+           "MLFLOW_TRACKING_URI": "http://10.1.2.3:5000", "GENAUG_TRITON_ADMIN_KEY": "admin-must-not-leak",
+           "GENAUG_IMAGE": "registry.example/genaug:abc123"}
+    subprocess.run([sys.executable, "-m", "pipelines.compile", "--out", str(tmp_path)], cwd=REPO, env=env,
+                   check=True, capture_output=True)
+    for path in tmp_path.glob("*.yaml"):
+        text = path.read_text()
+        for value in (secret, "access-that-must-not-leak", "10.1.2.3", "admin-must-not-leak"):
+            assert value not in text, f"{value} leaked into {path.name}"
+        validate(path)
+        spec, executors = _docs(path)
+        images = {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()}
+        assert images == {"registry.example/genaug:abc123"}
+        for label, k8s in executors.items():
+            if "secretAsEnv" in k8s:
+                assert k8s["secretAsEnv"][0]["secretName"] == "genaug-s3"
+                assert k8s["configMapAsEnv"][0]["configMapName"] == "genaug-config"
+        if path.name == "genaug.yaml":
+            promote = executors["exec-promote"]
+            assert {s["secretName"] for s in promote["secretAsEnv"]} == {"genaug-s3", "genaug-triton-admin"}
+
+
+def test_only_prepare_data_may_come_from_the_cache(compiled):
+    def walk(spec, dag):
+        for name, task in dag.tasks.items():
+            comp = spec.components[task.component_ref.name]
+            if comp.WhichOneof("implementation") == "dag":
+                yield from walk(spec, comp.dag)
+            else:
+                yield name, task
+
+    for name, (_, spec, _) in compiled.items():
+        cached = {t for t, task in walk(spec, spec.root.dag) if task.caching_options.enable_cache}
+        assert cached == {"prepare-data"}, f"{name}: cacheable tasks {cached}"
+
+
+def test_compiling_twice_gives_identical_bytes(tmp_path):
+    for out in ("a", "b"):
+        subprocess.run([sys.executable, "-m", "pipelines.compile", "--out", str(tmp_path / out)], cwd=REPO,
+                       check=True, capture_output=True)
+    for name in ("genaug.yaml", "genaug-experiment.yaml"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
+def test_a_step_without_a_placement_policy_fails_the_compile(monkeypatch):
+    from pipelines import placement
+
+    monkeypatch.delitem(placement.POLICY, "report")
+    from kfp import dsl
+
+    from pipelines.genaug_pipeline import genaug_pipeline
+
+    with pytest.raises(KeyError, match="no placement policy for component 'report'"):
+        dsl.pipeline(name="rebuilt")(genaug_pipeline.pipeline_func)  # builds the DAG again
+
+
+def test_build_folder_is_git_ignored():
+    ignored = subprocess.run(["git", "check-ignore", "pipelines/build/genaug.yaml"], cwd=REPO, capture_output=True)
+    assert ignored.returncode == 0

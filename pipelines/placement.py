@@ -1,0 +1,85 @@
+"""Where and how each task runs on a cluster: CPU and memory, GPUs, the service endpoints
+and credentials, retries and caching; one table, keyed by component name.
+
+``place_tasks()`` is called at the end of a pipeline function and configures every task
+built so far, loop bodies included, so a new step gets a policy by adding one line here.
+Locally, kfp.local ignores the Kubernetes settings and only warns about resources; the
+compiled YAML carries all of it (tests/unit/test_pipeline_compile.py checks it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kfp import kubernetes
+from kfp.dsl import pipeline_context
+
+from components import settings
+
+
+@dataclass(frozen=True)
+class Resources:
+    cpu_request: str
+    cpu_limit: str
+    memory_request: str
+    memory_limit: str
+    gpu: bool = False       # one or more accelerators, a GPU node selector and toleration
+    services: bool = True   # talks to S3 / MLflow / Triton: endpoints, credentials, retries
+
+
+LIGHT = Resources("250m", "1", "512Mi", "2Gi")
+CPU = Resources("2", "4", "8Gi", "16Gi")
+GPU = Resources("4", "8", "16Gi", "48Gi", gpu=True)
+OFFLINE = Resources("250m", "1", "512Mi", "2Gi", services=False)
+
+POLICY: dict[str, Resources] = {
+    "validate-params": OFFLINE, "plan-experiment": OFFLINE, "synthesis-ratio": OFFLINE, "parent-run": OFFLINE,
+    "bundle-arms": Resources("500m", "2", "2Gi", "8Gi", services=False),
+    "start-tracking": LIGHT, "report": LIGHT, "summarize-experiment": LIGHT,
+    "prepare-data": CPU, "evaluate": CPU, "export-onnx": CPU, "promote": CPU,
+    "train-generator": GPU, "synthesize": GPU, "train-classifier": GPU, "evaluate-generator": GPU,
+    "fid-reference": GPU, "filter-synthetic": GPU, "run-config": GPU,
+}
+# Only the dataset step may come from KFP's cache; every other step must really rerun, so
+# that a scheduled run retrains and re-measures.
+CACHEABLE = {"prepare-data"}
+SERVICE_ENV = {  # environment variable -> key, in the ConfigMap
+    "GENAUG_S3_ENDPOINT": "GENAUG_S3_ENDPOINT", "GENAUG_S3_SECURE": "GENAUG_S3_SECURE",
+    "MLFLOW_TRACKING_URI": "MLFLOW_TRACKING_URI", "GENAUG_TRITON_GRPC": "GENAUG_TRITON_GRPC",
+    "GENAUG_TRITON_HTTP": "GENAUG_TRITON_HTTP"}
+SECRET_ENV = {"GENAUG_S3_ACCESS_KEY": "GENAUG_S3_ACCESS_KEY", "GENAUG_S3_SECRET_KEY": "GENAUG_S3_SECRET_KEY"}
+RETRIES, BACKOFF, BACKOFF_FACTOR, BACKOFF_MAX = 2, "30s", 2.0, "5m"
+
+
+def component_key(task) -> str:
+    """'train-generator' for a task of the train_generator component."""
+    return task.component_spec.name.replace("_", "-")
+
+
+def configure(task, policy: Resources, accelerator_type, accelerator_count) -> None:
+    """Apply ``policy`` to ``task``; accelerator type and count may be pipeline parameters."""
+    task.set_cpu_request(policy.cpu_request).set_cpu_limit(policy.cpu_limit)
+    task.set_memory_request(policy.memory_request).set_memory_limit(policy.memory_limit)
+    task.set_caching_options(component_key(task) in CACHEABLE)
+    if policy.gpu:
+        task.set_accelerator_type(accelerator_type).set_accelerator_limit(accelerator_count)
+        label, _, value = settings.GPU_NODE_LABEL.partition("=")
+        kubernetes.add_node_selector(task, label, value)
+        kubernetes.add_toleration(task, key=settings.GPU_TOLERATION_KEY, operator="Exists", effect="NoSchedule")
+    if policy.services:
+        kubernetes.use_config_map_as_env(task, settings.CONFIG_MAP, SERVICE_ENV)
+        kubernetes.use_secret_as_env(task, settings.S3_SECRET, SECRET_ENV)
+        task.set_retry(RETRIES, backoff_duration=BACKOFF, backoff_factor=BACKOFF_FACTOR,
+                       backoff_max_duration=BACKOFF_MAX)
+    if component_key(task) == "promote":
+        kubernetes.use_secret_as_env(task, settings.TRITON_ADMIN_SECRET,
+                                     {"GENAUG_TRITON_ADMIN_KEY": "GENAUG_TRITON_ADMIN_KEY"})
+
+
+def place_tasks(accelerator_type, accelerator_count) -> None:
+    """Configure every task of the pipeline being built (call it last in the pipeline function)."""
+    for task in pipeline_context.Pipeline.get_default_pipeline().tasks.values():
+        key = component_key(task)
+        if key not in POLICY:
+            raise KeyError(f"no placement policy for component {key!r}; add it to pipelines/placement.py POLICY")
+        configure(task, POLICY[key], accelerator_type, accelerator_count)
