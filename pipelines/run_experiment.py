@@ -19,15 +19,13 @@ from pathlib import Path
 
 from genaug.experiment.plan import configurations, validate
 from genaug.params import ParamError
-from pipelines.run_local import REPO, connect_services, execute, next_run_dir, print_result
+from pipelines.run_local import REPO, connect_services, execute, next_run_dir, print_result, write_summary
 
 LISTS = ("ratios", "seeds", "classifiers", "fractions")
 
 
 def run(params, runs: Path, sampling: dict) -> Path:
     """Run the experiment locally; return the path of its summary.json."""
-    from genaug.atomic import atomic_path
-
     connect_services()
     run_dir = next_run_dir(runs, f"experiment-{params.dataset}-{params.generator}-{params.profile}")
     run_dir.mkdir(parents=True)
@@ -36,14 +34,7 @@ def run(params, runs: Path, sampling: dict) -> Path:
     # Two tasks run at once locally; one torch thread pool each keeps 2 cores from thrashing.
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 2) // 2)))
     _, wall = execute("genaug-experiment.yaml", {**params.as_dict(), **sampling}, run_dir)
-    exp_json = next(p for p in (run_dir / "kfp").glob("*/summarize-experiment/summary"))
-    summary = json.loads(exp_json.read_text())
-    summary["pipeline_wall_seconds"] = round(wall, 3)
-    summary["run_dir"] = str(run_dir)
-    path = run_dir / "summary.json"
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(summary, indent=2))
-    return path
+    return write_summary(next((run_dir / "kfp").glob("*/summarize-experiment/summary")), run_dir, wall)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -116,16 +116,20 @@ def execute(pipeline_file: str, arguments: dict, run_dir: Path):
 
 def run(params: RunParams, runs: Path) -> Path:
     """Run the pipeline locally; return the path of the run's summary.json."""
-    from genaug.atomic import atomic_path
-
     connect_services()
     run_dir = run_dir_for(runs, params)
     run_dir.mkdir(parents=True)
     (run_dir / "run_options.json").write_text(json.dumps(params.as_dict(), indent=2))
     task, wall = execute("genaug.yaml", params.as_dict(), run_dir)
-    summary = json.loads(Path(task.outputs["Output"].path).read_text())
-    summary["pipeline_wall_seconds"] = round(wall, 3)
-    summary["run_dir"] = str(run_dir)
+    return write_summary(Path(task.outputs["Output"].path), run_dir, wall)
+
+
+def write_summary(source: Path, run_dir: Path, wall: float) -> Path:
+    """``run_dir/summary.json`` (written atomically): the pipeline's summary at ``source``
+    plus the wall time and the run folder."""
+    from genaug.atomic import atomic_path
+
+    summary = {**json.loads(source.read_text()), "pipeline_wall_seconds": round(wall, 3), "run_dir": str(run_dir)}
     path = run_dir / "summary.json"
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(summary, indent=2))
