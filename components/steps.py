@@ -18,14 +18,14 @@ component = dsl.component(base_image=IMAGE, install_kfp_package=False)
 @component
 def validate_params(dataset: str, generator: str, classifier: str, profile: str, seed: int,
                     ratio: float, margin: float, floor: float, sample_steps: int, eta: float, guidance: float,
-                    fraction: float, params: Output[Artifact]):
+                    fraction: float, data_version: str, params: Output[Artifact]):
     """Fail the run before any work when a parameter is unknown or out of range."""
     import json
 
     from genaug.steps import get
 
     meta = get("validate_params")(dataset, generator, classifier, profile, seed, ratio, margin, floor,
-                                  sample_steps, eta, guidance, fraction)
+                                  sample_steps, eta, guidance, fraction, data_version)
     params.metadata.update(meta)
     with open(params.path, "w") as f:
         json.dump(meta, f)
@@ -45,12 +45,23 @@ def start_tracking(dataset: str, generator: str, classifier: str, profile: str, 
 
 
 @component
-def prepare_data(dataset: str, profile: str, fraction: float, parent_run_id: str, data: Output[Dataset]):
-    """Real images as uint8 train/val/test arrays with a content hash."""
+def data_version(dataset: str, requested: str) -> str:
+    """The raw data's version: ``requested`` when pinned, else a fingerprint of the files now."""
     from genaug.steps import get
 
-    data.metadata.update(get("prepare_data")(dataset, profile, data.path, parent_run_id=parent_run_id,
-                                             fraction=fraction))
+    return get("data_version")(dataset, requested)["data_version"]
+
+
+@component
+def prepare_data(dataset: str, profile: str, fraction: float, data_version: str, data: Output[Dataset]):
+    """Real images as uint8 train/val/test arrays with a content hash.
+
+    Cached by KFP: its inputs are the dataset, the profile, the fraction and the data
+    version, never a run id, so runs on unchanged data share one prepared copy."""
+    from genaug.steps import get
+
+    data.metadata.update(get("prepare_data")(dataset, profile, data.path, fraction=fraction,
+                                             data_version=data_version))
 
 
 @component
@@ -160,11 +171,13 @@ def export_onnx(generator: Input[Model], classifier_real: Input[Model], classifi
 @component
 def promote(data: Input[Dataset], classifier_real: Input[Model], generator_onnx: Input[Model],
             classifier_onnx: Input[Model], export: Input[Artifact], margin: float, floor: float,
-            pipeline_run_id: str, parent_run_id: str, decisions: Output[Artifact]):
-    """Serve each model that passes its gates; record every decision in the ledger."""
+            pipeline_run_id: str, parent_run_id: str, decisions: Output[Artifact], verdict: Output[Markdown]):
+    """Serve each model that passes its gates; record every decision in the ledger. A model
+    no better than its champion leaves the champion serving, and the verdict says so."""
     import json
 
     from genaug.steps import get
+    from genaug.steps.promote import verdict_markdown
 
     with open(export.path) as f:
         export_meta = json.load(f)
@@ -173,6 +186,8 @@ def promote(data: Input[Dataset], classifier_real: Input[Model], generator_onnx:
     decisions.metadata.update(meta)
     with open(decisions.path, "w") as f:
         json.dump(meta, f)
+    with open(verdict.path, "w") as f:
+        f.write(verdict_markdown({role: meta[role] for role in ("generator", "classifier")}))
 
 
 @component
@@ -209,3 +224,11 @@ def report(params: Input[Artifact], run: Input[Artifact], data: Input[Dataset], 
     summary.metadata.update({k: result[k] for k in ("accuracy_real", "accuracy_augmented", "accuracy_delta")})
     with open(table.path, "w") as f:
         f.write("```\n" + as_table(result) + "\n```\n")
+
+
+@component
+def record_final_status(pipeline_run_id: str, status: dsl.PipelineTaskFinalStatus):
+    """The exit handler: tag the MLflow runs with how the pipeline run ended, also on failure."""
+    from genaug.steps import get
+
+    get("final_status")(pipeline_run_id, status.state, status.error_message or "")

@@ -48,6 +48,7 @@ def experiment_pipeline(
     sample_steps: int = 0,
     eta: float = -1.0,
     guidance: float = -1.0,
+    data_version: str = "latest",
 ) -> str:
     """The sweep: one generator per fraction, every (classifier, fraction, ratio, seed).
 
@@ -64,6 +65,7 @@ def experiment_pipeline(
         sample_steps: diffusion only: K sampling steps; 0 = the profile's.
         eta: ddim only: 0 deterministic, 1 DDPM-like noise; -1 = the profile's.
         guidance: diffusion only: classifier-free guidance scale; -1 = the profile's.
+        data_version: "latest" (the raw files as they are now, fingerprinted) or a pinned label; prepare_data is cached by it.
     """
     plan = exp.plan_experiment(dataset=dataset, generator=generator, profile=profile, ratios=ratios, seeds=seeds,
                                classifiers=classifiers, fractions=fractions, filter_threshold=filter_threshold,
@@ -81,7 +83,8 @@ def experiment_pipeline(
         parent = exp.parent_run(run=run.outputs["run"]).set_display_name("MLflow parent run").output
         ratio = exp.synthesis_ratio(ratios=ratios, filter_threshold=filter_threshold).set_display_name(
             "synthesis ratio").output
-        data = steps.prepare_data(dataset=dataset, profile=profile, fraction=fraction, parent_run_id=parent)
+        version = steps.data_version(dataset=dataset, requested=data_version).set_display_name("data version")
+        data = steps.prepare_data(dataset=dataset, profile=profile, fraction=fraction, data_version=version.output)
         gen = steps.train_generator(data=data.outputs["data"], generator=generator, profile=profile,
                                     seed=generator_seed, parent_run_id=parent, sample_steps=sample_steps, eta=eta,
                                     guidance=guidance)

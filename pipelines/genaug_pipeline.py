@@ -4,7 +4,7 @@ promotion -> summary.
 
     validate_params -> start_tracking (MLflow parent run)
           |
-    prepare_data ----------------------------------------------------------+
+    data_version -> prepare_data (cached by dataset, profile, fraction, data version) ----------------------------------------------------------+
           |                                                                |
     train_generator -> synthesize -------+------------------+              |
           |                              v                  v              v
@@ -13,10 +13,12 @@ promotion -> summary.
           |                              +-> evaluate_generator (FID, KID, P/R vs the real train split)
           |                                 +------------ evaluate -------+
           +----------------------> export_onnx -> promote (Triton, gates) -> report
+
+All of it inside an exit handler: record_final_status runs last, also when a step fails,
+and marks the run's MLflow runs with how it ended.
 """
 
 from kfp import dsl
-from kfp.dsl import Artifact
 
 from components import settings, steps
 from pipelines import placement
@@ -45,9 +47,10 @@ def genaug_pipeline(
     eta: float = DEFAULTS.eta,
     guidance: float = DEFAULTS.guidance,
     fraction: float = DEFAULTS.fraction,
+    data_version: str = DEFAULTS.data_version,
     accelerator_type: str = settings.ACCELERATOR_TYPE,
     accelerator_count: int = settings.ACCELERATOR_COUNT,
-) -> Artifact:
+):
     """One run: generator, synthetic set, classifiers on real / real+synthetic / synthetic.
 
     Args:
@@ -63,56 +66,66 @@ def genaug_pipeline(
         eta: ddim only: 0 deterministic, 1 DDPM-like noise; -1 = the profile's.
         guidance: diffusion only: classifier-free guidance scale; -1 = the profile's.
         fraction: share of the real training images to use, in (0, 1]; below 1 the small-data regime.
+        data_version: "latest" (the raw files as they are now, fingerprinted) or a pinned label; prepare_data is cached by it.
         accelerator_type: the GPU resource the heavy steps request (Kubernetes resource name).
         accelerator_count: GPUs per heavy step.
     """
-    checked = steps.validate_params(dataset=dataset, generator=generator, classifier=classifier, profile=profile,
-                                    seed=seed, ratio=ratio, margin=margin, floor=floor, sample_steps=sample_steps,
-                                    eta=eta, guidance=guidance, fraction=fraction)
-    checked.set_display_name("validate parameters")
-    run = steps.start_tracking(dataset=dataset, generator=generator, classifier=classifier, profile=profile,
-                               seed=seed, ratio=ratio, pipeline_run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER).after(checked)
-    run.set_display_name("start MLflow run")
-    parent = run.outputs["Output"]
-    data = steps.prepare_data(dataset=dataset, profile=profile, fraction=fraction, parent_run_id=parent)
-    data.set_display_name("prepare data")
-    gen = steps.train_generator(data=data.outputs["data"], generator=generator, profile=profile, seed=seed,
-                                parent_run_id=parent, sample_steps=sample_steps, eta=eta,
-                                guidance=guidance).set_display_name("train generator")
-    synth = steps.synthesize(model=gen.outputs["model"], data=data.outputs["data"], ratio=ratio, seed=seed,
-                             parent_run_id=parent)
-    clf_real = steps.train_classifier(data=data.outputs["data"], classifier=classifier, profile=profile,
-                                      seed=seed, ratio=ratio, parent_run_id=parent)
-    clf_real.set_display_name("classifier on real data")
-    clf_aug = steps.train_classifier(data=data.outputs["data"], synthetic=synth.outputs["synthetic"],
-                                     classifier=classifier, profile=profile, seed=seed, ratio=ratio,
-                                     parent_run_id=parent)
-    clf_aug.set_display_name("classifier on real + synthetic")
-    clf_synth = steps.train_classifier(data=data.outputs["data"], synthetic=synth.outputs["synthetic"],
-                                       synthetic_only=True, classifier=classifier, profile=profile, seed=seed,
-                                       ratio=ratio, parent_run_id=parent)
-    clf_synth.set_display_name("classifier on synthetic only (CAS)")
-    quality = steps.evaluate_generator(data=data.outputs["data"], generator=gen.outputs["model"],
-                                       profile=profile, parent_run_id=parent)
-    quality.set_display_name("generator metrics (FID, KID, precision/recall)")
-    ev = steps.evaluate(data=data.outputs["data"], classifier_real=clf_real.outputs["model"],
-                        classifier_augmented=clf_aug.outputs["model"],
-                        classifier_synthetic=clf_synth.outputs["model"], synthetic=synth.outputs["synthetic"],
-                        parent_run_id=parent)
-    onnx = steps.export_onnx(generator=gen.outputs["model"], classifier_real=clf_real.outputs["model"],
-                             classifier_augmented=clf_aug.outputs["model"], parent_run_id=parent)
-    onnx.set_display_name("export ONNX")
-    prom = steps.promote(data=data.outputs["data"], classifier_real=clf_real.outputs["model"],
-                         generator_onnx=onnx.outputs["generator_onnx"], classifier_onnx=onnx.outputs["classifier_onnx"],
-                         export=onnx.outputs["export"], margin=margin, floor=floor,
-                         pipeline_run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER, parent_run_id=parent)
-    prom.set_display_name("promote to Triton")
-    summary = steps.report(
-        params=checked.outputs["params"], run=run.outputs["run"], data=data.outputs["data"],
-        generator=gen.outputs["model"], synthetic=synth.outputs["synthetic"],
-        classifier_real=clf_real.outputs["model"], classifier_augmented=clf_aug.outputs["model"],
-        classifier_synthetic=clf_synth.outputs["model"],
-        evaluation=ev.outputs["report"], generator_metrics=quality.outputs["report"], export=onnx.outputs["export"],
-        decisions=prom.outputs["decisions"])
+    final = steps.record_final_status(pipeline_run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER)
+    final.set_display_name("record final status in MLflow")
+    with dsl.ExitHandler(final, name="genaug run"):
+        checked = steps.validate_params(dataset=dataset, generator=generator, classifier=classifier, profile=profile,
+                                        seed=seed, ratio=ratio, margin=margin, floor=floor, sample_steps=sample_steps,
+                                        eta=eta, guidance=guidance, fraction=fraction,
+                                        data_version=data_version)
+        checked.set_display_name("validate parameters")
+        run = steps.start_tracking(dataset=dataset, generator=generator, classifier=classifier, profile=profile,
+                                   seed=seed, ratio=ratio, pipeline_run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER)
+        run.after(checked)
+        run.set_display_name("start MLflow run")
+        parent = run.outputs["Output"]
+        version = steps.data_version(dataset=dataset, requested=data_version).after(checked)
+        version.set_display_name("data version")
+        data = steps.prepare_data(dataset=dataset, profile=profile, fraction=fraction, data_version=version.output)
+        data.set_display_name("prepare data")
+        gen = steps.train_generator(data=data.outputs["data"], generator=generator, profile=profile, seed=seed,
+                                    parent_run_id=parent, sample_steps=sample_steps, eta=eta,
+                                    guidance=guidance).set_display_name("train generator")
+        synth = steps.synthesize(model=gen.outputs["model"], data=data.outputs["data"], ratio=ratio, seed=seed,
+                                 parent_run_id=parent)
+        clf_real = steps.train_classifier(data=data.outputs["data"], classifier=classifier, profile=profile,
+                                          seed=seed, ratio=ratio, parent_run_id=parent)
+        clf_real.set_display_name("classifier on real data")
+        clf_aug = steps.train_classifier(data=data.outputs["data"], synthetic=synth.outputs["synthetic"],
+                                         classifier=classifier, profile=profile, seed=seed, ratio=ratio,
+                                         parent_run_id=parent)
+        clf_aug.set_display_name("classifier on real + synthetic")
+        clf_synth = steps.train_classifier(data=data.outputs["data"], synthetic=synth.outputs["synthetic"],
+                                           synthetic_only=True, classifier=classifier, profile=profile, seed=seed,
+                                           ratio=ratio, parent_run_id=parent)
+        clf_synth.set_display_name("classifier on synthetic only (CAS)")
+        quality = steps.evaluate_generator(data=data.outputs["data"], generator=gen.outputs["model"],
+                                           profile=profile, parent_run_id=parent)
+        quality.set_display_name("generator metrics (FID, KID, precision/recall)")
+        ev = steps.evaluate(data=data.outputs["data"], classifier_real=clf_real.outputs["model"],
+                            classifier_augmented=clf_aug.outputs["model"],
+                            classifier_synthetic=clf_synth.outputs["model"], synthetic=synth.outputs["synthetic"],
+                            parent_run_id=parent)
+        onnx = steps.export_onnx(generator=gen.outputs["model"], classifier_real=clf_real.outputs["model"],
+                                 classifier_augmented=clf_aug.outputs["model"], parent_run_id=parent)
+        onnx.set_display_name("export ONNX")
+        prom = steps.promote(data=data.outputs["data"], classifier_real=clf_real.outputs["model"],
+                             generator_onnx=onnx.outputs["generator_onnx"],
+                             classifier_onnx=onnx.outputs["classifier_onnx"],
+                             export=onnx.outputs["export"], margin=margin, floor=floor,
+                             pipeline_run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER, parent_run_id=parent)
+        prom.set_display_name("promote to Triton")
+        # The summary is the report task's "summary" artifact: KFP allows no pipeline output
+        # from inside an exit handler (pipelines/run_local.py finds it in the pipeline root).
+        steps.report(
+            params=checked.outputs["params"], run=run.outputs["run"], data=data.outputs["data"],
+            generator=gen.outputs["model"], synthetic=synth.outputs["synthetic"],
+            classifier_real=clf_real.outputs["model"], classifier_augmented=clf_aug.outputs["model"],
+            classifier_synthetic=clf_synth.outputs["model"],
+            evaluation=ev.outputs["report"], generator_metrics=quality.outputs["report"],
+            export=onnx.outputs["export"], decisions=prom.outputs["decisions"])
     placement.place_tasks(accelerator_type, accelerator_count)
-    return summary.outputs["summary"]

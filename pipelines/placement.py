@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from kfp import kubernetes
 from kfp.dsl import pipeline_context
+from kfp.dsl.pipeline_channel import PipelineChannel
 
 from components import settings
 
@@ -35,7 +36,7 @@ OFFLINE = Resources("250m", "1", "512Mi", "2Gi", services=False)
 POLICY: dict[str, Resources] = {
     "validate-params": OFFLINE, "plan-experiment": OFFLINE, "synthesis-ratio": OFFLINE, "parent-run": OFFLINE,
     "bundle-arms": Resources("500m", "2", "2Gi", "8Gi", services=False),
-    "start-tracking": LIGHT, "report": LIGHT, "summarize-experiment": LIGHT,
+    "start-tracking": LIGHT, "data-version": LIGHT, "record-final-status": LIGHT, "report": LIGHT, "summarize-experiment": LIGHT,
     "prepare-data": CPU, "evaluate": CPU, "export-onnx": CPU, "promote": CPU,
     "train-generator": GPU, "synthesize": GPU, "train-classifier": GPU, "evaluate-generator": GPU,
     "fid-reference": GPU, "filter-synthetic": GPU, "run-config": GPU,
@@ -63,6 +64,10 @@ def configure(task, policy: Resources, accelerator_type, accelerator_count) -> N
     task.set_caching_options(component_key(task) in CACHEABLE)
     if policy.gpu:
         task.set_accelerator_type(accelerator_type).set_accelerator_limit(accelerator_count)
+        # Resource fields are not inputs to the compiler, which then leaves parameters used
+        # only there out of the sub-DAGs (the exit handler's) that hold the task.
+        task.register_pipeline_channels([c for c in (accelerator_type, accelerator_count)
+                                         if isinstance(c, PipelineChannel)])
         label, _, value = settings.GPU_NODE_LABEL.partition("=")
         kubernetes.add_node_selector(task, label, value)
         kubernetes.add_toleration(task, key=settings.GPU_TOLERATION_KEY, operator="Exists", effect="NoSchedule")

@@ -19,12 +19,13 @@ from pathlib import Path
 
 from genaug.experiment.plan import configurations, validate
 from genaug.params import ParamError
-from pipelines.run_local import REPO, connect_services, execute, next_run_dir, print_result, write_summary
+from pipelines.run_local import (add_runner_arguments, connect_services, execute, next_run_dir, print_result,
+                                 task_output, write_summary)
 
 LISTS = ("ratios", "seeds", "classifiers", "fractions")
 
 
-def run(params, runs: Path, sampling: dict) -> Path:
+def run(params, runs: Path, sampling: dict, cache: bool = True) -> Path:
     """Run the experiment locally; return the path of its summary.json."""
     connect_services()
     run_dir = next_run_dir(runs, f"experiment-{params.dataset}-{params.generator}-{params.profile}")
@@ -33,8 +34,8 @@ def run(params, runs: Path, sampling: dict) -> Path:
     (run_dir / "experiment_options.json").write_text(json.dumps(options, indent=2))
     # Two tasks run at once locally; one torch thread pool each keeps 2 cores from thrashing.
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 2) // 2)))
-    _, wall = execute("genaug-experiment.yaml", {**params.as_dict(), **sampling}, run_dir)
-    return write_summary(next((run_dir / "kfp").glob("*/summarize-experiment/summary")), run_dir, wall)
+    _, wall = execute("genaug-experiment.yaml", {**params.as_dict(), **sampling}, run_dir, cache)
+    return write_summary(task_output(run_dir / "kfp", "summarize-experiment", "summary"), run_dir, wall)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,10 +50,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sample_steps", type=int, default=0)
     parser.add_argument("--eta", type=float, default=-1.0)
     parser.add_argument("--guidance", type=float, default=-1.0)
-    parser.add_argument("--runs", default=str(REPO / "runs"), help="where run folders go")
+    parser.add_argument("--data_version", default="latest")
+    add_runner_arguments(parser)
     args = vars(parser.parse_args(argv))
-    runs = Path(args.pop("runs"))
-    sampling = {k: args.pop(k) for k in ("sample_steps", "eta", "guidance")}
+    runs, cache = Path(args.pop("runs")), args.pop("cache")
+    # Passed to the pipeline as they are; its steps check them.
+    sampling = {k: args.pop(k) for k in ("sample_steps", "eta", "guidance", "data_version")}
     try:
         params = validate(**{k: (None if k in LISTS and v == "" else v) for k, v in args.items()})
     except ParamError as err:
@@ -61,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"[genaug] experiment: {len(configurations(params))} configurations over fractions "
           f"{list(params.fractions)}", flush=True)
     try:
-        path = run(params, runs, sampling)
+        path = run(params, runs, sampling, cache)
     except RuntimeError as err:  # a service that is down: the message names it and the fix
         print(f"genaug: {err}", file=sys.stderr)
         return 1

@@ -49,7 +49,8 @@ def _tmp_entries() -> set[str]:
     return {p.name for p in Path(tempfile.gettempdir()).glob("tmp*")}
 
 
-def _git_commit() -> str:
+def git_commit() -> str:
+    """The checkout's short commit, with -dirty when tracked files changed; 'unknown' without git."""
     import subprocess
 
     try:
@@ -77,11 +78,15 @@ def connect_services() -> None:
         raise RuntimeError(f"Triton at {triton.url} is not live; start the stack with `make up`")
 
 
-def execute(pipeline_file: str, arguments: dict, run_dir: Path):
+def execute(pipeline_file: str, arguments: dict, run_dir: Path, cache: bool = True):
     """Compile pipeline ``pipeline_file`` (genaug.yaml or genaug-experiment.yaml) into
     ``run_dir``, exactly as `make compile` writes it for the KFP UI, and run THAT file
     through KFP's local runner with its pipeline root in ``run_dir/kfp``. Returns (the
-    pipeline task, wall seconds). Services must be up."""
+    pipeline task, wall seconds). Services must be up.
+
+    cache: let the tasks the pipeline marks cacheable (prepare_data) reuse an earlier run's
+    outputs, as on a cluster; the local cache lives next to the stack's data (or in
+    $GENAUG_KFP_CACHE_DIR)."""
     import warnings
 
     from kfp import components, local
@@ -92,12 +97,15 @@ def execute(pipeline_file: str, arguments: dict, run_dir: Path):
     # both are meant for the cluster, so the warnings only bury the log.
     warnings.filterwarnings("ignore", message=".*have no effect in the current local runner.*")
     warnings.filterwarnings("ignore", message=".*custom or non-Python base image.*")
-    os.environ.setdefault("GENAUG_GIT_COMMIT", _git_commit())
+    os.environ.setdefault("GENAUG_GIT_COMMIT", git_commit())
     print(f"[genaug] run folder: {run_dir}", flush=True)
     # Tasks import the components package and genaug from this checkout and its venv.
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    from genaug.endpoints import stack_env_path
+
+    cache_root = os.environ.get("GENAUG_KFP_CACHE_DIR") or str(stack_env_path().parent / "kfp-cache")
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(run_dir / "kfp"),
-               raise_on_error=True)
+               raise_on_error=True, enable_caching=cache, cache_root=cache_root)
     pipeline = components.load_component_from_file(str(compile_one(pipeline_file, run_dir / pipeline_file)))
     before = _tmp_entries()
     # kfp.local indents task output by swapping builtins.print per task; tasks of a
@@ -114,14 +122,24 @@ def execute(pipeline_file: str, arguments: dict, run_dir: Path):
     return task, time.perf_counter() - t0
 
 
-def run(params: RunParams, runs: Path) -> Path:
+def run(params: RunParams, runs: Path, cache: bool = True) -> Path:
     """Run the pipeline locally; return the path of the run's summary.json."""
     connect_services()
     run_dir = run_dir_for(runs, params)
     run_dir.mkdir(parents=True)
     (run_dir / "run_options.json").write_text(json.dumps(params.as_dict(), indent=2))
-    task, wall = execute("genaug.yaml", params.as_dict(), run_dir)
-    return write_summary(Path(task.outputs["Output"].path), run_dir, wall)
+    _, wall = execute("genaug.yaml", params.as_dict(), run_dir, cache)
+    return write_summary(task_output(run_dir / "kfp", "report", "summary"), run_dir, wall)
+
+
+def task_output(pipeline_root: Path, task: str, output: str) -> Path:
+    """The file of ``task``'s artifact ``output`` in a local run's pipeline root
+    (<root>/<pipeline job>/<task>/<output>); exactly one must exist."""
+    found = sorted(p for p in pipeline_root.glob(f"*/{task}/{output}") if p.is_file())
+    if len(found) != 1:
+        raise RuntimeError(f"expected one {task}/{output} artifact under {pipeline_root}, found {len(found)}: "
+                           f"{[str(p) for p in found]}")
+    return found[0]
 
 
 def write_summary(source: Path, run_dir: Path, wall: float) -> Path:
@@ -168,9 +186,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     for name, value in defaults.as_dict().items():
         parser.add_argument(f"--{name}", default=value, help=f"default: {value}")
-    parser.add_argument("--runs", default=str(REPO / "runs"), help="where run folders go")
+    add_runner_arguments(parser)
     args = vars(parser.parse_args(argv))
-    runs = Path(args.pop("runs"))
+    runs, cache = Path(args.pop("runs")), args.pop("cache")
     try:
         params = validate(**args)
     except ParamError as err:
@@ -179,13 +197,20 @@ def main(argv: list[str] | None = None) -> int:
     from genaug.steps.report import table
 
     try:
-        path = run(params, runs)
+        path = run(params, runs, cache)
     except RuntimeError as err:  # a service that is down: the message names it and the fix
         print(f"genaug: {err}", file=sys.stderr)
         return 1
     summary = json.loads(path.read_text())
     print_result(table(summary), summary, path, ["", *infer_lines(summary, path.parent.resolve())], "MLflow UI")
     return 0
+
+
+def add_runner_arguments(parser: argparse.ArgumentParser) -> None:
+    """--runs and --cache, for both local runners."""
+    parser.add_argument("--runs", default=str(REPO / "runs"), help="where run folders go")
+    parser.add_argument("--cache", type=int, choices=(0, 1), default=1,
+                        help="1: prepare_data may reuse an earlier run's output for the same data version; 0: never")
 
 
 def print_result(text: str, summary: dict, path: Path, extra: list[str], mlflow_label: str) -> None:

@@ -130,6 +130,8 @@ def stack(tmp_path_factory):
     patch = pytest.MonkeyPatch()
     for key, value in {**handle.env, **admin}.items():
         patch.setenv(key, value)
+    # The local runs' KFP cache belongs to this stack, so no earlier session's entry is hit.
+    patch.setenv("GENAUG_KFP_CACHE_DIR", str(handle.state_dir / "kfp-cache"))
     try:
         yield handle
     finally:

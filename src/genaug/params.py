@@ -8,6 +8,7 @@ component calls the same ``validate`` so a run submitted from the KFP UI fails t
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from dataclasses import asdict, dataclass
 
@@ -18,6 +19,10 @@ from genaug.profiles import PROFILES
 MAX_RATIO = 10.0
 # eta and guidance at this value mean "the profile's"; any other negative value is an error.
 PROFILE_VALUE = -1.0
+# data_version "latest" fingerprints the raw files at run time; anything else is the user's
+# label (a date, a tag), which reaches KFP cache keys and MLflow tags.
+LATEST_DATA = "latest"
+_DATA_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 class ParamError(ValueError):
@@ -43,9 +48,20 @@ class RunParams:
     sample_steps: int = 0     # K denoising steps, as synthesized and as served
     eta: float = PROFILE_VALUE       # DDIM noise: 0 deterministic, 1 the DDPM posterior variance
     guidance: float = PROFILE_VALUE  # classifier-free guidance scale: 0 unconditional, 1 conditional
+    # Which raw data: "latest" (what the sources hold now) or a pinned label; prepare_data is
+    # cached by it (genaug.data.version).
+    data_version: str = LATEST_DATA
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+def data_version_problem(value) -> str | None:
+    """None when ``value`` is "latest" or a usable label, else the problem and the fix."""
+    if value == LATEST_DATA or (isinstance(value, str) and _DATA_LABEL.match(value)):
+        return None
+    return (f"data_version {value!r} must be 'latest' (the raw files as they are now) or a label of up to "
+            "64 letters, digits, '.', '_' or '-', starting with a letter or digit, e.g. DATA_VERSION=2026-12-01")
 
 
 def checked(value, cast, ok, problem: str, problems: list):
@@ -65,7 +81,7 @@ def validate(dataset: str, generator: str, classifier: str, profile: str,
              seed: int, ratio: float, margin: float = RunParams.margin,
              floor: float = RunParams.floor, sample_steps: int = RunParams.sample_steps,
              eta: float = RunParams.eta, guidance: float = RunParams.guidance,
-             fraction: float = RunParams.fraction) -> RunParams:
+             fraction: float = RunParams.fraction, data_version: str = RunParams.data_version) -> RunParams:
     """Check every run parameter; raise ParamError listing all problems at once."""
     problems = []
     for kind, value, valid in (("dataset", dataset, DATASETS), ("generator", generator, GENERATORS),
@@ -99,10 +115,12 @@ def validate(dataset: str, generator: str, classifier: str, profile: str,
                         "to use, e.g. FRACTION=0.1")
     sampling = _sampling_problems(generator, profile, sample_steps, eta, guidance)
     problems += sampling[0]
+    if problem := data_version_problem(data_version):
+        problems.append(problem)
     if problems:
         raise ParamError("; ".join(problems))
     return RunParams(dataset, generator, classifier, profile, seed, ratio, float(margin), float(floor),
-                     fraction, *sampling[1])
+                     fraction, *sampling[1], data_version)
 
 
 def _sampling_problems(generator, profile, sample_steps, eta, guidance) -> tuple[list[str], tuple]:

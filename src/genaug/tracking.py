@@ -209,3 +209,39 @@ def set_alias(name: str, alias: str, version: str | None) -> None:
             pass
     else:
         client.set_registered_model_alias(name, alias, version)
+
+
+# -- the end of a pipeline run, whatever happened -------------------------------------
+
+def runs_of_pipeline_run(pipeline_run_id: str) -> list:
+    """Every MLflow run (parent and nested steps) tagged with ``pipeline_run_id``."""
+    mlflow = _mlflow()
+    experiment = mlflow.get_experiment_by_name(EXPERIMENT)
+    if experiment is None:
+        return []
+    # Tag values are quoted in MLflow's filter grammar; the id is KFP's, of [a-z0-9-].
+    return mlflow.MlflowClient().search_runs(
+        [experiment.experiment_id], filter_string=f"tags.`genaug.pipeline_run_id` = '{pipeline_run_id}'",
+        max_results=1000)
+
+
+def close_run(run_id: str, status: str, tags: dict) -> None:
+    """Tag run ``run_id`` and, when it is still RUNNING, end it with ``status``."""
+    client = _mlflow().MlflowClient()
+    for key, value in tags.items():
+        client.set_tag(run_id, key, str(value)[:5000])
+    if client.get_run(run_id).info.status == "RUNNING":
+        client.set_terminated(run_id, status=status)
+
+
+def start_failed_run(pipeline_run_id: str, tags: dict) -> str:
+    """A parent run for a pipeline run that failed before it had one; returns its id."""
+    mlflow = _mlflow()
+    mlflow.set_experiment(EXPERIMENT)
+    client = mlflow.MlflowClient()
+    run = client.create_run(mlflow.get_experiment_by_name(EXPERIMENT).experiment_id,
+                            run_name=f"failed-{pipeline_run_id}"[:250],
+                            tags={"genaug.pipeline_run_id": pipeline_run_id,
+                                  **{k: str(v)[:5000] for k, v in tags.items()}})
+    client.set_terminated(run.info.run_id, status="FAILED")
+    return run.info.run_id

@@ -144,6 +144,18 @@ def test_second_run_with_higher_margin_keeps_champions(smoke_run, tmp_path):
     assert clf["decision"] == "rejected" and "does not beat the champion" in clf["reason"]
     assert clf["served_version"] == first["promotions"]["classifier"]["served_version"]
     assert "rejected" in again.stdout
+    # Same data version, so prepare_data came from the cache: the first run's prepared copy.
+    assert second["data_version"] == first["data_version"] and second["data_version"].startswith("files-")
+    assert second["artifacts"]["data"] == first["artifacts"]["data"]
+    # The KFP run view and MLflow both say that the champion keeps serving.
+    (verdict,) = Path(second["run_dir"]).glob("kfp/*/promote/verdict")
+    assert "keep serving the previous version" in verdict.read_text() and "**rejected**" in verdict.read_text()
+    import mlflow
+
+    tags = mlflow.MlflowClient().get_run(second["mlflow_parent_run_id"]).data.tags
+    champion = first["promotions"]["classifier"]["served_version"]
+    assert tags["genaug.promotion.classifier"].startswith(f"rejected; champion v{champion} keeps serving")
+    assert tags["genaug.final_status"] == "SUCCEEDED" and tags["genaug.data_version"] == second["data_version"]
 
 
 def test_bad_generator_fails_before_any_work(tmp_path):
@@ -155,8 +167,12 @@ def test_bad_generator_fails_before_any_work(tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
-def test_bad_parameter_stops_the_kfp_run_at_its_first_task(tmp_path):
+def test_bad_parameter_stops_the_kfp_run_at_its_first_task(tmp_path, stack):
     # As if submitted from the KFP UI: no local pre-check, only the pipeline's own first task.
+    import mlflow
+
+    client = mlflow.MlflowClient(stack.mlflow_uri)
+    before = {r.info.run_id for r in _runs_with_final_status(client, "FAILED")}
     script = (
         "from kfp import local\n"
         "from pipelines.genaug_pipeline import genaug_pipeline\n"
@@ -169,6 +185,18 @@ def test_bad_parameter_stops_the_kfp_run_at_its_first_task(tmp_path):
     assert "ratio 42.0 is out of range" in log
     assert "Executing task 'prepare-data'" not in log.replace("\x1b[96m", "").replace("\x1b[0m", "")
     assert not list(tmp_path.glob("*/prepare-data"))
+    # The exit handler ran anyway, and MLflow shows the failed run (it had no MLflow run yet).
+    assert "Executing task 'record-final-status'" in log.replace("\x1b[96m", "").replace("\x1b[0m", "")
+    (failed,) = [r for r in _runs_with_final_status(client, "FAILED") if r.info.run_id not in before]
+    assert failed.info.status == "FAILED" and failed.info.run_name.startswith("failed-")
+    assert "failed" in failed.data.tags["genaug.error"]
+
+
+def _runs_with_final_status(client, state: str) -> list:
+    experiment = client.get_experiment_by_name("genaug")
+    if experiment is None:
+        return []
+    return client.search_runs([experiment.experiment_id], f"tags.`genaug.final_status` = '{state}'")
 
 
 def test_promote_status_lists_the_champions(smoke_run):

@@ -114,3 +114,14 @@ def test_fid_reference_features_are_cached_in_s3(store, tiny_fmnist):
     # A second step (on any machine: with a store, no local cache is used) reads them back.
     again = reference(spec, raw, 50, "clean", net, store)
     assert again.cached and np.array_equal(first.feats, again.feats)
+
+
+def test_data_version_of_a_dataset_only_in_the_s3_cache_is_its_content_hash(store, tiny_fmnist, monkeypatch):
+    from genaug.data import version
+    from genaug.data.sources import load_raw
+
+    spec = catalog.dataset("fashion_mnist")
+    digest = cache.raw_hash(load_raw(spec, store=store))  # published to the cache
+    monkeypatch.delenv("GENAUG_DATA_DIR")
+    resolved = version.resolve(spec, store=store)
+    assert resolved["data_version"] == f"s3-{digest[:12]}" and "S3 cache" in resolved["basis"]

@@ -45,3 +45,35 @@ def test_server_down_is_named(monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
     with pytest.raises(tracking.TrackingError, match=r"cannot reach MLflow at http://127\.0\.0\.1:9"):
         tracking.check_server(timeout_s=2)
+
+
+def test_final_status_closes_what_a_failed_run_left_running(stack):
+    from genaug.steps import get
+
+    parent = tracking.start_pipeline_run({"dataset": "mnist"}, {"genaug.pipeline_run_id": "p-fail"})
+    with tracking.step_run(parent, "train_generator") as child:  # as if its pod died mid-step:
+        child_id = child.info.run_id
+    mlflow.MlflowClient().update_run(child_id, status="RUNNING")  # ... nothing closed it
+    meta = get("final_status")("p-fail", "FAILED", "Task train-generator failed.")
+    assert meta["parent_run_id"] == parent and meta["mlflow_runs"] == 2
+    client = mlflow.MlflowClient()
+    for run_id in (parent, child_id):
+        run = client.get_run(run_id)
+        assert run.info.status == "FAILED"
+        assert run.data.tags["genaug.final_status"] == "FAILED"
+        assert run.data.tags["genaug.error"] == "Task train-generator failed."
+
+
+def test_final_status_of_a_successful_run_keeps_it_finished(stack):
+    from genaug.steps import get
+
+    parent = tracking.start_pipeline_run({"dataset": "mnist"}, {"genaug.pipeline_run_id": "p-ok"})
+    tracking.finish_pipeline_run(parent, summary={"accuracy_real": 0.5})
+    get("final_status")("p-ok", "SUCCEEDED")
+    run = mlflow.MlflowClient().get_run(parent)
+    assert run.info.status == "FINISHED" and run.data.tags["genaug.final_status"] == "SUCCEEDED"
+    assert "genaug.error" not in run.data.tags
+    # A run that failed before it had an MLflow run still leaves one that says so.
+    meta = get("final_status")("p-early", "FAILED", "")
+    early = mlflow.MlflowClient().get_run(meta["parent_run_id"])
+    assert early.info.status == "FAILED" and early.data.tags["genaug.pipeline_run_id"] == "p-early"

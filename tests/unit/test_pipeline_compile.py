@@ -27,23 +27,63 @@ def _docs(path):
     return spec, platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
 
 
+def all_tasks(spec, dag=None):
+    """(name, task) of every container task, inside loops and exit handlers too."""
+    dag = spec.root.dag if dag is None else dag
+    for name, task in dag.tasks.items():
+        comp = spec.components[task.component_ref.name]
+        if comp.WhichOneof("implementation") == "dag":
+            yield from all_tasks(spec, comp.dag)
+        else:
+            yield name, task
+
+
 def test_both_pipelines_parse_into_pipeline_and_platform_specs(compiled):
     assert set(compiled) == {"genaug.yaml", "genaug-experiment.yaml"}
     spec = compiled["genaug.yaml"][1]
     params = spec.root.input_definitions.parameters
     assert set(params) == {"dataset", "generator", "classifier", "profile", "seed", "ratio", "margin", "floor",
-                           "sample_steps", "eta", "guidance", "fraction", "accelerator_type", "accelerator_count"}
+                           "sample_steps", "eta", "guidance", "fraction", "data_version", "accelerator_type",
+                           "accelerator_count"}
     assert params["generator"].default_value.string_value == "dcgan"
-    tasks = spec.root.dag.tasks
-    assert {"validate-params", "start-tracking", "promote", "prepare-data", "train-generator", "synthesize",
-            "train-classifier", "train-classifier-2", "train-classifier-3", "evaluate", "evaluate-generator",
-            "export-onnx", "report"} <= set(tasks)
+    assert params["data_version"].default_value.string_value == "latest"
+    tasks = dict(all_tasks(spec))
+    assert {"validate-params", "start-tracking", "data-version", "promote", "prepare-data", "train-generator",
+            "synthesize", "train-classifier", "train-classifier-2", "train-classifier-3", "evaluate",
+            "evaluate-generator", "export-onnx", "report", "record-final-status"} <= set(tasks)
     # CAS: a third classifier trains on the synthetic set alone and feeds the evaluation.
     cas = tasks["train-classifier-3"].inputs.parameters["synthetic_only"].runtime_value.constant
     assert cas.bool_value is True and "train-classifier-3" in tasks["evaluate"].dependent_tasks
     # Nothing may start before the parameters are checked.
     assert "validate-params" in tasks["start-tracking"].dependent_tasks
-    assert "start-tracking" in tasks["prepare-data"].dependent_tasks
+    assert "validate-params" in tasks["data-version"].dependent_tasks
+    # The KFP run view shows the promotion verdict (a model no better than its champion says so).
+    promote = spec.components[tasks["promote"].component_ref.name]
+    assert promote.output_definitions.artifacts["verdict"].artifact_type.schema_title == "system.Markdown"
+
+
+def test_an_exit_handler_records_the_final_status_even_when_a_step_fails(compiled):
+    spec = compiled["genaug.yaml"][1]
+    root = spec.root.dag.tasks
+    assert set(root) == {"exit-handler-1", "record-final-status"}
+    final = root["record-final-status"]
+    assert final.trigger_policy.strategy == final.trigger_policy.TriggerStrategy.ALL_UPSTREAM_TASKS_COMPLETED
+    assert final.inputs.parameters["status"].task_final_status.producer_task == "exit-handler-1"
+    body = {name for name, _ in all_tasks(spec, spec.components[root["exit-handler-1"].component_ref.name].dag)}
+    assert {"validate-params", "train-generator", "promote", "report"} <= body
+
+
+def test_prepare_data_is_keyed_by_dataset_and_data_version_never_by_run(compiled):
+    for name, (_, spec, _) in compiled.items():
+        tasks = dict(all_tasks(spec))
+        prepare = tasks["prepare-data"]
+        assert set(prepare.inputs.parameters) == {"dataset", "profile", "fraction", "data_version"}, name
+        assert prepare.inputs.parameters["data_version"].task_output_parameter.producer_task == "data-version"
+        # Nothing that differs per run reaches its inputs, directly or through a producer.
+        assert set(prepare.dependent_tasks) == {"data-version"}, name
+        version_inputs = tasks["data-version"].inputs.parameters
+        assert {k: v.component_input_parameter for k, v in version_inputs.items()} \
+            == {"dataset": "pipelinechannel--dataset", "requested": "pipelinechannel--data_version"}, name
 
 
 def test_every_parameter_has_a_description_and_a_default(compiled):
@@ -98,16 +138,8 @@ def test_service_endpoints_and_keys_come_from_the_cluster_never_from_the_yaml(tm
 
 
 def test_only_prepare_data_may_come_from_the_cache(compiled):
-    def walk(spec, dag):
-        for name, task in dag.tasks.items():
-            comp = spec.components[task.component_ref.name]
-            if comp.WhichOneof("implementation") == "dag":
-                yield from walk(spec, comp.dag)
-            else:
-                yield name, task
-
     for name, (_, spec, _) in compiled.items():
-        cached = {t for t, task in walk(spec, spec.root.dag) if task.caching_options.enable_cache}
+        cached = {t for t, task in all_tasks(spec) if task.caching_options.enable_cache}
         assert cached == {"prepare-data"}, f"{name}: cacheable tasks {cached}"
 
 

@@ -57,3 +57,17 @@ def test_tile_places_each_image():
     picture = tile(images, columns=3, scale=1)
     assert picture.shape == (2 * 4 + 2, 3 * 4 + 2, 1)
     assert picture[2, 2, 0] == 0 and picture[2, 6, 0] == 10 and picture[6, 2, 0] == 30
+
+
+def test_the_verdict_says_when_a_champion_keeps_serving():
+    from genaug.steps.promote import verdict_line, verdict_markdown
+
+    kept = {"model": "fashion_mnist-classifier", "decision": "rejected", "reason": "0.80 does not beat 0.82",
+            "served_version": "3", "champion_version_before": "3", "candidate_score": 0.8, "champion_score": 0.82}
+    new = {"model": "fashion_mnist-dcgan-generator", "decision": "promoted", "reason": "first model",
+           "served_version": "1", "champion_version_before": None, "candidate_score": 0.9, "champion_score": None}
+    assert verdict_line(kept) == "rejected; champion v3 keeps serving (0.80 does not beat 0.82)"
+    assert verdict_line(new) == "promoted v1 (replaces nothing; first model)"
+    table = verdict_markdown({"generator": new, "classifier": kept})
+    assert "| fashion_mnist-classifier | **rejected** | 0.8000 | 0.8200 | v3 |" in table
+    assert "fashion_mnist-classifier keep serving the previous version" in table

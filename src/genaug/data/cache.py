@@ -28,13 +28,20 @@ def _index_key(spec: DatasetSpec) -> str:
     return f"raw/{spec.name}/index.json"
 
 
+def current(store, spec: DatasetSpec) -> dict | None:
+    """The index of the cached copy ({"content_hash", "key", "source"}), or None."""
+    if not store.exists(BUCKET, _index_key(spec)):
+        return None
+    return store.get_json(BUCKET, _index_key(spec))
+
+
 def fetch(store, spec: DatasetSpec):
     """The cached RawSplits of ``spec``, verified against its content hash; None if not cached."""
     from genaug.data.sources import RawSplits
 
-    if not store.exists(BUCKET, _index_key(spec)):
+    index = current(store, spec)
+    if index is None:
         return None
-    index = store.get_json(BUCKET, _index_key(spec))
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "raw.npz"
         store.get_file(BUCKET, index["key"], path)

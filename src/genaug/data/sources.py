@@ -112,6 +112,36 @@ def _candidate_roots(spec: DatasetSpec) -> list[tuple[str, Path]]:
     return found
 
 
+def source_files(spec: DatasetSpec) -> tuple[str, list[Path]]:
+    """(description, files) of the first local source that holds ``spec``'s raw files, in
+    the order load_raw tries them, without unpacking anything; ("", []) when there is none.
+
+    What genaug.data.version fingerprints to tell whether the data changed.
+    """
+    env = os.environ.get("GENAUG_DATA_DIR")
+    folders = []
+    if env:
+        base = Path(env)
+        if spec.name == "cifar10":
+            folders.append((f"GENAUG_DATA_DIR={base}", [base / "cifar-10-batches-py", base]))
+        else:
+            folder = _TORCHVISION_FOLDER[spec.name]
+            folders.append((f"GENAUG_DATA_DIR={base}", [base / folder / "raw", base / folder, base]))
+    if spec.name == "fashion_mnist":
+        folders.append((f"Debian package dataset-fashion-mnist ({DEBIAN_FASHION_MNIST})", [DEBIAN_FASHION_MNIST]))
+    for description, candidates in folders:
+        for folder in candidates:
+            if spec.name == "cifar10":
+                files = (sorted(p for p in folder.glob("*_batch*") if p.is_file())
+                         or [p for p in [folder / _CIFAR_ARCHIVE] if p.is_file()])
+            else:
+                files = [p for name in _IDX_FILES for p in (folder / name, folder / f"{name}.gz") if p.is_file()]
+                files = files if {p.name.removesuffix(".gz") for p in files} == set(_IDX_FILES) else []
+            if files:
+                return description, files
+    return "", []
+
+
 def _to_arrays(ds, spec: DatasetSpec) -> tuple[np.ndarray, np.ndarray]:
     data = ds.data.numpy() if hasattr(ds.data, "numpy") else np.asarray(ds.data)
     if data.ndim == 3:  # MNIST family: [N, H, W]

@@ -15,7 +15,7 @@ VAL_FRACTION = 0.1
 
 @timed_step
 def prepare_data(dataset: str, profile: str, out_path: str, parent_run_id: str = "",
-                 fraction: float = 1.0) -> dict:
+                 fraction: float = 1.0, data_version: str = "") -> dict:
     """Write ``out_path``: x_train/x_val/x_test uint8 [N, C, H, W] with int64 labels.
 
     The validation split is a stratified 10% of the official training split, the same for
@@ -23,7 +23,8 @@ def prepare_data(dataset: str, profile: str, out_path: str, parent_run_id: str =
     keeps that share of the training images, stratified, for the small-data regime; the
     validation and test splits stay whole so that runs at every fraction are scored alike.
     When an S3 endpoint is configured, the raw dataset is cached there and reused by
-    content hash.
+    content hash. data_version (genaug.data.version) is recorded, not used: in a pipeline
+    it is what KFP caches this step by, so the step takes no run id there.
     """
     if not 0.0 < fraction <= 1.0:
         raise ValueError(f"fraction={fraction} must be in (0, 1], e.g. 0.1 for a tenth of the training images")
@@ -53,7 +54,7 @@ def prepare_data(dataset: str, profile: str, out_path: str, parent_run_id: str =
         "source": raw.source,
         "content_hash": content_hash(*(arrays[k] for k in sorted(arrays))),
         "n_train": len(train_idx), "n_val": len(val_idx), "n_test": len(test_idx),
-        "profile": profile, "fraction": fraction, "n_train_full": n_train_full,
+        "profile": profile, "fraction": fraction, "n_train_full": n_train_full, "data_version": data_version,
     }
     imageset.save(out_path, arrays, meta)
     tracking.log_params({"dataset": spec.name, "profile": profile, "source": raw.source, "fraction": fraction})

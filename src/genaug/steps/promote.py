@@ -72,4 +72,34 @@ def promote(data_path: str, classifier_real_path: str, generator_onnx_path: str,
                               f"{role}_promoted": float(decision["decision"] == "promoted")})
         tracking.log_dict(decision, f"promotion/{role}.json")
         print(f"[genaug] promote {cand.name}: {decision['decision']} ({decision.get('reason')})", flush=True)
+    if parent_run_id:
+        # On the parent run, so the runs table in the MLflow UI shows what each run changed.
+        tracking.set_parent_tags(parent_run_id, {f"genaug.promotion.{role}": verdict_line(d)
+                                                 for role, d in result.items()})
     return result
+
+
+def verdict_line(d: dict) -> str:
+    """'promoted v4' or 'rejected; champion v3 keeps serving (...)': one model's outcome."""
+    before, after = d.get("champion_version_before"), d.get("served_version")
+    if d["decision"] == "promoted":
+        return f"promoted v{after} (replaces {'v' + str(before) if before else 'nothing'}; {d.get('reason')})"
+    serving = f"champion v{after} keeps serving" if after else "nothing is served"
+    return f"{d['decision']}; {serving} ({d.get('reason')})"
+
+
+def verdict_markdown(result: dict) -> str:
+    """The promotion decisions as a Markdown table, for the KFP run view."""
+    def score(value):
+        return "-" if value is None else f"{value:.4f}"
+
+    lines = ["| model | decision | candidate | champion | serving | reason |", "|---|---|---|---|---|---|"]
+    for d in result.values():
+        serving = f"v{d['served_version']}" if d.get("served_version") else "nothing"
+        reason = str(d.get("reason", "")).replace("|", "/")
+        lines.append(f"| {d['model']} | **{d['decision']}** | {score(d.get('candidate_score'))} | "
+                     f"{score(d.get('champion_score'))} | {serving} | {reason} |")
+    kept = [d["model"] for d in result.values() if d["decision"] != "promoted" and d.get("served_version")]
+    if kept:
+        lines += ["", f"No better than the champion: {', '.join(kept)} keep serving the previous version."]
+    return "\n".join(lines) + "\n"

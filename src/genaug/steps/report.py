@@ -40,6 +40,7 @@ def report(params: dict, steps: dict, artifacts: dict, out_path: str) -> dict:
         "n_train_synthetic": int(steps["train_classifier_augmented"]["n_train_synthetic"]),
         "data_hash": steps["prepare_data"]["content_hash"],
         "data_source": steps["prepare_data"]["source"],
+        "data_version": steps["prepare_data"].get("data_version"),
         "onnx_max_abs_diff": {"generator": ex["generator"]["max_abs_diff"],
                               "classifier": ex["classifier"]["max_abs_diff"]},
         "onnx_diff_units": {"generator": ex["generator"]["units"], "classifier": ex["classifier"]["units"]},
@@ -61,6 +62,9 @@ def report(params: dict, steps: dict, artifacts: dict, out_path: str) -> dict:
     if "promote" in steps:
         summary["promotions"] = {role: steps["promote"][role] for role in ("generator", "classifier")}
     if parent:
+        # prepare_data may come from KFP's cache, so the run's own step records its data.
+        tracking.set_parent_tags(parent, {"genaug.data_hash": summary["data_hash"],
+                                          "genaug.data_version": summary["data_version"]})
         tracking.finish_pipeline_run(parent, "FINISHED", summary)
     with atomic_path(out_path) as tmp:
         Path(tmp).write_text(json.dumps(summary, indent=2))
