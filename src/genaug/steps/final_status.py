@@ -17,8 +17,9 @@ MLFLOW_STATUS = {"SUCCEEDED": "FINISHED", "FAILED": "FAILED", "CANCELLED": "KILL
 @timed_step
 def final_status(pipeline_run_id: str, state: str, error_message: str = "") -> dict:
     """Tag every MLflow run of ``pipeline_run_id`` with the final ``state`` (KFP's: SUCCEEDED,
-    FAILED, CANCELLED) and end the ones still RUNNING accordingly; nested step runs left
-    RUNNING end KILLED. With no MLflow run yet, one is created so that the failure shows.
+    FAILED, CANCELLED) and end the ones still RUNNING with the matching MLflow status (a
+    step run left RUNNING by a run that succeeded ends KILLED). With no MLflow run yet and a
+    run that did not succeed, one is created so that the failure shows.
 
     Returns {"state", "mlflow_runs": number tagged, "parent_run_id"}.
     """
