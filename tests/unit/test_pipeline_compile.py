@@ -117,7 +117,7 @@ def test_service_endpoints_and_keys_come_from_the_cluster_never_from_the_yaml(tm
     secret = "s3cr3t-value-that-must-not-leak"
     env = {**os.environ, "GENAUG_S3_SECRET_KEY": secret, "GENAUG_S3_ACCESS_KEY": "access-that-must-not-leak",
            "MLFLOW_TRACKING_URI": "http://10.1.2.3:5000", "GENAUG_TRITON_ADMIN_KEY": "admin-must-not-leak",
-           "GENAUG_IMAGE": "registry.example/genaug:abc123"}
+           "GENAUG_IMAGE": "registry.example/genaug:abc123", "GENAUG_CPU_IMAGE": "registry.example/genaug-cpu:abc123"}
     subprocess.run([sys.executable, "-m", "pipelines.compile", "--out", str(tmp_path)], cwd=REPO, env=env,
                    check=True, capture_output=True)
     for path in tmp_path.glob("*.yaml"):
@@ -126,8 +126,9 @@ def test_service_endpoints_and_keys_come_from_the_cluster_never_from_the_yaml(tm
             assert value not in text, f"{value} leaked into {path.name}"
         validate(path)
         spec, executors = _docs(path)
-        images = {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()}
-        assert images == {"registry.example/genaug:abc123"}
+        for label, executor in spec["deploymentSpec"]["executors"].items():
+            gpu = label.removeprefix("exec-").rstrip("-0123456789") in HEAVY
+            assert executor["container"]["image"] == f"registry.example/genaug{'' if gpu else '-cpu'}:abc123", label
         for label, k8s in executors.items():
             if "secretAsEnv" in k8s:
                 assert k8s["secretAsEnv"][0]["secretName"] == "genaug-s3"
@@ -135,6 +136,36 @@ def test_service_endpoints_and_keys_come_from_the_cluster_never_from_the_yaml(tm
         if path.name == "genaug.yaml":
             promote = executors["exec-promote"]
             assert {s["secretName"] for s in promote["secretAsEnv"]} == {"genaug-s3", "genaug-triton-admin"}
+
+
+def test_every_task_runs_as_the_images_non_root_user_and_service_clients_carry_the_policy_labels(compiled):
+    """The uid is the one images/install.sh creates; the labels are what the NetworkPolicies
+    in manifests/ admit to MinIO, MLflow and Triton."""
+    policies = list(yaml.safe_load_all((REPO / "manifests/base/services/network-policies.yaml").read_text()))
+    admitted = {k for p in policies for rule in p["spec"].get("ingress", []) for peer in rule["from"]
+                for k, v in peer.get("podSelector", {}).get("matchLabels", {}).items() if k.startswith("genaug.io/")}
+    assert "UID_GENAUG=10001" in (REPO / "images/install.sh").read_text()
+    for name, (path, _, _) in compiled.items():
+        spec, executors = _docs(path)
+        for label in spec["deploymentSpec"]["executors"]:
+            k8s = executors[label]
+            assert k8s["securityContext"] == {"runAsUser": "10001", "runAsGroup": "10001", "runAsNonRoot": True}, label
+            if "secretAsEnv" in k8s:
+                labels = set(k8s["podMetadata"]["labels"])
+                assert labels == {"genaug.io/s3-client", "genaug.io/mlflow-client", "genaug.io/triton-client"}, label
+                assert labels <= admitted, f"no NetworkPolicy admits {labels - admitted}"
+
+
+def test_a_cluster_without_gpus_gets_no_gpu_request_and_only_the_cpu_image(tmp_path):
+    env = {**os.environ, "GENAUG_GPU_STEPS": "0", "GENAUG_CPU_IMAGE": "registry.example/genaug-cpu:abc123"}
+    subprocess.run([sys.executable, "-m", "pipelines.compile", "--out", str(tmp_path)], cwd=REPO, env=env,
+                   check=True, capture_output=True)
+    for path in tmp_path.glob("*.yaml"):
+        spec, executors = _docs(path)
+        for label, executor in spec["deploymentSpec"]["executors"].items():
+            assert executor["container"]["image"] == "registry.example/genaug-cpu:abc123", label
+            assert "accelerator" not in executor["container"]["resources"], label
+            assert "nodeSelector" not in executors.get(label, {}), label
 
 
 def test_only_prepare_data_may_come_from_the_cache(compiled):

@@ -117,6 +117,19 @@ def test_schedule_creates_one_recurring_run_without_catchup_and_replaces_it_when
     assert "nothing removed" in capsys.readouterr().out
 
 
+def test_runs_and_schedules_use_the_service_account_the_manifests_create(kfp_api, monkeypatch):
+    url, state, build = kfp_api
+    assert submit.main(["run", "--host", url, *PARAMS, *build, "--service_account", "genaug-pipeline"]) == 0
+    monkeypatch.setenv("KFP_SERVICE_ACCOUNT", "genaug-pipeline")
+    assert submit.main(["schedule", "--host", url, *PARAMS, *build]) == 0
+    (run,) = state.made("POST", "/runs")
+    (recurring,) = state.made("POST", "/recurringruns")
+    assert run.body["service_account"] == recurring.body["service_account"] == "genaug-pipeline"
+    # The name is the ServiceAccount in manifests/base/pipeline-access/rbac.yaml.
+    rbac = list(yaml.safe_load_all((REPO / "manifests/base/pipeline-access/rbac.yaml").read_text()))
+    assert {"ServiceAccount", "genaug-pipeline"} <= {d["kind"] for d in rbac} | {d["metadata"]["name"] for d in rbac}
+
+
 @pytest.mark.parametrize("cron", ["0 2 * * *", "every day", "", "0 0 2 * * * *"])
 def test_a_bad_cron_is_refused_before_any_request(kfp_api, cron, capsys):
     url, state, build = kfp_api

@@ -9,6 +9,11 @@ Cache key: ``fid-reference/<dataset>/train/n<N>/<mode>/<network key>.npz`` in th
 ``genaug-datasets`` bucket; the file holds the features (float32 [N, D]), their labels and
 the raw data's content hash, which is checked on every read. Without a store (a step run
 by hand) the cache is a folder under $GENAUG_CACHE_DIR.
+
+Images can bake reference files in (images/, build arg FID_REFERENCE_URL): a cache miss
+then looks in ``$GENAUG_REFERENCE_DIR`` under the same key before computing, and a baked
+file that matches the data is copied into the S3 cache, so a cluster never spends an
+Inception pass over 50000 training images that the image already carries.
 """
 
 from __future__ import annotations
@@ -47,10 +52,17 @@ def _local_cache(key: str) -> Path:
     return Path(os.environ.get("GENAUG_CACHE_DIR", Path.home() / ".cache" / "genaug")) / key
 
 
-def _read(path: Path, data_hash: str) -> Reference | None:
+def _baked(key: str) -> Path | None:
+    """The image's read-only copy of ``key``, if it has one."""
+    root = os.environ.get("GENAUG_REFERENCE_DIR")
+    path = Path(root) / key if root else None
+    return path if path is not None and path.is_file() else None
+
+
+def _read(path: Path, data_hash: str, key: str) -> Reference | None:
     arrays, meta = imageset.load(path, "FID reference features")
-    if meta.get("raw_hash") != data_hash:
-        return None  # the dataset changed since: recompute
+    if meta.get("raw_hash") != data_hash or meta.get("key") != key:
+        return None  # the dataset changed since, or the file is another reference: recompute
     return Reference(arrays["feats"], arrays["labels"], meta["key"], True)
 
 
@@ -65,9 +77,14 @@ def reference(spec: DatasetSpec, raw, n: int, mode: str, net: FeatureNet, store=
         local = _local_cache(key)
         if store is not None and store.exists(BUCKET, key):
             store.get_file(BUCKET, key, path)
-            found = _read(path, data_hash)
+            found = _read(path, data_hash, key)
         else:
-            found = _read(local, data_hash) if store is None and local.is_file() else None
+            found = _read(local, data_hash, key) if store is None and local.is_file() else None
+        baked = _baked(key) if found is None else None
+        if baked is not None:
+            found = _read(baked, data_hash, key)
+            if found is not None and store is not None:
+                store.put_file(BUCKET, key, baked)
         if found is not None:
             return found
         idx = stratified_take(raw.train_y, n, REFERENCE_SEED)

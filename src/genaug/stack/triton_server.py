@@ -21,17 +21,14 @@ from pathlib import Path
 from minio.error import S3Error
 
 from genaug.stack import seaweed
-from genaug.stack.config import TRITON_BUCKET, TRITON_MODELS_PREFIX, StackConfig
+from genaug.stack.config import (TRITON_BUCKET, TRITON_MODELS_PREFIX, TRITON_PLACEHOLDER as PLACEHOLDER,
+                                 TRITON_PLACEHOLDER_KEY as PLACEHOLDER_KEY, StackConfig)
 from genaug.stack.credentials import ADMIN_HEADER, S3Credentials
 from genaug.stack.errors import StackError
 from genaug.stack.triton_venv import TritonRuntime, ensure_triton_venv
 
 ADAPTER_SOURCE = Path(__file__).resolve().parents[3] / "triton_repo" / "backends" / "onnxruntime" / "model.py"
-PLACEHOLDER_KEY = f"{TRITON_MODELS_PREFIX}/README.txt"
-PLACEHOLDER = (b"Triton model repository of the genaug stack: one folder per model, "
-               b"<model>/config.pbtxt and <model>/<version>/model.onnx.\n"
-               b"This file exists because Triton 2.51 refuses to start on an empty S3 prefix "
-               b"('repository path is not a valid directory'); Triton ignores plain files here.\n")
+
 
 
 class TritonServer:

@@ -1,0 +1,61 @@
+# Container images and cluster manifests (included by the Makefile).
+#   make images [REGISTRY=ghcr.io/genaug] [IMAGE_TAG=<commit>] [FID_WEIGHTS_URL=.. FID_WEIGHTS_SHA256=..]
+#   make push REGISTRY=registry.example/team
+#   make secrets                 git-ignored env files for the manifests' Secrets, random values
+#   make manifests [OVERLAY=gpu|local-cpu|byo-s3]   manifests/build/<overlay>.yaml with this build's image
+# One REGISTRY and IMAGE_TAG name the images everywhere: what `make images` builds and
+# pushes, what `make compile` / `make pipeline TARGET=kfp` put in the pipeline's tasks, and
+# what `make manifests` puts in the Deployments.
+
+REGISTRY  ?= ghcr.io/genaug
+GIT_COMMIT = $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+# The commit, marked -dirty when the tree has uncommitted changes.
+IMAGE_TAG ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo dev)$(shell test -z "$$(git status --porcelain 2>/dev/null)" || echo -dirty)
+# An image named in the environment (GENAUG_IMAGE, GENAUG_CPU_IMAGE) wins over the above.
+ENV_IMAGE_GPU := $(GENAUG_IMAGE)
+ENV_IMAGE_CPU := $(GENAUG_CPU_IMAGE)
+IMAGE_GPU ?= $(or $(ENV_IMAGE_GPU),$(REGISTRY)/genaug:$(IMAGE_TAG))
+IMAGE_CPU ?= $(or $(ENV_IMAGE_CPU),$(REGISTRY)/genaug-cpu:$(IMAGE_TAG))
+# GPU_STEPS=0: compile for a cluster without GPUs (the local-cpu overlay).
+GPU_STEPS ?= 1
+OVERLAY   ?= gpu
+BUILDER   ?= $(firstword $(foreach b,docker podman buildah,$(if $(shell command -v $(b) 2>/dev/null),$(b))))
+BUILD      = $(if $(filter buildah,$(notdir $(BUILDER))),$(BUILDER) bud,$(BUILDER) build)
+# Baked into the images when given; each URL needs its SHA256 (images/install.sh).
+BAKE_VARS := FID_WEIGHTS_URL FID_WEIGHTS_SHA256 RESNET18_URL RESNET18_SHA256 FID_REFERENCE_URL FID_REFERENCE_SHA256 FID_REFERENCE_KEY
+BAKE_ARGS  = $(foreach v,$(BAKE_VARS),$(if $($(v)),--build-arg $(v)=$($(v))))
+BUILD_ARGS ?=
+
+.PHONY: images push secrets manifests check-builder check-bake check-push-tag
+
+compile pipeline-kfp schedule unschedule: export GENAUG_IMAGE = $(IMAGE_GPU)
+compile pipeline-kfp schedule unschedule: export GENAUG_CPU_IMAGE = $(IMAGE_CPU)
+compile pipeline-kfp schedule unschedule: export GENAUG_GPU_STEPS = $(GPU_STEPS)
+
+check-builder:
+	@test -n "$(BUILDER)" || { echo "genaug: make images needs docker, podman or buildah on PATH and found none;" \
+	  "install one, or build images/gpu.Dockerfile and images/cpu.Dockerfile (context: this folder) with your CI's builder" >&2; exit 2; }
+
+check-bake:
+	@$(foreach p,FID_WEIGHTS FID_REFERENCE,$(if $($(p)_URL),$(if $($(p)_SHA256),,echo "genaug: $(p)_URL is set but \
+	  $(p)_SHA256 is not; pass the file's sha256 (sha256sum FILE) so that the build can verify it" >&2; exit 2;)))true
+
+images: check-builder check-bake
+	$(BUILD) -f images/gpu.Dockerfile -t $(IMAGE_GPU) --build-arg GIT_COMMIT=$(GIT_COMMIT) $(BAKE_ARGS) $(BUILD_ARGS) .
+	$(BUILD) -f images/cpu.Dockerfile -t $(IMAGE_CPU) --build-arg GIT_COMMIT=$(GIT_COMMIT) $(BAKE_ARGS) $(BUILD_ARGS) .
+	@echo "built $(IMAGE_GPU) and $(IMAGE_CPU)"
+
+# A pushed tag names one commit: refused for a dirty tree unless ALLOW_DIRTY=1.
+check-push-tag:
+	@case "$(IMAGE_TAG)" in *-dirty) [ "$(ALLOW_DIRTY)" = 1 ] || { echo "genaug: IMAGE_TAG=$(IMAGE_TAG): the tree has" \
+	  "uncommitted changes; commit them first, or ALLOW_DIRTY=1 to push anyway" >&2; exit 2; };; esac
+
+push: check-builder check-push-tag images
+	$(BUILDER) push $(IMAGE_GPU)
+	$(BUILDER) push $(IMAGE_CPU)
+
+secrets:
+	@$(PYTHON) manifests/make_secrets.py
+
+manifests:
+	@$(PYTHON) manifests/render.py --overlay $(OVERLAY) --cpu-image $(IMAGE_CPU)

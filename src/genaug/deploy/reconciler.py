@@ -1,0 +1,154 @@
+"""The sidecar that makes a Triton pod serve the champions, and keeps it so.
+
+    python -m genaug.deploy.reconciler [--triton 127.0.0.1:8001] [--interval 30] [--port 8081]
+
+Triton runs in explicit model-control mode and starts empty. This loop waits for it to be
+live, then every ``interval`` seconds loads any model the promotion ledger lists that is not
+serving its ledger version (``genaug.stack.reconcile``), so a restarted pod, a model that
+failed to load and a promotion made while the pod was down all converge. Each model is
+loaded and checked on its own: one that fails is retried next pass and never blocks the
+others, and it does not make the pod unready, because a pod that serves nine champions
+must stay in the Service while the tenth is broken.
+
+It answers on ``port``:
+- ``/readyz``: 200 once the first pass against a live Triton has finished, whatever each
+  model's outcome (the pod's readiness: clients never see a half-started repository);
+- ``/healthz``: 200 while passes keep finishing (liveness: a wedged loop is restarted);
+- ``/models``: JSON, per model: state (``serving`` or ``failed``), reason, last change.
+
+Environment: GENAUG_S3_* (read access to the ledger is enough), GENAUG_TRITON_ADMIN_KEY.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from genaug.stack.config import LEDGER_KEY
+from genaug.stack.credentials import admin_key
+from genaug.stack.reconcile import ReconcileReport, reconcile
+
+
+class ModelStates:
+    """What the last passes found, per model; thread-safe (the HTTP server reads it)."""
+
+    def __init__(self, stale_after_s: float):
+        self._lock = threading.Lock()
+        self.stale_after_s = stale_after_s
+        self.models: dict[str, dict] = {}
+        self.first_pass_done = False
+        self.last_pass = 0.0
+        self.ledger_error: str | None = None
+
+    def record(self, report: ReconcileReport, now: float) -> list[str]:
+        """Fold a pass into the states; the lines that changed, for the log."""
+        changes = []
+        with self._lock:
+            self.ledger_error = report.ledger_error
+            seen = {**{n: ("serving", "") for n in report.loaded + report.already},
+                    **{n: ("failed", why) for n, why in report.failed.items()}}
+            for name, (state, reason) in seen.items():
+                old = self.models.get(name)
+                if old is None or (old["state"], old["reason"]) != (state, reason):
+                    self.models[name] = {"state": state, "reason": reason, "since": now}
+                    changes.append(f"{name}: {state}" + (f" ({reason})" if reason else ""))
+            for name in set(self.models) - set(seen):
+                del self.models[name]
+                changes.append(f"{name}: no longer in the ledger")
+            self.first_pass_done = True
+            self.last_pass = now
+        if report.ledger_error:
+            changes.append(f"ledger unreadable: {report.ledger_error}")
+        return changes
+
+    def ready(self) -> bool:
+        with self._lock:
+            return self.first_pass_done
+
+    def alive(self, now: float) -> bool:
+        with self._lock:
+            return not self.first_pass_done or now - self.last_pass < self.stale_after_s
+
+    def snapshot(self) -> dict:
+        with self._lock:
+            return {"models": dict(self.models), "ledger_error": self.ledger_error,
+                    "last_pass": self.last_pass, "first_pass_done": self.first_pass_done}
+
+
+def _handler(states: ModelStates):
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - the http.server API
+            if self.path == "/readyz":
+                self._send(200 if states.ready() else 503, {"ready": states.ready()})
+            elif self.path == "/healthz":
+                alive = states.alive(time.time())
+                self._send(200 if alive else 503, {"alive": alive})
+            elif self.path == "/models":
+                self._send(200, states.snapshot())
+            else:
+                self._send(404, {"error": "try /readyz, /healthz or /models"})
+
+        def _send(self, code: int, body: dict):
+            data = json.dumps(body).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):  # probes every few seconds would flood the log
+            pass
+
+    return Handler
+
+
+def triton_live(triton_grpc: str) -> bool:
+    import tritonclient.grpc as grpcclient
+
+    try:
+        with grpcclient.InferenceServerClient(triton_grpc) as triton:
+            return bool(triton.is_server_live(client_timeout=5))
+    except Exception:  # noqa: BLE001 - not up yet, in any way
+        return False
+
+
+def run_pass(states: ModelStates, triton_grpc: str, key: str, s3, ledger_key: str = LEDGER_KEY, log=print) -> bool:
+    """One reconciliation pass; False (nothing recorded) while Triton is not live yet."""
+    if not triton_live(triton_grpc):
+        return False
+    for line in states.record(reconcile(triton_grpc, key, s3, ledger_key=ledger_key), time.time()):
+        log(f"[reconciler] {line}", flush=True)
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m genaug.deploy.reconciler", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--triton", default="127.0.0.1:8001", help="Triton gRPC host:port (same pod)")
+    parser.add_argument("--interval", type=float, default=30.0, help="seconds between passes")
+    parser.add_argument("--port", type=int, default=8081, help="port of /readyz, /healthz, /models")
+    parser.add_argument("--once", action="store_true", help="one pass, then exit (1 if a model failed)")
+    args = parser.parse_args(argv)
+
+    from genaug.store import Store
+
+    key, s3 = admin_key(), Store(timeout_s=5.0).client
+    # A pass may load several models, each bounded by reconcile's load timeout.
+    states = ModelStates(stale_after_s=3 * args.interval + 600)
+    if args.once:
+        while not run_pass(states, args.triton, key, s3):
+            time.sleep(1.0)
+        return 0 if all(m["state"] == "serving" for m in states.snapshot()["models"].values()) else 1
+    server = ThreadingHTTPServer(("0.0.0.0", args.port), _handler(states))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    print(f"[reconciler] Triton {args.triton}, every {args.interval:g} s; status on :{args.port}/models", flush=True)
+    while True:
+        done = run_pass(states, args.triton, key, s3)
+        time.sleep(args.interval if done else 2.0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""What the cluster deployment runs besides the steps, against the real local servers: the
+bucket set-up Job (genaug.deploy.buckets) on the S3 server and the reconciler sidecar
+(genaug.deploy.reconciler) on Triton."""
+
+import io
+import json
+import subprocess
+import sys
+import threading
+import urllib.error
+import urllib.request
+from http.server import ThreadingHTTPServer
+
+from genaug.deploy import reconciler
+from genaug.stack import TRITON_BUCKET, admin_headers
+from genaug.stack.config import BUCKETS, TRITON_PLACEHOLDER_KEY
+from tests.integration.test_stack import TINY_CONFIG, _s3, _triton, _upload, onnx_files  # noqa: F401 - a fixture
+
+LEDGER = "ledger/test-deploy-reconciler.json"
+
+
+def _buckets(stack, *args, **env):
+    full = {**stack.env, "GENAUG_S3_ACCESS_KEY": stack.access_key, "GENAUG_S3_SECRET_KEY": stack.secret_key, **env}
+    return subprocess.run([sys.executable, "-m", "genaug.deploy.buckets", *args], capture_output=True, text=True,
+                          env={**full, "PATH": "/usr/bin:/bin"}, timeout=120)
+
+
+def test_bucket_setup_converges_and_restores_tritons_repository_prefix(stack):
+    s3 = _s3(stack)
+    s3.remove_object(TRITON_BUCKET, TRITON_PLACEHOLDER_KEY)
+    first = _buckets(stack)
+    assert first.returncode == 0, first.stderr
+    assert all(f"bucket {b} ok" in first.stdout for b in BUCKETS) and "wrote s3://genaug-triton/models/README.txt" \
+        in first.stdout
+    assert s3.stat_object(TRITON_BUCKET, TRITON_PLACEHOLDER_KEY).size > 0
+    again = _buckets(stack)
+    assert again.returncode == 0 and "wrote" not in again.stdout  # idempotent
+
+
+def test_bucket_setup_names_the_fix_for_wrong_keys_and_for_users_on_a_store_that_is_not_minio(stack):
+    wrong = _buckets(stack, GENAUG_S3_SECRET_KEY="not-the-secret")
+    assert wrong.returncode == 1 and "refused access key" in wrong.stderr and "Traceback" not in wrong.stderr
+    users = _buckets(stack, "--users", GENAUG_PIPELINE_ACCESS_KEY="p", GENAUG_PIPELINE_SECRET_KEY="p" * 8,
+                     GENAUG_MLFLOW_ACCESS_KEY="m", GENAUG_MLFLOW_SECRET_KEY="m" * 8,
+                     GENAUG_TRITON_ACCESS_KEY="t", GENAUG_TRITON_SECRET_KEY="t" * 8)
+    assert users.returncode == 1 and "Traceback" not in users.stderr
+    assert "MinIO admin API" in users.stderr and "without --users" in users.stderr
+    missing = _buckets(stack, "--users")
+    assert missing.returncode == 1 and "GENAUG_PIPELINE_ACCESS_KEY" in missing.stderr
+
+
+def _get(port: int, path: str) -> tuple[int, dict]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def test_reconciler_loads_each_champion_on_its_own_and_stays_ready_when_one_fails(stack, onnx_files):  # noqa: F811
+    _upload(stack, "deploy_champion", TINY_CONFIG, onnx_files["tiny"])
+    ledger = json.dumps({"models": {"deploy_champion": {"version": 1, "previous": None},
+                                    "deploy_missing": {"version": 1, "previous": None}}}).encode()
+    _s3(stack).put_object(TRITON_BUCKET, LEDGER, io.BytesIO(ledger), len(ledger))
+
+    states = reconciler.ModelStates(stale_after_s=60)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), reconciler._handler(states))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    try:
+        assert _get(port, "/readyz")[0] == 503  # no pass yet: the pod stays out of the Service
+        lines = []
+        assert reconciler.run_pass(states, stack.triton_grpc, stack.admin_key, _s3(stack), ledger_key=LEDGER,
+                                   log=lambda line, **_: lines.append(line))
+        code, body = _get(port, "/models")
+        assert code == 200 and body["models"]["deploy_champion"]["state"] == "serving"
+        assert body["models"]["deploy_missing"]["state"] == "failed" and body["models"]["deploy_missing"]["reason"]
+        assert _get(port, "/readyz") == (200, {"ready": True}) and _get(port, "/healthz")[0] == 200
+        assert any("deploy_missing: failed" in line for line in lines)
+        # A second pass changes nothing, so it logs nothing.
+        lines.clear()
+        reconciler.run_pass(states, stack.triton_grpc, stack.admin_key, _s3(stack), ledger_key=LEDGER,
+                            log=lambda line, **_: lines.append(line))
+        assert lines == []
+        # Without the admin key nothing can be loaded: every model is reported, none raises.
+        fresh = reconciler.ModelStates(stale_after_s=60)
+        _triton(stack).unload_model("deploy_champion", headers=admin_headers(stack.admin_key))
+        reconciler.run_pass(fresh, stack.triton_grpc, "wrong-key", _s3(stack), ledger_key=LEDGER,
+                            log=lambda *a, **k: None)
+        assert {m["state"] for m in fresh.snapshot()["models"].values()} == {"failed"}
+    finally:
+        server.shutdown()
+        _s3(stack).remove_object(TRITON_BUCKET, LEDGER)
+
+
+def test_reconciler_waits_for_triton_instead_of_recording_a_pass(stack):
+    states = reconciler.ModelStates(stale_after_s=60)
+    assert not reconciler.run_pass(states, "127.0.0.1:9", stack.admin_key, _s3(stack), ledger_key=LEDGER)
+    assert not states.ready()

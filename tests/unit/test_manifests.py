@@ -1,0 +1,333 @@
+"""The cluster manifests: every overlay builds with the kubectl this machine image ships,
+validates strictly against the Kubernetes schemas, and holds what a trustworthy deployment
+needs (resources, probes, non-root, pinned images, no committed secret), wired to the names
+the compiled pipeline and the code use."""
+
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from components import settings
+from pipelines import placement
+from tests.conftest import REPO
+
+MANIFESTS = REPO / "manifests"
+OVERLAYS = ("gpu", "local-cpu", "byo-s3")
+K8S_VERSION = "1.32.0"  # the kubectl here; the schemas of later releases are checked by the CLI test
+KUBECTL = shutil.which("kubectl")
+
+
+def _module(name: str):
+    spec = importlib.util.spec_from_file_location(name, MANIFESTS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+render, make_secrets = _module("render"), _module("make_secrets")
+
+
+def _kubectl() -> str:
+    if KUBECTL is None:
+        pytest.fail("kubectl is not on PATH: these tests build the manifests with `kubectl kustomize` "
+                    "(kubectl >= 1.27; this machine image ships 1.32 at /usr/bin/kubectl). Install it.", pytrace=False)
+    return KUBECTL
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory):
+    """A copy of manifests/ without anyone's secrets, with env files made by make_secrets."""
+    root = tmp_path_factory.mktemp("m") / "manifests"
+    shutil.copytree(MANIFESTS, root, ignore=shutil.ignore_patterns("*.env", "build", "__pycache__"))
+    assert make_secrets.main(["--root", str(root)]) == 0
+    return root
+
+
+@pytest.fixture(scope="module")
+def rendered(tree):
+    """Overlay name -> list of rendered objects."""
+    out = {}
+    for overlay in OVERLAYS:
+        proc = subprocess.run([_kubectl(), "kustomize", str(tree / "overlays" / overlay)], capture_output=True,
+                              text=True)
+        assert proc.returncode == 0, f"kubectl kustomize overlays/{overlay}: {proc.stderr}"
+        out[overlay] = [d for d in yaml.safe_load_all(proc.stdout) if d]
+    return out
+
+
+def _pods(objects):
+    """(object, pod spec) of every workload."""
+    for obj in objects:
+        spec = obj.get("spec", {})
+        if obj["kind"] in ("Deployment", "StatefulSet", "Job"):
+            yield obj, spec["template"]["spec"]
+
+
+def _containers(objects):
+    for obj, pod in _pods(objects):
+        for c in pod.get("initContainers", []) + pod["containers"]:
+            yield obj, pod, c
+
+
+def _find(objects, kind, name):
+    (obj,) = [o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name]
+    return obj
+
+
+def test_every_overlay_validates_strictly_against_the_kubernetes_schemas(rendered):
+    for overlay, objects in rendered.items():
+        for obj in objects:
+            try:
+                kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+            except kubernetes_validate.ValidationError as err:
+                pytest.fail(f"{overlay}: {obj['kind']}/{obj['metadata']['name']}: {err.message}")
+
+
+def test_the_gpu_overlay_passes_the_kubernetes_validate_cli_in_strict_mode(tree, tmp_path):
+    """The issue's own check: kubectl kustomize manifests/overlays/gpu | kubernetes-validate --strict."""
+    text = subprocess.run([_kubectl(), "kustomize", str(tree / "overlays" / "gpu")], capture_output=True,
+                          text=True, check=True).stdout
+    (tmp_path / "gpu.yaml").write_text(text)
+    cli = REPO / ".venv" / "bin" / "kubernetes-validate"
+    cli = str(cli) if cli.exists() else shutil.which("kubernetes-validate")
+    proc = subprocess.run([cli, "--strict", str(tmp_path / "gpu.yaml")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "ERROR" not in proc.stdout and "WARN" not in proc.stdout
+    assert proc.stdout.count("passed for resource") == text.count("\nkind: ") + text.startswith("kind: ")
+
+
+def test_a_validation_error_is_caught():
+    """The validator rejects an unknown field in strict mode (so the tests above can fail)."""
+    bad = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x", "bogus": 1}}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(bad, K8S_VERSION, strict=True)
+
+
+def test_every_container_has_resources_probes_where_it_serves_and_runs_non_root(rendered):
+    for overlay, objects in rendered.items():
+        for obj, pod, c in _containers(objects):
+            where = f"{overlay}: {obj['kind']}/{obj['metadata']['name']}/{c['name']}"
+            res = c.get("resources", {})
+            assert {"cpu", "memory"} <= set(res.get("requests", {})) and {"cpu", "memory"} <= set(res.get("limits", {})), where
+            if c.get("ports"):
+                assert "readinessProbe" in c and "livenessProbe" in c, f"{where} serves but has no probes"
+            sc, psc = c.get("securityContext", {}), pod.get("securityContext", {})
+            assert sc.get("runAsNonRoot", psc.get("runAsNonRoot")) is True, where
+            assert sc.get("runAsUser", psc.get("runAsUser", 0)) > 0, where
+            assert sc.get("allowPrivilegeEscalation") is False and sc.get("capabilities") == {"drop": ["ALL"]}, where
+            assert psc.get("seccompProfile") == {"type": "RuntimeDefault"}, where
+            assert pod.get("automountServiceAccountToken") is False, f"{where}: needs no Kubernetes API token"
+
+
+def test_images_are_pinned_and_the_genaug_image_agrees_with_the_compiled_pipeline(rendered):
+    for overlay, objects in rendered.items():
+        for obj, _, c in _containers(objects):
+            name, _, tag = c["image"].rpartition(":")
+            assert name and tag and tag != "latest" and re.search(r"\d", tag), f"{overlay}: {c['image']} is not pinned"
+        genaug = {c["image"] for _, _, c in _containers(objects) if "/genaug" in c["image"]}
+        # The committed manifests use the components' default CPU image.
+        default = re.search(r'CPU_IMAGE = os.environ.get\("GENAUG_CPU_IMAGE", "([^"]+)"\)',
+                            (REPO / "components/settings.py").read_text()).group(1)
+        assert genaug == {default}, overlay
+
+
+def test_make_manifests_and_make_compile_put_the_same_image_in_both(tree, tmp_path):
+    image = "registry.example/team/genaug-cpu:abc123def456"
+    rendered_file = render.render("gpu", image, root=tree)
+    objects = [d for d in yaml.safe_load_all(rendered_file.read_text()) if d]
+    in_manifests = {c["image"] for _, _, c in _containers(objects) if "genaug-cpu" in c["image"]}
+    env = {**os.environ, "GENAUG_CPU_IMAGE": image, "GENAUG_IMAGE": "registry.example/team/genaug:abc123def456"}
+    subprocess.run([sys.executable, "-m", "pipelines.compile", "--out", str(tmp_path)], cwd=REPO, env=env,
+                   check=True, capture_output=True)
+    spec = next(yaml.safe_load_all((tmp_path / "genaug.yaml").read_text()))
+    in_pipeline = {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()}
+    assert in_manifests == {image} and image in in_pipeline
+    assert in_pipeline == {image, "registry.example/team/genaug:abc123def456"}
+
+
+def test_make_manifests_says_what_to_do_when_kubectl_secrets_or_the_overlay_are_missing(tree, tmp_path,
+                                                                                      monkeypatch):
+    with pytest.raises(render.RenderError, match="not one of byo-s3, gpu, local-cpu"):
+        render.render("prod", "r/genaug-cpu:1", root=tree)
+    with pytest.raises(render.RenderError, match="has no tag"):
+        render.render("gpu", "r/genaug-cpu", root=tree)
+    bare = tmp_path / "manifests"
+    shutil.copytree(MANIFESTS, bare, ignore=shutil.ignore_patterns("*.env", "build"))
+    with pytest.raises(render.RenderError, match=r"secret env files missing: .*minio-root.env.*make secrets"):
+        render.render("gpu", "r/genaug-cpu:1", root=bare)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(render.RenderError, match="kubectl not found on PATH; install kubectl"):
+        render.render("gpu", "r/genaug-cpu:1", root=tree)
+
+
+def test_no_secret_value_is_committed(rendered):
+    tracked = subprocess.run(["git", "ls-files", "manifests"], cwd=REPO, capture_output=True, text=True,
+                             check=True).stdout.split()
+    assert not [f for f in tracked if f.endswith(".env")], "an env file with secrets is tracked"
+    for path in MANIFESTS.rglob("kustomization.yaml"):
+        doc = yaml.safe_load(path.read_text())
+        for gen in doc.get("secretGenerator", []):
+            assert "literals" not in gen, f"{path}: secret {gen['name']} has literal values"
+            for env in gen["envs"]:
+                example = path.parent / f"{env}.example"
+                assert example.is_file(), f"{path}: {env} has no committed {example.name}"
+                ignored = subprocess.run(["git", "check-ignore", "-q", str(path.parent / env)], cwd=REPO)
+                assert ignored.returncode == 0, f"{path.parent / env} is not git-ignored"
+    for f in tracked:
+        if f.endswith(".yaml"):
+            for doc in yaml.safe_load_all((REPO / f).read_text()):
+                assert not (doc and doc.get("kind") == "Secret"), f"{f} commits a Secret"
+
+
+def test_make_secrets_keeps_shared_values_equal_never_overwrites_and_flags_hand_edits(tmp_path, monkeypatch):
+    root = tmp_path / "manifests"
+    shutil.copytree(MANIFESTS, root, ignore=shutil.ignore_patterns("*.env", "build"))
+    assert make_secrets.main(["--root", str(root)]) == 0
+    read = make_secrets.read_env
+    users = read(root / "base/services/secrets/minio-users.env")
+    pipeline = read(root / "base/pipeline-access/secrets/genaug-s3.env")
+    assert (pipeline["GENAUG_S3_ACCESS_KEY"], pipeline["GENAUG_S3_SECRET_KEY"]) == \
+        (users["GENAUG_PIPELINE_ACCESS_KEY"], users["GENAUG_PIPELINE_SECRET_KEY"])
+    assert read(root / "base/services/secrets/triton-admin.env") == \
+        read(root / "base/pipeline-access/secrets/genaug-triton-admin.env")
+    assert len({users["GENAUG_PIPELINE_SECRET_KEY"], users["GENAUG_MLFLOW_SECRET_KEY"],
+                users["GENAUG_TRITON_SECRET_KEY"]}) == 3 and len(users["GENAUG_TRITON_SECRET_KEY"]) == 32
+    assert oct((root / "base/services/secrets/minio-users.env").stat().st_mode & 0o777) == "0o600"
+    before = (root / "base/services/secrets/minio-users.env").read_text()
+    assert make_secrets.main(["--root", str(root)]) == 0
+    assert (root / "base/services/secrets/minio-users.env").read_text() == before
+    # A hand edit that breaks the pairing is named, with both files.
+    (root / "base/pipeline-access/secrets/genaug-s3.env").write_text("GENAUG_S3_ACCESS_KEY=x\nGENAUG_S3_SECRET_KEY=y\n")
+    problems = make_secrets.disagreements(root)
+    assert any("genaug-s3.env" in p and "minio-users.env" in p for p in problems)
+    assert make_secrets.main(["--root", str(root)]) == 1
+    # Bring your own S3: the store's pair for every client; nothing else from the environment.
+    byo = tmp_path / "byo"
+    shutil.copytree(MANIFESTS, byo, ignore=shutil.ignore_patterns("*.env", "build"))
+    monkeypatch.setenv("BYO_S3_ACCESS_KEY", "kfp-store-key")
+    monkeypatch.setenv("BYO_S3_SECRET_KEY", "kfp-store-secret")
+    monkeypatch.setenv("GENAUG_TRITON_ADMIN_KEY", "the-local-stacks-key")
+    assert make_secrets.main(["--root", str(byo)]) == 0
+    users = read(byo / "base/services/secrets/minio-users.env")
+    assert {users[f"GENAUG_{c}_SECRET_KEY"] for c in ("PIPELINE", "MLFLOW", "TRITON")} == {"kfp-store-secret"}
+    assert read(byo / "base/services/secrets/triton-admin.env")["GENAUG_TRITON_ADMIN_KEY"] != "the-local-stacks-key"
+
+
+def test_the_pipelines_configmap_and_secrets_have_the_names_and_keys_the_compiled_tasks_read(rendered):
+    for overlay, objects in rendered.items():
+        config = _find(objects, "ConfigMap", settings.CONFIG_MAP)
+        assert config["metadata"]["namespace"] == "kubeflow"
+        assert set(placement.SERVICE_ENV.values()) == set(config["data"]), overlay
+        s3 = _find(objects, "Secret", settings.S3_SECRET)
+        assert set(placement.SECRET_ENV.values()) == set(s3["data"]) and s3["metadata"]["namespace"] == "kubeflow"
+        admin = [o for o in objects if o["kind"] == "Secret" and o["metadata"]["name"] == settings.TRITON_ADMIN_SECRET]
+        assert [o["metadata"]["namespace"] for o in admin] == ["kubeflow"], overlay
+        # Every endpoint names a Service that this overlay deploys, on a port it exposes.
+        services = {(o["metadata"]["name"], o["metadata"]["namespace"]): {p["port"] for p in o["spec"]["ports"]}
+                    for o in objects if o["kind"] == "Service"}
+        for key, value in config["data"].items():
+            m = re.match(r"^(?:https?://)?([a-z0-9-]+)\.([a-z0-9-]+)\.svc\.cluster\.local:(\d+)$", value)
+            if m is None:
+                continue
+            name, ns, port = m.group(1), m.group(2), int(m.group(3))
+            if overlay == "byo-s3" and key == "GENAUG_S3_ENDPOINT":
+                assert ns == "kubeflow"  # the store KFP ships, not ours
+                continue
+            assert port in services.get((name, ns), set()), f"{overlay}: {key}={value} names no such Service/port"
+
+
+def test_only_declared_clients_reach_minio_and_triton(rendered):
+    objects = rendered["gpu"]
+    policies = {o["metadata"]["name"]: o for o in objects if o["kind"] == "NetworkPolicy"}
+    assert policies["default-deny-ingress"]["spec"] == {"podSelector": {}, "policyTypes": ["Ingress"]}
+    s3_clients = {obj["metadata"]["name"] for obj, pod in _pods(objects)
+                  if obj["spec"]["template"]["metadata"]["labels"].get("genaug.io/s3-client") == "true"}
+    assert s3_clients == {"mlflow", "triton", "genaug-minio-setup"}
+    minio_from = policies["minio-clients"]["spec"]["ingress"][0]["from"]
+    assert minio_from == [{"namespaceSelector": {"matchExpressions": [
+        {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["genaug", "kubeflow"]}]},
+        "podSelector": {"matchLabels": {"genaug.io/s3-client": "true"}}}]
+    # ... and the namespace the pipeline's pods run in is one of those.
+    pipeline_ns = _find(objects, "ServiceAccount", "genaug-pipeline")["metadata"]["namespace"]
+    assert pipeline_ns in minio_from[0]["namespaceSelector"]["matchExpressions"][0]["values"]
+    triton_rules = policies["triton-clients"]["spec"]["ingress"]
+    assert triton_rules[0]["from"][0]["podSelector"]["matchLabels"] == {"genaug.io/triton-client": "true"}
+    assert {p["port"] for p in triton_rules[0]["ports"]} == {8000, 8001}
+    assert policies["postgres-clients"]["spec"]["ingress"][0]["from"] == [
+        {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "mlflow"}}}]
+    # The pipeline's tasks carry these labels (tests/unit/test_pipeline_compile.py checks the YAML).
+    assert {"genaug.io/s3-client", "genaug.io/triton-client", "genaug.io/mlflow-client"} == set(settings.CLIENT_LABELS)
+
+
+def test_triton_runs_like_the_local_stack_in_explicit_mode_with_its_repository_in_minio(rendered):
+    from genaug.stack.config import TRITON_BUCKET, TRITON_MODELS_PREFIX
+    from genaug.stack.credentials import ADMIN_HEADER
+
+    for overlay, objects in rendered.items():
+        deploy = _find(objects, "Deployment", "triton")
+        pod = deploy["spec"]["template"]["spec"]
+        triton = next(c for c in pod["containers"] if c["name"] == "triton")
+        args = triton["args"]
+        assert f"--model-repository=s3://$(GENAUG_S3_ENDPOINT)/{TRITON_BUCKET}/{TRITON_MODELS_PREFIX}" in args
+        for flag in ("--model-control-mode=explicit", "--exit-on-error=false", "--strict-readiness=false",
+                     f"--grpc-restricted-protocol=model-repository:{ADMIN_HEADER}=$(GENAUG_TRITON_ADMIN_KEY)",
+                     f"--http-restricted-api=model-repository:{ADMIN_HEADER}=$(GENAUG_TRITON_ADMIN_KEY)"):
+            assert flag in args, f"{overlay}: {flag}"
+        env = {e["name"]: e for e in triton["env"]}
+        assert "AWS_ENDPOINT_URL" not in env  # ignored by Triton's AWS SDK; the endpoint is in the URL
+        assert env["AWS_ACCESS_KEY_ID"]["valueFrom"]["secretKeyRef"]["key"] == "GENAUG_TRITON_ACCESS_KEY"  # read-only
+        assert triton["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+        assert triton["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
+        reconciler = next(c for c in pod["containers"] if c["name"] == "reconciler")
+        assert reconciler["command"][:3] == ["python", "-m", "genaug.deploy.reconciler"]
+        assert reconciler["readinessProbe"]["httpGet"]["path"] == "/readyz"
+        service = _find(objects, "Service", "triton")
+        assert {(p["name"], p["port"]) for p in service["spec"]["ports"]} >= {("grpc", 8001), ("http", 8000)}
+        gpus = triton["resources"].get("limits", {}).get("nvidia.com/gpu")
+        assert (gpus == 1) == (overlay == "gpu"), f"{overlay}: nvidia.com/gpu = {gpus}"
+    # The same modes as the local stack's server, whose behaviour the integration tests check.
+    import inspect
+
+    from genaug.stack.triton_server import TritonServer
+
+    local = inspect.getsource(TritonServer._flags)
+    for flag in ("--model-control-mode=explicit", "--exit-on-error=false", "--strict-readiness=false",
+                 "--grpc-restricted-protocol=", "--http-restricted-api="):
+        assert flag in local
+
+
+def test_mlflow_answers_its_service_names_and_port_forwards_and_nothing_else(rendered):
+    """--allowed-hosts, checked with MLflow's own host matching."""
+    from mlflow.server.security_utils import is_allowed_host_header
+
+    mlflow = next(c for c in _find(rendered["gpu"], "Deployment", "mlflow")["spec"]["template"]["spec"]["containers"])
+    (flag,) = [a for a in mlflow["args"] if a.startswith("--allowed-hosts=")]
+    allowed = flag.removeprefix("--allowed-hosts=").split(",")
+    uri = _find(rendered["gpu"], "ConfigMap", settings.CONFIG_MAP)["data"]["MLFLOW_TRACKING_URI"]
+    for host in (uri.removeprefix("http://"), "mlflow.genaug.svc:5000", "mlflow:5000", "localhost:5000",
+                 "127.0.0.1:15000"):
+        assert is_allowed_host_header(allowed, host), host
+    for host in ("evil.example.com", "mlflow.genaug.svc.cluster.local.evil.example:5000", "10.0.0.7:5000"):
+        assert not is_allowed_host_header(allowed, host), host
+    env = {e["name"]: e for e in mlflow["env"]}
+    assert env["MLFLOW_BACKEND_STORE_URI"]["value"].startswith("postgresql+psycopg://")
+    assert "--backend-store-uri" not in " ".join(mlflow["args"])  # the password stays out of `ps`
+    assert "--artifacts-destination=s3://genaug-mlflow" in mlflow["args"] and "--serve-artifacts" in mlflow["args"]
+
+
+def test_bring_your_own_s3_deploys_no_minio_and_creates_no_users(rendered):
+    objects = rendered["byo-s3"]
+    minio = {(o["kind"], o["metadata"]["name"].rsplit("-", 1)[0] if o["kind"] == "Secret" else o["metadata"]["name"])
+             for o in objects if "minio" in o["metadata"]["name"]}
+    assert minio == {("Job", "genaug-minio-setup"), ("Secret", "genaug-minio-users")}
+    job = _find(objects, "Job", "genaug-minio-setup")["spec"]["template"]["spec"]["containers"][0]
+    assert job["command"] == ["python", "-m", "genaug.deploy.buckets"]
+    gpu_job = _find(rendered["gpu"], "Job", "genaug-minio-setup")["spec"]["template"]["spec"]["containers"][0]
+    assert gpu_job["command"][-1] == "--users"
