@@ -9,6 +9,7 @@
 #   make schedule KFP_HOST=URL [CRON="0 0 2 * * *"] [SCHEDULE_NAME=..] | make unschedule KFP_HOST=URL
 #   make images [REGISTRY=..] | make push REGISTRY=..   the GPU and CPU images, tagged with the commit
 #   make secrets | make manifests [OVERLAY=gpu|local-cpu|byo-s3]   kustomize, for kubectl apply -k
+#   make bench [BENCH="data_loading gan_step ..."] [BENCH_PIPELINE_PROFILE=quick]   speed vs references (bench/)
 #   make test
 #   make up | make status | make down      the local stack: S3 (SeaweedFS), MLflow, Triton
 #   make clean
@@ -72,11 +73,11 @@ KFP_ARGS := --host "$(KFP_HOST)" --namespace "$(KFP_NAMESPACE)" --experiment "$(
             --service_account "$(KFP_SERVICE_ACCOUNT)"
 DEBIAN_FMNIST := /usr/share/datasets/fashion-mnist
 
-.PHONY: pipeline pipeline-local pipeline-kfp schedule unschedule experiment compile test clean distclean venv validate validate-experiment fashion-mnist help
+.PHONY: bench bench-gpu-data pipeline pipeline-local pipeline-kfp schedule unschedule experiment compile test clean distclean venv validate validate-experiment fashion-mnist help
 .DEFAULT_GOAL := help
 
 help:
-	@sed -n '2,15p' Makefile | sed 's/^# *//'
+	@sed -n '2,16p' Makefile | sed 's/^# *//'
 
 include mk/stack.mk
 include mk/deploy.mk
@@ -141,6 +142,19 @@ validate-experiment:
 
 test: venv fashion-mnist
 	$(VPY) -m pytest $(PYTEST_ARGS)
+
+BENCH ?=
+# The pipeline-overhead run: smoke (~1.5 min) or quick (~15 min, the profile its target is for).
+BENCH_PIPELINE_PROFILE ?= smoke
+
+# Every benchmark, on this machine: figures, ratios, bench/results/*.json (under 15 min on 2 cores).
+bench: venv fashion-mnist
+	GENAUG_BENCH_PIPELINE_PROFILE=$(BENCH_PIPELINE_PROFILE) $(VPY) -m bench $(BENCH)
+
+# The Fashion-MNIST files bench/gpu.sh carries to the GPU machine (git-ignored).
+bench-gpu-data: fashion-mnist
+	@mkdir -p bench/data/fashion-mnist
+	cp $(if $(GENAUG_DATA_DIR),$(GENAUG_DATA_DIR)/FashionMNIST/raw,$(DEBIAN_FMNIST))/*-ubyte.gz bench/data/fashion-mnist/
 
 # Keeps .genaug/ (the stack's data: buckets, MLflow runs, champions); distclean removes it.
 clean:

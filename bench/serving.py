@@ -1,0 +1,143 @@
+"""Triton over gRPC: throughput and latency of a classifier and a GAN generator at 1, 4 and
+16 concurrent clients, with and without dynamic batching.
+
+    python -m bench.serving [--seconds 5]
+
+One request carries one image (classifier) or one label and its noise (generator), as an
+interactive client sends them. Each model is served twice from the same ONNX file, once
+with genaug's config (dynamic batching) and once with its dynamic_batching line removed.
+On this machine Triton is the CPU build bundled with nvidia-pytriton, with onnxruntime
+through a python-backend adapter: the figures test integration and show the batching
+effect, not a GPU server's speed. The ratio is requests/s with batching over without, for
+the classifier at 16 clients.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bench.harness import Report
+from bench.stack import private_stack
+from genaug import catalog
+from genaug.export.onnx import export_classifier, export_generator
+from genaug.generators import GanSampler
+from genaug.models.classifiers import CNN
+from genaug.models.gan import DCGANGenerator
+from genaug.serving.repository import Repository, render_config
+
+CONCURRENCY = (1, 4, 16)
+
+
+def _models(folder: Path, spec) -> dict:
+    """ONNX files of a quick-profile-sized CNN classifier and DCGAN generator (random weights:
+    serving cost does not depend on them)."""
+    torch.manual_seed(0)
+    shape = (spec.channels, spec.height, spec.width)
+    clf = export_classifier(CNN(shape, spec.num_classes, width=32), shape, folder / "classifier.onnx")
+    gen = GanSampler(DCGANGenerator(shape, spec.num_classes, 64, 32), 64)
+    generator = export_generator(gen, spec.num_classes, folder / "generator.onnx")
+    return {"classifier": (clf["path"], ()), "generator": (generator["path"], tuple(generator["noise_dims"]))}
+
+
+def _publish(store, triton, kind: str, onnx: str, noise_dims, spec, batching: bool) -> str:
+    name = f"bench-{kind}-{'batched' if batching else 'unbatched'}"
+    config = render_config(kind, name, 1, spec, noise_dims)
+    if not batching:
+        config = "\n".join(line for line in config.splitlines() if not line.startswith("dynamic_batching"))
+    repo = Repository(store)
+    repo.write_version(name, 1, onnx, {"benchmark": True})
+    repo.write_config(name, config)
+    triton.load(name)
+    return name
+
+
+def _load(url: str, name: str, inputs: dict, output: str, clients: int, seconds: float) -> dict:
+    """Requests/s and latency percentiles (ms) of ``clients`` threads sending for ``seconds``."""
+    import tritonclient.grpc as grpcclient
+
+    latencies: list[float] = []
+    errors: list[Exception] = []
+    lock = threading.Lock()
+    stop = time.perf_counter() + seconds
+
+    def client():
+        with grpcclient.InferenceServerClient(url) as triton:
+            tensors = []
+            for key, value in inputs.items():
+                t = grpcclient.InferInput(key, list(value.shape), {np.uint8: "UINT8", np.int64: "INT64",
+                                                                   np.float32: "FP32"}[value.dtype.type])
+                t.set_data_from_numpy(value)
+                tensors.append(t)
+            mine = []
+            try:
+                while time.perf_counter() < stop:
+                    t0 = time.perf_counter()
+                    triton.infer(name, tensors, outputs=[grpcclient.InferRequestedOutput(output)], client_timeout=60)
+                    mine.append(time.perf_counter() - t0)
+            except Exception as err:  # reported below, for the whole measurement
+                with lock:
+                    errors.append(err)
+            with lock:
+                latencies.extend(mine)
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    if errors:
+        raise RuntimeError(f"{len(errors)} of {clients} clients of {name} failed: {errors[0]}")
+    ms = sorted(1000 * x for x in latencies)
+    return {"rps": len(ms) / wall, "p50_ms": statistics.median(ms), "p95_ms": ms[int(0.95 * (len(ms) - 1))]}
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--seconds", type=float, default=5.0, help="per measurement")
+    p.add_argument("--dataset", default="fashion_mnist")
+    args = p.parse_args(argv)
+    spec = catalog.dataset(args.dataset)
+    report = Report("serving", f"Triton gRPC, {spec.name}, one image per request, local CPU Triton (integration "
+                               "figures)")
+    results = {}
+    with private_stack() as (tmp, env):
+        os.environ.update(env)
+        from genaug.serving.client import Triton
+        from genaug.store import Store
+
+        store, triton = Store(), Triton(env["GENAUG_TRITON_GRPC"], env["GENAUG_TRITON_ADMIN_KEY"])
+        with tempfile.TemporaryDirectory() as folder:
+            models = _models(Path(folder), spec)
+            rng = np.random.default_rng(0)
+            for kind, (onnx, noise_dims) in models.items():
+                inputs = ({"images": rng.integers(0, 256, (1, spec.channels, spec.height, spec.width), dtype=np.uint8)}
+                          if kind == "classifier" else
+                          {"labels": np.zeros((1, 1), np.int64), "noise": rng.standard_normal((1, *noise_dims)).astype(np.float32)})
+                output = "logits" if kind == "classifier" else "images"
+                for batching in (True, False):
+                    name = _publish(store, triton, kind, onnx, noise_dims, spec, batching)
+                    for clients in CONCURRENCY:
+                        r = _load(env["GENAUG_TRITON_GRPC"], name, inputs, output, clients, args.seconds)
+                        results[(kind, batching, clients)] = r
+                        label = f"{kind}, {'dynamic batching' if batching else 'no batching'}, {clients:>2} clients"
+                        report.figure(f"{label}: throughput", r["rps"], "req/s")
+                        report.figure(f"{label}: p50 latency", r["p50_ms"], "ms")
+                        report.figure(f"{label}: p95 latency", r["p95_ms"], "ms")
+    ratio = results[("classifier", True, 16)]["rps"] / results[("classifier", False, 16)]["rps"]
+    return report.done("classifier req/s at 16 clients, dynamic batching / none", ratio,
+                       "informational (CPU Triton)", True)
+
+
+if __name__ == "__main__":
+    main()
