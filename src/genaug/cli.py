@@ -122,7 +122,8 @@ def _promote(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="genaug promote", description="Inspect or roll back what Triton serves.")
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument("--rollback", metavar="MODEL", help="serve MODEL's previous version again")
-    group.add_argument("--status", action="store_true", help="print the champions from the ledger")
+    group.add_argument("--status", action="store_true",
+                       help="print what serves, from the ledger, with an integrity check of each champion's files")
     args = parser.parse_args(argv)
     from genaug.endpoints import load_stack_env, stack_env_path
 
@@ -131,7 +132,9 @@ def _promote(argv: list[str]) -> int:
     load_stack_env(stack_env_path().with_name("admin.env"))
     store = Store()
     if args.status:
-        print(json.dumps(Ledger(store).champions(), indent=2))
+        from genaug.serving.status import status
+
+        print(json.dumps(status(store), indent=2))
         return 0
     entry = Ledger(store).champion(args.rollback)
     if entry is None:

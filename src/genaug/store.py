@@ -139,6 +139,14 @@ class Store:
                           lambda: list(self.client.list_objects(bucket, prefix=prefix, recursive=True)))
         return [o.object_name for o in objs if not o.object_name.startswith(STAGING + "/")]
 
+    def listing(self, bucket: str, prefix: str = "") -> dict[str, dict]:
+        """Objects under ``prefix`` (recursive, staging excluded): key -> {"size", "etag"}."""
+        self.ensure_bucket(bucket)
+        objs = self._call(f"listing s3://{bucket}/{prefix}",
+                          lambda: list(self.client.list_objects(bucket, prefix=prefix, recursive=True)))
+        return {o.object_name: {"size": o.size, "etag": (o.etag or "").strip('"')}
+                for o in objs if not o.object_name.startswith(STAGING + "/")}
+
     def delete(self, bucket: str, key: str) -> None:
         self._call(f"deleting s3://{bucket}/{key}", self.client.remove_object, bucket, key)
 

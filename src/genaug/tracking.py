@@ -211,6 +211,19 @@ def set_alias(name: str, alias: str, version: str | None) -> None:
         client.set_registered_model_alias(name, alias, version)
 
 
+def tag_version(name: str, version: str, tags: dict) -> None:
+    """Set tags on version ``version`` of registered model ``name``."""
+    client = _mlflow().MlflowClient()
+    for key, value in tags.items():
+        client.set_model_version_tag(name, str(version), key, str(value))
+
+
+def configured() -> bool:
+    """True when a tracking server is configured (MLFLOW_TRACKING_URI, or the stack's env file)."""
+    load_stack_env()
+    return bool(os.environ.get("MLFLOW_TRACKING_URI"))
+
+
 # -- the end of a pipeline run, whatever happened -------------------------------------
 
 def runs_of_pipeline_run(pipeline_run_id: str) -> list:

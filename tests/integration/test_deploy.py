@@ -2,7 +2,6 @@
 bucket set-up Job (genaug.deploy.buckets) on the S3 server and the reconciler sidecar
 (genaug.deploy.reconciler) on Triton."""
 
-import io
 import json
 import subprocess
 import sys
@@ -14,9 +13,11 @@ from http.server import ThreadingHTTPServer
 from genaug.deploy import reconciler
 from genaug.stack import TRITON_BUCKET, admin_headers
 from genaug.stack.config import BUCKETS, TRITON_PLACEHOLDER_KEY
+from genaug.store import Store
+from tests.integration.ledger_records import approve
 from tests.integration.test_stack import TINY_CONFIG, _s3, _triton, _upload, onnx_files  # noqa: F401 - a fixture
 
-LEDGER = "ledger/test-deploy-reconciler.json"
+MISSING_FILES = {"config.pbtxt": {"sha256": "0" * 64, "size": 1}, "1/model.onnx": {"sha256": "0" * 64, "size": 1}}
 
 
 def _buckets(stack, *args, **env):
@@ -59,9 +60,8 @@ def _get(port: int, path: str) -> tuple[int, dict]:
 
 def test_reconciler_loads_each_champion_on_its_own_and_stays_ready_when_one_fails(stack, onnx_files):  # noqa: F811
     _upload(stack, "deploy_champion", TINY_CONFIG, onnx_files["tiny"])
-    ledger = json.dumps({"models": {"deploy_champion": {"version": 1, "previous": None},
-                                    "deploy_missing": {"version": 1, "previous": None}}}).encode()
-    _s3(stack).put_object(TRITON_BUCKET, LEDGER, io.BytesIO(ledger), len(ledger))
+    approve("deploy_champion")
+    approve("deploy_missing", files=MISSING_FILES)  # in the ledger, not in the repository
 
     states = reconciler.ModelStates(stale_after_s=60)
     server = ThreadingHTTPServer(("127.0.0.1", 0), reconciler._handler(states))
@@ -70,7 +70,7 @@ def test_reconciler_loads_each_champion_on_its_own_and_stays_ready_when_one_fail
     try:
         assert _get(port, "/readyz")[0] == 503  # no pass yet: the pod stays out of the Service
         lines = []
-        assert reconciler.run_pass(states, stack.triton_grpc, stack.admin_key, _s3(stack), ledger_key=LEDGER,
+        assert reconciler.run_pass(states, stack.triton_grpc, stack.admin_key, Store(),
                                    log=lambda line, **_: lines.append(line))
         code, body = _get(port, "/models")
         assert code == 200 and body["models"]["deploy_champion"]["state"] == "serving"
@@ -79,21 +79,25 @@ def test_reconciler_loads_each_champion_on_its_own_and_stays_ready_when_one_fail
         assert any("deploy_missing: failed" in line for line in lines)
         # A second pass changes nothing, so it logs nothing.
         lines.clear()
-        reconciler.run_pass(states, stack.triton_grpc, stack.admin_key, _s3(stack), ledger_key=LEDGER,
+        reconciler.run_pass(states, stack.triton_grpc, stack.admin_key, Store(),
                             log=lambda line, **_: lines.append(line))
         assert lines == []
         # Without the admin key nothing can be loaded: every model is reported, none raises.
         fresh = reconciler.ModelStates(stale_after_s=60)
         _triton(stack).unload_model("deploy_champion", headers=admin_headers(stack.admin_key))
-        reconciler.run_pass(fresh, stack.triton_grpc, "wrong-key", _s3(stack), ledger_key=LEDGER,
-                            log=lambda *a, **k: None)
-        assert {m["state"] for m in fresh.snapshot()["models"].values()} == {"failed"}
+        reconciler.run_pass(fresh, stack.triton_grpc, "wrong-key", Store(), log=lambda *a, **k: None)
+        assert fresh.snapshot()["models"]["deploy_champion"]["state"] == "failed"
     finally:
         server.shutdown()
-        _s3(stack).remove_object(TRITON_BUCKET, LEDGER)
+        _forget("deploy_missing")
 
 
 def test_reconciler_waits_for_triton_instead_of_recording_a_pass(stack):
     states = reconciler.ModelStates(stale_after_s=60)
-    assert not reconciler.run_pass(states, "127.0.0.1:9", stack.admin_key, _s3(stack), ledger_key=LEDGER)
+    assert not reconciler.run_pass(states, "127.0.0.1:9", stack.admin_key, Store())
     assert not states.ready()
+
+
+def _forget(name: str) -> None:
+    """Remove a test-only model's ledger record, so later passes of the session skip it."""
+    Store().delete(TRITON_BUCKET, f"ledger/models/{name}.json")

@@ -1,59 +1,18 @@
 """Promotion against the real S3, MLflow and Triton servers of the test stack."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
-import torch
 
 from genaug import accel as accel_mod
-from genaug import catalog, models, tracking
-from genaug.export.onnx import export_classifier, export_generator
-from genaug.generators import GanSampler
+from genaug import tracking
 from genaug.serving import scoring
 from genaug.serving.client import ServingError, Triton
 from genaug.serving.ledger import Ledger
 from genaug.serving.promote import Candidate, promote, rollback
 from genaug.serving.repository import Repository, render_config
 from genaug.store import Store
-from genaug.train.classifier import ClassifierConfig, predict, train_classifier
-
-SPEC = catalog.dataset("fashion_mnist")
-CLF = "promo_test-classifier"
-
-
-def _bands(n, seed):
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 10, n)
-    x = (rng.integers(0, 20, (n, 1, 28, 28)) + y[:, None, None, None] * 23).astype(np.uint8)
-    return x, y.astype(np.int64)
-
-
-@pytest.fixture(scope="module")
-def files(tmp_path_factory):
-    """A trained and an untrained classifier, and an untrained generator, as ONNX files."""
-    tmp = tmp_path_factory.mktemp("onnx")
-    torch.manual_seed(0)
-    acc = accel_mod.pick("cpu")
-    test = _bands(300, 1)
-    good = models.build_classifier("cnn", shape=SPEC.shape, num_classes=10, width=8)
-    train_classifier(good, _bands(600, 0), test, ClassifierConfig(epochs=3, patience=3, batch=64, lr=5e-3), acc, 0)
-    bad = models.build_classifier("cnn", shape=SPEC.shape, num_classes=10, width=8)
-    out = {"test": test, "good_model": good}
-    out["good"] = Path(export_classifier(good, SPEC.shape, tmp / "good.onnx")["path"])
-    out["bad"] = Path(export_classifier(bad, SPEC.shape, tmp / "bad.onnx")["path"])
-    G = models.build_generator("dcgan", shape=SPEC.shape, num_classes=10, z_dim=16, width=8)
-    out["gen"] = Path(export_generator(GanSampler(G, 16), 10, tmp / "gen.onnx")["path"])
-    return out
-
-
-def _clf_candidate(path, files):
-    x, y = files["test"]
-    return Candidate(name=CLF, kind="classifier", onnx_path=path,
-                     render_config=lambda v: render_config("classifier", CLF, v, SPEC),
-                     metric="test_accuracy", score=scoring.classifier_accuracy(x, y),
-                     probe=scoring.classifier_probe(x[:8]), probe_tolerance=1e-3, parity=0.0,
-                     parity_tolerance=1e-3, lineage={"pipeline_run_id": "test"})
+from genaug.train.classifier import predict
+from tests.integration.promotion_models import CLF, SPEC, _clf_candidate, files  # noqa: F401 - a fixture
 
 
 def _served_versions(triton, name):
@@ -143,10 +102,10 @@ def test_concurrent_promotion_is_locked_out(stack, files):
 
     store = Store()
     ledger = Ledger(store)
-    ledger.acquire(CLF, "another-run")
+    lease = ledger.acquire(CLF, "another-run")
     try:
         with pytest.raises(LockedError, match="another-run"):
             promote(_clf_candidate(files["good"], files), store, Triton(), margin=0.0, floor=0.0)
     finally:
-        ledger.release(CLF, "another-run")
-    assert not store.exists("genaug-triton", f"ledger/locks/{CLF}.json")
+        lease.release()
+    assert ledger.holder(CLF) is None

@@ -17,7 +17,9 @@ from minio import Minio
 from minio.error import S3Error
 from tritonclient.utils import InferenceServerException
 
-from genaug.stack import BUCKETS, LEDGER_KEY, TRITON_BUCKET, admin_headers, admin_key, read_ledger
+from genaug.stack import BUCKETS, TRITON_BUCKET, admin_headers, admin_key
+from genaug.store import Store
+from tests.integration.ledger_records import approve
 from genaug.endpoints import read_env_file as read_env
 
 MODELS = "models"
@@ -226,11 +228,9 @@ def test_restart_reloads_the_champions_in_the_ledger(stack, onnx_files):
     name = "stack_champion"
     _upload(stack, name, TINY_CONFIG, onnx_files["tiny"])
     # Added to whatever other tests of the session promoted, which must survive too.
-    ledger = read_ledger(_s3(stack))
-    ledger.update({name: {"version": 1, "previous": None},
-                   "stack_not_in_repository": {"version": 1, "previous": None}})
-    payload = json.dumps({"models": ledger}).encode()
-    _s3(stack).put_object(TRITON_BUCKET, LEDGER_KEY, io.BytesIO(payload), len(payload))
+    approve(name)
+    missing = {"config.pbtxt": {"sha256": "0" * 64, "size": 1}, "1/model.onnx": {"sha256": "0" * 64, "size": 1}}
+    approve("stack_not_in_repository", files=missing)
 
     before = stack.pids()
     down = stack.launcher("down")
@@ -242,7 +242,7 @@ def test_restart_reloads_the_champions_in_the_ledger(stack, onnx_files):
 
     up = stack.up()
     assert up.returncode == 0, up.stdout + up.stderr  # a failing ledger entry does not fail `up`
-    assert f"loaded {name}" in up.stdout
+    assert f"repaired {name}: loaded v1" in up.stdout
     assert "FAILED stack_not_in_repository" in up.stdout
     assert set(stack.pids().values()).isdisjoint(before.values())
     # Ports are sticky per state folder, so the session's exported endpoints stay valid.
@@ -255,4 +255,5 @@ def test_restart_reloads_the_champions_in_the_ledger(stack, onnx_files):
     np.testing.assert_array_equal(_infer_tiny(triton, name, x), reference)
     # Models that the ledger does not list were not brought back.
     assert not triton.is_model_ready("stack_labelled")
+    Store().delete(TRITON_BUCKET, "ledger/models/stack_not_in_repository.json")
 

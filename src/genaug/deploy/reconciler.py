@@ -3,9 +3,11 @@
     python -m genaug.deploy.reconciler [--triton 127.0.0.1:8001] [--interval 30] [--port 8081]
 
 Triton runs in explicit model-control mode and starts empty. This loop waits for it to be
-live, then every ``interval`` seconds loads any model the promotion ledger lists that is not
-serving its ledger version (``genaug.stack.reconcile``), so a restarted pod, a model that
-failed to load and a promotion made while the pod was down all converge. Each model is
+live, then every ``interval`` seconds runs one reconciliation pass
+(``genaug.serving.reconcile``): it loads any champion Triton does not serve, reverts a
+promotion whose pod died before its commit, and re-pins config.pbtxt and the MLflow
+aliases to the ledger, so a restarted pod, a model that failed to load, a crashed
+promotion and a promotion made while the pod was down all converge. Each model is
 loaded and checked on its own: one that fails is retried next pass and never blocks the
 others, and it does not make the pod unready, because a pod that serves nine champions
 must stay in the Service while the tenth is broken.
@@ -16,7 +18,9 @@ It answers on ``port``:
 - ``/healthz``: 200 while passes keep finishing (liveness: a wedged loop is restarted);
 - ``/models``: JSON, per model: state (``serving`` or ``failed``), reason, last change.
 
-Environment: GENAUG_S3_* (read access to the ledger is enough), GENAUG_TRITON_ADMIN_KEY.
+Environment: GENAUG_S3_* (the promote identity: repairs write the repository and the
+ledger), GENAUG_TRITON_ADMIN_KEY, and MLFLOW_TRACKING_URI to re-pin the aliases (without
+it the aliases are left as they are).
 """
 
 from __future__ import annotations
@@ -28,9 +32,8 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from genaug.stack.config import LEDGER_KEY
+from genaug.serving.reconcile import ReconcileReport, reconcile
 from genaug.stack.credentials import admin_key
-from genaug.stack.reconcile import ReconcileReport, reconcile
 
 
 class ModelStates:
@@ -49,7 +52,8 @@ class ModelStates:
         changes = []
         with self._lock:
             self.ledger_error = report.ledger_error
-            seen = {**{n: ("serving", "") for n in report.loaded + report.already},
+            seen = {**{n: ("serving", "") for n in report.loaded + report.already + list(report.repaired)},
+                    **{n: ("busy", "a promotion holds its lease") for n in report.busy},
                     **{n: ("failed", why) for n, why in report.failed.items()}}
             for name, (state, reason) in seen.items():
                 old = self.models.get(name)
@@ -63,6 +67,7 @@ class ModelStates:
             self.last_pass = now
         if report.ledger_error:
             changes.append(f"ledger unreadable: {report.ledger_error}")
+        changes += [f"{name}: repaired ({', '.join(done)})" for name, done in report.repaired.items()]
         return changes
 
     def ready(self) -> bool:
@@ -116,11 +121,13 @@ def triton_live(triton_grpc: str) -> bool:
         return False
 
 
-def run_pass(states: ModelStates, triton_grpc: str, key: str, s3, ledger_key: str = LEDGER_KEY, log=print) -> bool:
+def run_pass(states: ModelStates, triton_grpc: str, key: str, store, log=print) -> bool:
     """One reconciliation pass; False (nothing recorded) while Triton is not live yet."""
+    from genaug.serving.client import Triton
+
     if not triton_live(triton_grpc):
         return False
-    for line in states.record(reconcile(triton_grpc, key, s3, ledger_key=ledger_key), time.time()):
+    for line in states.record(reconcile(store, Triton(triton_grpc, admin_key=key)), time.time()):
         log(f"[reconciler] {line}", flush=True)
     return True
 
@@ -135,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from genaug.store import Store
 
-    key, s3 = admin_key(), Store(timeout_s=5.0).client
+    key, s3 = admin_key(), Store(timeout_s=5.0)
     # A pass may load several models, each bounded by reconcile's load timeout.
     states = ModelStates(stale_after_s=3 * args.interval + 600)
     if args.once:

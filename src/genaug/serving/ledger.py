@@ -1,10 +1,25 @@
-"""The promotion ledger in object storage: who serves now, and every decision ever made.
+"""The promotion ledger: the source of truth for what Triton serves, one record per model.
 
-    ledger/champions.json                 {"models": {name: {"version", "previous", "history", ...}}}
-    ledger/events/<utc time>-<name>-<id>.json    one per decision, with its reasons
-    ledger/locks/<name>.json              held while a promotion of <name> runs
+    ledger/models/<name>.json          the model's record (below); every write is a compare-and-set
+    ledger/locks/<name>.json           the model's lease (genaug.serving.lease)
+    ledger/events/<name>/<time>-<id>.json   one per decision, with its reasons (the audit trail)
 
-``genaug.stack`` reads champions.json to reload the champions after a restart.
+A model's record::
+
+    {"model", "kind",
+     "champion": 3, "previous": 2,             # the versions that serve and that rollback serves
+     "history": [1, 2, 3],                     # promoted versions still kept, oldest first
+     "versions": {"3": {"files": {"config.pbtxt": {"sha256", "size"}, "3/model.onnx": ...,
+                                  "3/metadata.json": ...},
+                        "config": "<config.pbtxt text that pins 3>", "mlflow_version": "7", ...}},
+     "next_version": 4,                         # never reused, orphans included
+     "intent": null | {...},                    # a promotion that started and has not ended
+     "events": [...the newest 20 decisions...], "event_count": 57}
+
+Promotion, rollback, ``genaug promote --status`` and the reconciler read this one object
+per model (O(1) in the model's history), never the list of events. Records are replaced
+only with ``If-Match`` on the ETag read, so two writers can never drop each other's
+change; the per-model lease keeps them from trying.
 """
 
 from __future__ import annotations
@@ -13,68 +28,108 @@ import time
 import uuid
 from datetime import datetime, timezone
 
+from genaug.serving.lease import Lease, LockedError, holder
+from genaug.serving.records import Conflict, Record, Records
+from genaug.store import S3Config
+
 BUCKET = "genaug-triton"
-CHAMPIONS = "ledger/champions.json"
-LOCK_TTL_S = 900  # a promotion that died leaves a lock that expires after this
+MODELS_PREFIX = "ledger/models/"
+EVENTS_PREFIX = "ledger/events/"
+LEGACY_CHAMPIONS = "ledger/champions.json"  # the single shared object of earlier releases
+RECENT_EVENTS = 20
 
-
-class LockedError(RuntimeError):
-    """Another promotion of the same model is running."""
+__all__ = ["Ledger", "LockedError", "now"]
 
 
 def now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-class Ledger:
-    def __init__(self, store, bucket: str = BUCKET):
-        self.store, self.bucket = store, bucket
+def empty_record(name: str) -> dict:
+    return {"model": name, "kind": None, "champion": None, "previous": None, "history": [], "versions": {},
+            "next_version": 1, "intent": None, "events": [], "event_count": 0}
 
-    def champions(self) -> dict:
-        return self.store.get_json(self.bucket, CHAMPIONS, default={"models": {}})
+
+def model_key(name: str) -> str:
+    return f"{MODELS_PREFIX}{name}.json"
+
+
+class Ledger:
+    def __init__(self, store=None, bucket: str = BUCKET, config: S3Config | None = None):
+        config = config or (store.config if store is not None else None)
+        self.bucket = bucket
+        self.records = Records(bucket, config)
+
+    # -- reading -------------------------------------------------------------------------
+    def read(self, name: str) -> Record:
+        """The model's record and its ETag (etag "" when the model has none yet)."""
+        record = self.records.read(model_key(name))
+        return record if record is not None else Record(empty_record(name), "")
+
+    def state(self, name: str) -> dict:
+        return self.read(name).value
+
+    def models(self) -> list[str]:
+        """Every model with a record, sorted."""
+        return [k[len(MODELS_PREFIX):-len(".json")] for k in self.records.keys(MODELS_PREFIX) if k.endswith(".json")]
 
     def champion(self, name: str) -> dict | None:
-        return self.champions()["models"].get(name)
+        """What serves: {"version", "previous", "history", "mlflow_version", "kind", "sha256", ...} or None."""
+        state = self.state(name)
+        if state["champion"] is None:
+            return None
+        entry = state["versions"][str(state["champion"])]
+        return {**{k: v for k, v in entry.items() if k not in ("files", "config")}, "version": state["champion"],
+                "previous": state["previous"], "history": state["history"], "kind": state["kind"]}
 
-    def set_champion(self, name: str, entry: dict | None) -> None:
-        data = self.champions()
-        if entry is None:
-            data["models"].pop(name, None)
-        else:
-            data["models"][name] = entry
-        self.store.put_json(self.bucket, CHAMPIONS, data)
+    def champions(self) -> dict:
+        return {"models": {name: self.champion(name) for name in self.models() if self.champion(name)}}
+
+    def holder(self, name: str) -> dict | None:
+        return holder(self.records, name)
+
+    # -- writing -------------------------------------------------------------------------
+    def write(self, name: str, record: Record, value: dict) -> Record:
+        """Replace the model's record if it is unchanged since ``record`` was read; raise Conflict."""
+        etag = self.records.write(model_key(name), value, record.etag or None)
+        return Record(value, etag)
+
+    def update(self, name: str, change, attempts: int = 20) -> Record:
+        """Apply ``change(value) -> value`` to the model's record with compare-and-set, retrying."""
+        for _ in range(attempts):
+            record = self.read(name)
+            try:
+                return self.write(name, record, change(_copy(record.value)))
+            except Conflict:
+                time.sleep(0.05)
+        raise Conflict(f"the ledger record of {name} kept changing under {attempts} attempts; retry")
 
     def record(self, name: str, event: dict) -> dict:
+        """Write one decision to the audit trail; return it with its time, model and key."""
         event = {"time": now(), "model": name, **event}
-        key = f"ledger/events/{event['time'].replace(':', '')}-{name}-{uuid.uuid4().hex[:8]}.json"
-        self.store.put_json(self.bucket, key, event)
-        return event
+        key = f"{EVENTS_PREFIX}{name}/{event['time'].replace(':', '')}-{uuid.uuid4().hex[:8]}.json"
+        self.records.put(key, event)
+        return {**event, "key": key}
 
-    def events(self, name: str | None = None) -> list[dict]:
-        keys = sorted(self.store.list(self.bucket, "ledger/events/"))
-        out = [self.store.get_json(self.bucket, k) for k in keys]
-        return [e for e in out if name is None or e["model"] == name]
+    def events(self, name: str) -> list[dict]:
+        """Every recorded decision of ``name``, oldest first: the audit trail (O(history))."""
+        return [self.records.read(k).value for k in self.records.keys(f"{EVENTS_PREFIX}{name}/")]
 
-    # -- locking -----------------------------------------------------------------------
-    def acquire(self, name: str, owner: str) -> None:
-        """Take the promotion lock of ``name``; raise LockedError if someone else holds it.
+    # -- locking -------------------------------------------------------------------------
+    def acquire(self, name: str, owner: str, ttl_s: float | None = None, wait_s: float = 0.0) -> Lease:
+        """Take ``name``'s lease (renewed in the background); raise LockedError if it is held."""
+        lease = Lease(self.records, name, owner, **({"ttl_s": ttl_s} if ttl_s else {}))
+        return lease.acquire(wait_s=wait_s)
 
-        S3 has no compare-and-swap here, so the lock is written, then read back after a
-        pause: of two writers racing, only the one whose write stuck proceeds.
-        """
-        key = f"ledger/locks/{name}.json"
-        if self.store.exists(self.bucket, key):
-            held = self.store.get_json(self.bucket, key)
-            if held["owner"] != owner and held["expires"] > time.time():
-                raise LockedError(f"a promotion of {name} by {held['owner']} has held the lock since "
-                                  f"{held['since']}; retry after it ends, or delete s3://{self.bucket}/{key} "
-                                  f"if that run is dead")
-        self.store.put_json(self.bucket, key, {"owner": owner, "since": now(), "expires": time.time() + LOCK_TTL_S})
-        time.sleep(0.3)
-        if self.store.get_json(self.bucket, key)["owner"] != owner:
-            raise LockedError(f"another promotion of {name} took the lock at the same moment; retry")
 
-    def release(self, name: str, owner: str) -> None:
-        key = f"ledger/locks/{name}.json"
-        if self.store.exists(self.bucket, key) and self.store.get_json(self.bucket, key)["owner"] == owner:
-            self.store.delete(self.bucket, key)
+def _copy(value: dict) -> dict:
+    import copy
+
+    return copy.deepcopy(value)
+
+
+def with_event(value: dict, event: dict) -> dict:
+    """The record with ``event`` appended to its bounded index of recent decisions."""
+    value["events"] = (value.get("events") or [])[-(RECENT_EVENTS - 1):] + [event]
+    value["event_count"] = int(value.get("event_count") or 0) + 1
+    return value

@@ -11,6 +11,7 @@ promotion leaves at most an orphaned folder that nothing serves.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import string
@@ -51,6 +52,11 @@ def render_config(kind: str, name: str, version: int, spec, noise_dims=()) -> st
               # Commas separate names; none of the catalog's class names contains one.
               "class_names": ",".join(spec.classes).replace('"', "'")}
     return string.Template(path.read_text()).substitute(fields)
+
+
+def metadata_bytes(metadata: dict) -> bytes:
+    """The exact bytes of a version's metadata.json (the ledger records their sha256)."""
+    return json.dumps(metadata, indent=2, sort_keys=True).encode()
 
 
 def pinned_version(config_text: str) -> int | None:
@@ -95,8 +101,21 @@ class Repository:
 
     def write_version(self, name: str, version: int, onnx_path: str | Path, metadata: dict) -> None:
         self.store.put_file(self.bucket, self._key(name, version, "model.onnx"), onnx_path)
-        self.store.put_json(self.bucket, self._key(name, version, "metadata.json"), metadata)
+        self.store.put_bytes(self.bucket, self._key(name, version, "metadata.json"), metadata_bytes(metadata))
 
     def write_config(self, name: str, text: str) -> None:
         # A single PUT: readers see the old config or the new one, never a mix.
         self.store.put_bytes(self.bucket, self._key(name, "config.pbtxt"), text.encode())
+
+    def objects(self, name: str) -> dict[str, dict]:
+        """Every object of model ``name``: path relative to its folder -> {"size", "etag"}."""
+        prefix = self._key(name) + "/"
+        return {key[len(prefix):]: info for key, info in self.store.listing(self.bucket, prefix).items()}
+
+    def read_file(self, name: str, relpath: str) -> bytes:
+        """The bytes of one file of the model, e.g. ``config.pbtxt`` or ``3/model.onnx``."""
+        return self.store.get_bytes(self.bucket, self._key(name, relpath))
+
+    def remove(self, name: str, relpaths) -> None:
+        for rel in relpaths:
+            self.store.delete(self.bucket, self._key(name, rel))

@@ -18,7 +18,6 @@ BUCKETS = ("genaug-datasets", "genaug-checkpoints", "genaug-mlflow", "genaug-tri
 MLFLOW_BUCKET = "genaug-mlflow"
 TRITON_BUCKET = "genaug-triton"
 TRITON_MODELS_PREFIX = "models"          # s3://genaug-triton/models is Triton's repository
-LEDGER_KEY = "ledger/champions.json"     # promotion ledger: what Triton must serve
 TRITON_PLACEHOLDER_KEY = f"{TRITON_MODELS_PREFIX}/README.txt"
 TRITON_PLACEHOLDER = (b"Triton model repository of genaug: one folder per model, "
                       b"<model>/config.pbtxt and <model>/<version>/model.onnx.\n"

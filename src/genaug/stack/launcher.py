@@ -17,14 +17,13 @@ from typing import Callable, Protocol
 
 from genaug.stack import ports as port_plan
 from genaug.stack import procs
-from genaug.stack.config import LEDGER_KEY, TRITON_BUCKET, StackConfig, StatePaths
+from genaug.stack.config import TRITON_BUCKET, StackConfig, StatePaths
 from genaug.stack.credentials import (ADMIN_KEY_ENV, load_or_create_admin_key,
                                       load_or_create_s3_credentials)
 from genaug.stack.envfile import write_env
 from genaug.stack.errors import StackError
 from genaug.stack.mlflow_server import MlflowServer
-from genaug.stack.reconcile import reconcile
-from genaug.stack.seaweed import SeaweedS3, client
+from genaug.stack.seaweed import SeaweedS3
 from genaug.stack.triton_server import TritonServer
 
 Out = Callable[[str], None]
@@ -181,8 +180,7 @@ def up(state_dir: Path, triton_venv: Path, free_ports: bool = False, out: Out = 
         env = _stack_env(cfg, s3)
         write_env(paths.stack_env, env, "Endpoints of the genaug local stack, written by "
                   "`python -m genaug.stack up`.\nUse: set -a; . .genaug/stack.env; set +a")
-        report = reconcile(cfg.address("triton_grpc"), triton.admin_key,
-                           client(cfg.address("s3"), s3.creds, fast_fail=True))
+        report = _reconcile(cfg, s3, triton, env)
 
     timings = {}
     out(f"genaug stack up (state {paths.root}):")
@@ -196,10 +194,24 @@ def up(state_dir: Path, triton_venv: Path, free_ports: bool = False, out: Out = 
         else:
             state = "already running"
         out(f"  {started.server.name:<7} {started.server.describe():<60} PID {started.proc.pid:<7} {state}")
-    out(f"  reconcile s3://{TRITON_BUCKET}/{LEDGER_KEY}: " + "; ".join(report.lines()))
+    out(f"  reconcile with the ledger in s3://{TRITON_BUCKET}/ledger/: " + "; ".join(report.lines()))
     timings["total"] = time.monotonic() - t0
     out(f"  endpoints: {paths.stack_env}   admin key: {paths.admin_env}   ({timings['total']:.1f} s)")
     return UpResult(env, {s.server.name: s.proc.pid for s in [first, *rest]}, timings)
+
+
+def _reconcile(cfg: StackConfig, s3: SeaweedS3, triton: TritonServer, env: dict):
+    """Serve the ledger's champions (Triton starts empty) and finish or undo any promotion
+    that stopped before its commit; the aliases too, through the stack's MLflow."""
+    import os
+
+    from genaug.serving.client import Triton
+    from genaug.serving.reconcile import reconcile
+    from genaug.store import S3Config, Store
+
+    os.environ["MLFLOW_TRACKING_URI"] = env["MLFLOW_TRACKING_URI"]
+    store = Store(S3Config(cfg.address("s3"), s3.creds.access_key, s3.creds.secret_key), timeout_s=5.0)
+    return reconcile(store, Triton(cfg.address("triton_grpc"), admin_key=triton.admin_key), aliases=True)
 
 
 def down(state_dir: Path, timeout_s: float = 20.0, out: Out = print) -> None:

@@ -18,6 +18,9 @@ from genaug.train.classifier import predict
 # ONNX vs PyTorch at export, and Triton vs onnxruntime when served.
 CLASSIFIER_TOLERANCE = 1e-3  # logits
 GENERATOR_TOLERANCE = 1.0    # uint8 levels: rounding at .5 may flip one level
+# A run that meets another promotion of the same model (a manual rollback, an overlapping
+# scheduled run) waits for it rather than failing; a dead holder's lease expires sooner.
+LOCK_WAIT_S = 900.0
 
 
 @timed_step
@@ -62,7 +65,7 @@ def promote(data_path: str, classifier_real_path: str, generator_onnx_path: str,
     store, triton = Store(), Triton()
     result = {}
     for role, cand in candidates.items():
-        decision = run_promotion(cand, store, triton, margin, floor)
+        decision = run_promotion(cand, store, triton, margin, floor, lock_wait_s=LOCK_WAIT_S)
         result[role] = {k: decision.get(k) for k in ("model", "decision", "reason", "version", "mlflow_version",
                                                       "champion_version_before", "champion_version_after")}
         result[role]["served_version"] = decision.get("champion_version_after")
