@@ -75,11 +75,11 @@ def main(argv: list[str]) -> dict:
     with tempfile.TemporaryDirectory() as tmp, private_stack() as (_, env):
         os.environ.update(env)
         from genaug.serving.client import Triton
-        from genaug.store import Store
+        from genaug.store import promotion_store
 
         onnx = Path(export_classifier(CNN(SPEC.shape, SPEC.num_classes, width=8), SPEC.shape,
                                       Path(tmp) / "clf.onnx")["path"])
-        store, triton = Store(), Triton()
+        store, triton = promotion_store(), Triton()
         ledger = Ledger(store)
         names = {"new": "bench_new-classifier", "long": "bench_long-classifier"}
         _seed_history(ledger, names["long"], args.past)

@@ -114,9 +114,10 @@ def main(argv=None) -> dict:
     with private_stack() as (tmp, env):
         os.environ.update(env)
         from genaug.serving.client import Triton
-        from genaug.store import Store
+        from genaug.store import promotion_store
 
-        store, triton = Store(), Triton(env["GENAUG_TRITON_GRPC"], env["GENAUG_TRITON_ADMIN_KEY"])
+        # Publishing to Triton's repository takes the promote identity (admin.env).
+        store, triton = promotion_store(), Triton(env["GENAUG_TRITON_GRPC"], env["GENAUG_TRITON_ADMIN_KEY"])
         with tempfile.TemporaryDirectory() as folder:
             models = _models(Path(folder), spec)
             rng = np.random.default_rng(0)

@@ -21,6 +21,9 @@ CLIENT_LABELS = {"genaug.io/s3-client": "true", "genaug.io/mlflow-client": "true
                  "genaug.io/triton-client": "true"}
 # Secret with GENAUG_S3_ACCESS_KEY and GENAUG_S3_SECRET_KEY (MinIO credentials).
 S3_SECRET = os.environ.get("GENAUG_K8S_S3_SECRET", "genaug-s3")
+# Secret with GENAUG_PROMOTE_ACCESS_KEY and GENAUG_PROMOTE_SECRET_KEY: the only S3 identity that
+# may write Triton's repository, mounted into the promote step only (instead of S3_SECRET).
+PROMOTE_S3_SECRET = os.environ.get("GENAUG_K8S_PROMOTE_S3_SECRET", "genaug-s3-promote")
 # Secret with GENAUG_TRITON_ADMIN_KEY, mounted into the promote step only.
 TRITON_ADMIN_SECRET = os.environ.get("GENAUG_K8S_TRITON_ADMIN_SECRET", "genaug-triton-admin")
 # ConfigMap with GENAUG_S3_ENDPOINT, GENAUG_S3_SECURE, MLFLOW_TRACKING_URI, GENAUG_TRITON_GRPC, GENAUG_TRITON_HTTP.

@@ -25,6 +25,7 @@ ARG EXTRAS=""
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONUNBUFFERED=1 \
     HOME=/home/genaug TORCH_HOME=/home/genaug/.cache/torch \
     GENAUG_WEIGHTS_DIR=/opt/genaug/weights GENAUG_REFERENCE_DIR=/opt/genaug/reference \
+    GENAUG_FID_WEIGHTS_SHA256=${FID_WEIGHTS_SHA256} \
     GENAUG_TRITON_TEMPLATES=/opt/genaug/triton_repo
 
 COPY pyproject.toml README.md /tmp/genaug/

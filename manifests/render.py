@@ -11,6 +11,7 @@ the others are pinned in manifests/base/services/kustomization.yaml.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -72,8 +73,16 @@ def render(overlay: str, cpu_image: str, root: Path = HERE, binary: str = "kubec
     if proc.returncode != 0:
         raise RenderError(f"kubectl kustomize {folder} failed: {proc.stderr.strip()}")
     rendered = out_root / f"{overlay}.yaml"
-    rendered.write_text(proc.stdout)
+    write_private(rendered, proc.stdout)  # it holds every Secret, as `make secrets` files do
     return rendered
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``path`` readable by its owner only, from the first byte (an older file too)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # O_CREAT's mode applies to new files only
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
 
 
 def main(argv: list[str] | None = None) -> int:

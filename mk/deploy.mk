@@ -23,8 +23,10 @@ BUILDER   ?= $(firstword $(foreach b,docker podman buildah,$(if $(shell command 
 BUILD      = $(if $(filter buildah,$(notdir $(BUILDER))),$(BUILDER) bud,$(BUILDER) build)
 # Baked into the images when given; each URL needs its SHA256 (images/install.sh).
 BAKE_VARS := FID_WEIGHTS_URL FID_WEIGHTS_SHA256 RESNET18_URL RESNET18_SHA256 FID_REFERENCE_URL FID_REFERENCE_SHA256 FID_REFERENCE_KEY
-BAKE_ARGS  = $(foreach v,$(BAKE_VARS),$(if $($(v)),--build-arg $(v)=$($(v))))
+# A build argument named without a value takes it from the environment: no value is shell text.
+BAKE_ARGS  = $(foreach v,$(BAKE_VARS),$(if $($(v)),--build-arg $(v)))
 BUILD_ARGS ?=
+export $(BAKE_VARS) IMAGE_GPU IMAGE_CPU IMAGE_TAG GIT_COMMIT OVERLAY BUILD_ARGS
 
 .PHONY: images push secrets manifests check-builder check-bake check-push-tag
 
@@ -41,21 +43,21 @@ check-bake:
 	  $(p)_SHA256 is not; pass the file's sha256 (sha256sum FILE) so that the build can verify it" >&2; exit 2;)))true
 
 images: check-builder check-bake
-	$(BUILD) -f images/gpu.Dockerfile -t $(IMAGE_GPU) --build-arg GIT_COMMIT=$(GIT_COMMIT) $(BAKE_ARGS) $(BUILD_ARGS) .
-	$(BUILD) -f images/cpu.Dockerfile -t $(IMAGE_CPU) --build-arg GIT_COMMIT=$(GIT_COMMIT) $(BAKE_ARGS) $(BUILD_ARGS) .
-	@echo "built $(IMAGE_GPU) and $(IMAGE_CPU)"
+	$(BUILD) -f images/gpu.Dockerfile -t "$$IMAGE_GPU" --build-arg GIT_COMMIT $(BAKE_ARGS) $$BUILD_ARGS .
+	$(BUILD) -f images/cpu.Dockerfile -t "$$IMAGE_CPU" --build-arg GIT_COMMIT $(BAKE_ARGS) $$BUILD_ARGS .
+	@echo "built $$IMAGE_GPU and $$IMAGE_CPU"
 
 # A pushed tag names one commit: refused for a dirty tree unless ALLOW_DIRTY=1.
 check-push-tag:
-	@case "$(IMAGE_TAG)" in *-dirty) [ "$(ALLOW_DIRTY)" = 1 ] || { echo "genaug: IMAGE_TAG=$(IMAGE_TAG): the tree has" \
+	@case "$$IMAGE_TAG" in *-dirty) [ "$(ALLOW_DIRTY)" = 1 ] || { echo "genaug: IMAGE_TAG=$$IMAGE_TAG: the tree has" \
 	  "uncommitted changes; commit them first, or ALLOW_DIRTY=1 to push anyway" >&2; exit 2; };; esac
 
 push: check-builder check-push-tag images
-	$(BUILDER) push $(IMAGE_GPU)
-	$(BUILDER) push $(IMAGE_CPU)
+	$(BUILDER) push "$$IMAGE_GPU"
+	$(BUILDER) push "$$IMAGE_CPU"
 
 secrets:
 	@$(PYTHON) manifests/make_secrets.py
 
 manifests:
-	@$(PYTHON) manifests/render.py --overlay $(OVERLAY) --cpu-image $(IMAGE_CPU)
+	@$(PYTHON) manifests/render.py --overlay "$$OVERLAY" --cpu-image "$$IMAGE_CPU"

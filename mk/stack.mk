@@ -5,11 +5,12 @@
 # Included from the Makefile, which defines VPY and STAMP (the venv and its install stamp).
 
 STACK_ARGS ?=
+export STACK_ARGS
 
 .PHONY: up down status
 
 up: $(STAMP)
-	$(VPY) -m genaug.stack up $(STACK_ARGS)
+	$(VPY) -m genaug.stack up $$STACK_ARGS
 
 down: $(STAMP)
 	$(VPY) -m genaug.stack down

@@ -53,6 +53,9 @@ SERVICE_ENV = {  # environment variable -> key, in the ConfigMap
     "MLFLOW_TRACKING_URI": "MLFLOW_TRACKING_URI", "GENAUG_TRITON_GRPC": "GENAUG_TRITON_GRPC",
     "GENAUG_TRITON_HTTP": "GENAUG_TRITON_HTTP"}
 SECRET_ENV = {"GENAUG_S3_ACCESS_KEY": "GENAUG_S3_ACCESS_KEY", "GENAUG_S3_SECRET_KEY": "GENAUG_S3_SECRET_KEY"}
+# The promote step runs with the promote identity under the same variable names.
+PROMOTE_SECRET_ENV = {"GENAUG_PROMOTE_ACCESS_KEY": "GENAUG_S3_ACCESS_KEY",
+                      "GENAUG_PROMOTE_SECRET_KEY": "GENAUG_S3_SECRET_KEY"}
 RETRIES, BACKOFF, BACKOFF_FACTOR, BACKOFF_MAX = 2, "30s", 2.0, "5m"
 
 
@@ -84,7 +87,10 @@ def configure(task, policy: Resources, accelerator_type, accelerator_count) -> N
         for key, value in settings.CLIENT_LABELS.items():
             kubernetes.add_pod_label(task, key, value)
         kubernetes.use_config_map_as_env(task, settings.CONFIG_MAP, SERVICE_ENV)
-        kubernetes.use_secret_as_env(task, settings.S3_SECRET, SECRET_ENV)
+        if component_key(task) == "promote":
+            kubernetes.use_secret_as_env(task, settings.PROMOTE_S3_SECRET, PROMOTE_SECRET_ENV)
+        else:
+            kubernetes.use_secret_as_env(task, settings.S3_SECRET, SECRET_ENV)
         task.set_retry(RETRIES, backoff_duration=BACKOFF, backoff_factor=BACKOFF_FACTOR,
                        backoff_max_duration=BACKOFF_MAX)
     if component_key(task) == "promote":

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import builtins
+import contextlib
 import json
 import os
 import re
@@ -45,8 +46,23 @@ def run_dir_for(runs: Path, params: RunParams) -> Path:
     return next_run_dir(runs, name)
 
 
-def _tmp_entries() -> set[str]:
-    return {p.name for p in Path(tempfile.gettempdir()).glob("tmp*")}
+@contextlib.contextmanager
+def private_tmp():
+    """Point tempfile and every child process (TMPDIR) at a folder of this run's own, and
+    remove that folder afterwards: the local runner leaves a temporary folder per task
+    behind, and only the run's own may go, never another program's."""
+    folder = tempfile.mkdtemp(prefix="genaug-run-")
+    saved_env, saved_tempdir = os.environ.get("TMPDIR"), tempfile.tempdir
+    os.environ["TMPDIR"], tempfile.tempdir = folder, folder
+    try:
+        yield Path(folder)
+    finally:
+        tempfile.tempdir = saved_tempdir
+        if saved_env is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = saved_env
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def git_commit() -> str:
@@ -107,18 +123,15 @@ def execute(pipeline_file: str, arguments: dict, run_dir: Path, cache: bool = Tr
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(run_dir / "kfp"),
                raise_on_error=True, enable_caching=cache, cache_root=cache_root)
     pipeline = components.load_component_from_file(str(compile_one(pipeline_file, run_dir / pipeline_file)))
-    before = _tmp_entries()
     # kfp.local indents task output by swapping builtins.print per task; tasks of a
     # ParallelFor overlap in threads and can leave the swapped one installed for good.
     saved_print = builtins.print
     t0 = time.perf_counter()
     try:
-        task = pipeline(**arguments)
+        with private_tmp():
+            task = pipeline(**arguments)
     finally:
         builtins.print = saved_print
-        # The local runner leaves one /tmp/tmp* folder per task behind.
-        for name in _tmp_entries() - before:
-            shutil.rmtree(Path(tempfile.gettempdir()) / name, ignore_errors=True)
     return task, time.perf_counter() - t0
 
 

@@ -57,14 +57,13 @@ def _filter(name: str) -> str:
 
 
 def version_name(package: Path) -> str:
-    """The pipeline version's name: the git commit, plus the file's digest when the tree is
-    dirty, so that two different uncommitted states never share a version."""
+    """The pipeline version's name: the git commit plus the compiled file's digest. The file
+    also depends on settings outside git (GENAUG_IMAGE, GPU_STEPS, GENAUG_K8S_*), so two
+    different specs never share a version, while the same spec reuses its version."""
     from pipelines.run_local import git_commit
 
     commit = os.environ.get("GENAUG_GIT_COMMIT") or git_commit()
-    if commit.endswith("-dirty") or commit == "unknown":
-        commit += "-" + hashlib.sha256(package.read_bytes()).hexdigest()[:8]
-    return f"{PIPELINE_NAME}-{commit}"
+    return f"{PIPELINE_NAME}-{commit}-{hashlib.sha256(package.read_bytes()).hexdigest()[:12]}"
 
 
 def upload(client, package: Path) -> tuple[str, str, str]:
@@ -137,7 +136,20 @@ def submit_run(args, params: RunParams) -> str:
                               service_account=args.service_account or None,
                               **job_source(pipeline_id, version_id, package, bool(args.cache)))
     print(f"[genaug] run URL: {run_url(args.host, run.run_id)}", flush=True)
+    print(service_account_line(args.service_account), flush=True)
     return run.run_id
+
+
+LEAST_PRIVILEGE_ACCOUNT = "genaug-pipeline"  # manifests/base/pipeline-access/rbac.yaml
+
+
+def service_account_line(account: str) -> str:
+    """Which Kubernetes identity the run's pods use, and how to choose genaug's own."""
+    if account:
+        return f"[genaug] the run's pods use ServiceAccount {account!r}"
+    return (f"[genaug] the run's pods use KFP's default ServiceAccount (pipeline-runner, with wide rights); "
+            f"`make pipeline TARGET=kfp KFP_SERVICE_ACCOUNT={LEAST_PRIVILEGE_ACCOUNT}` uses genaug's, which holds "
+            f"only what KFP needs (kubectl apply -k manifests/base/pipeline-access creates it)")
 
 
 def run_url(host: str, run_id: str) -> str:
@@ -190,6 +202,7 @@ def schedule(args, params: RunParams) -> str:
         **job_source(pipeline_id, version_id, package, bool(args.cache)))
     print(f"[genaug] recurring run {name} ({recurring.recurring_run_id}): cron {cron!r}, no catch-up, "
           f"max concurrency 1", flush=True)
+    print(service_account_line(args.service_account), flush=True)
     ui = (os.environ.get("KF_PIPELINES_UI_ENDPOINT") or args.host).rstrip("/")
     print(f"[genaug] {ui}/#/recurringrun/details/{recurring.recurring_run_id}", flush=True)
     return recurring.recurring_run_id

@@ -72,6 +72,13 @@ class LocalStack:
     def secret_key(self) -> str:
         return self.env["GENAUG_S3_SECRET_KEY"]
 
+    def keys(self, role: str = "pipeline"):
+        """S3Credentials of one of the stack's identities: admin, pipeline, promote, mlflow, triton."""
+        from genaug.stack.config import StatePaths
+        from genaug.stack.credentials import load_or_create_s3_identities
+
+        return getattr(load_or_create_s3_identities(StatePaths(self.state_dir)), role)
+
     @property
     def mlflow_uri(self) -> str:
         return self.env["MLFLOW_TRACKING_URI"]

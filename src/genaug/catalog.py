@@ -17,6 +17,7 @@ class DatasetSpec:
     classes: human-readable class names; their index is the label.
     mirror: a left-right mirrored image is as likely as the original, so generators may
         train on random flips (as Ho et al. do on CIFAR-10). Not for digits.
+    train_images: images in the official training split.
     """
 
     name: str
@@ -26,6 +27,7 @@ class DatasetSpec:
     width: int
     classes: tuple[str, ...]
     mirror: bool = False
+    train_images: int = 60_000
 
     @property
     def num_classes(self) -> int:
@@ -48,7 +50,7 @@ DATASETS: dict[str, DatasetSpec] = {
             "cifar10", "CIFAR-10", 3, 32, 32,
             ("airplane", "automobile", "bird", "cat", "deer",
              "dog", "frog", "horse", "ship", "truck"),
-            mirror=True,
+            mirror=True, train_images=50_000,
         ),
         DatasetSpec("mnist", "MNIST", 1, 28, 28, tuple(str(d) for d in range(10))),
     )

@@ -117,7 +117,7 @@ def _promote(argv: list[str]) -> int:
     from genaug.serving.ledger import Ledger
     from genaug.serving.promote import rollback
     from genaug.serving.repository import Repository
-    from genaug.store import Store
+    from genaug.store import promotion_store
 
     parser = argparse.ArgumentParser(prog="genaug promote", description="Inspect or roll back what Triton serves.")
     group = parser.add_mutually_exclusive_group(required=True)
@@ -130,7 +130,7 @@ def _promote(argv: list[str]) -> int:
     # An operator's command: the admin key sits beside the endpoints (.genaug/admin.env).
     load_stack_env()
     load_stack_env(stack_env_path().with_name("admin.env"))
-    store = Store()
+    store = promotion_store()
     if args.status:
         from genaug.serving.status import status
 

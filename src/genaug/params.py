@@ -8,6 +8,7 @@ component calls the same ``validate`` so a run submitted from the KFP UI fails t
 from __future__ import annotations
 
 import argparse
+import math
 import re
 import sys
 from dataclasses import asdict, dataclass
@@ -17,6 +18,8 @@ from genaug.profiles import PROFILES
 
 # r = n_synthetic / n_real. Above this the real data is a rounding error in the mix.
 MAX_RATIO = 10.0
+# Seeds reach torch.manual_seed and numpy, which take at most a signed 64-bit integer.
+MAX_SEED = 2**63 - 1
 # eta and guidance at this value mean "the profile's"; any other negative value is an error.
 PROFILE_VALUE = -1.0
 # data_version "latest" fingerprints the raw files at run time; anything else is the user's
@@ -90,8 +93,8 @@ def validate(dataset: str, generator: str, classifier: str, profile: str,
             choose(kind, value, valid)
         except ValueError as err:
             problems.append(str(err))
-    seed = checked(seed, int, lambda v: v >= 0, f"seed {seed!r} must be a non-negative integer, e.g. SEED=0",
-                   problems)
+    seed = checked(seed, int, lambda v: 0 <= v <= MAX_SEED,
+                   f"seed {seed!r} must be an integer from 0 to 2^63-1, e.g. SEED=0", problems)
     try:
         ratio = float(ratio)
         if not 0.0 < ratio <= MAX_RATIO:
@@ -113,6 +116,8 @@ def validate(dataset: str, generator: str, classifier: str, profile: str,
     except (TypeError, ValueError):
         problems.append(f"fraction {fraction!r} must be in (0, 1]: the share of the real training images "
                         "to use, e.g. FRACTION=0.1")
+    if not problems:
+        problems += _synthetic_count_problems(dataset, profile, float(ratio), float(fraction))
     sampling = _sampling_problems(generator, profile, sample_steps, eta, guidance)
     problems += sampling[0]
     if problem := data_version_problem(data_version):
@@ -121,6 +126,26 @@ def validate(dataset: str, generator: str, classifier: str, profile: str,
         raise ParamError("; ".join(problems))
     return RunParams(dataset, generator, classifier, profile, seed, ratio, float(margin), float(floor),
                      fraction, *sampling[1], data_version)
+
+
+def _synthetic_count_problems(dataset: str, profile: str, ratio: float, fraction: float) -> list[str]:
+    """A ratio so small that no class would get a single synthetic image is an error."""
+    spec = DATASETS[dataset]
+    _, n_real = PROFILES[profile].train_counts(spec.train_images, fraction, spec.num_classes)
+    per_class = round(ratio * n_real / spec.num_classes)  # as genaug.data.mixing computes it
+    if per_class >= 1:
+        return []
+    one_each = spec.num_classes / n_real
+    return [f"ratio {ratio!r} gives 0 synthetic images per class ({n_real} real training images in "
+            f"{spec.num_classes} classes at profile {profile}, fraction {fraction:g}); RATIO={one_each:.2g} "
+            f"gives one per class"]
+
+
+def _finite(value: float) -> float:
+    """``value`` if finite; NaN and infinities raise ValueError (they pass every comparison test)."""
+    if not math.isfinite(value):
+        raise ValueError(f"{value} is not a finite number")
+    return value
 
 
 def _sampling_problems(generator, profile, sample_steps, eta, guidance) -> tuple[list[str], tuple]:
@@ -136,7 +161,7 @@ def _sampling_problems(generator, profile, sample_steps, eta, guidance) -> tuple
         problems.append(f"sample_steps {sample_steps!r} must be 0 (the profile's) or 1 up to {limit}, "
                         "e.g. STEPS=50")
     try:
-        eta = float(eta)
+        eta = _finite(float(eta))
         if eta < 0 and eta != PROFILE_VALUE:
             raise ValueError
         if eta > 0 and generator == "ddpm":
@@ -145,7 +170,7 @@ def _sampling_problems(generator, profile, sample_steps, eta, guidance) -> tuple
         problems.append(f"eta {eta!r} must be a number >= 0 (0: deterministic DDIM, 1: DDPM-like noise), "
                         f"or {PROFILE_VALUE:g} for the profile's, e.g. ETA=0")
     try:
-        guidance = float(guidance)
+        guidance = _finite(float(guidance))
         if guidance < 0 and guidance != PROFILE_VALUE:
             raise ValueError
     except (TypeError, ValueError):

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+# The validation split: a stratified share of the official training split, the same for every run.
+VAL_FRACTION = 0.1
+
 
 @dataclass(frozen=True)
 class Profile:
@@ -73,6 +76,14 @@ class Profile:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    def train_counts(self, official: int, fraction: float, num_classes: int) -> tuple[int, int]:
+        """(training images without the validation split, those kept at ``fraction``) for an
+        official training split of ``official`` images: what prepare_data will hold."""
+        full = official - int(round(official * VAL_FRACTION))
+        if self.max_train is not None:
+            full = min(full, int(self.max_train * (1 - VAL_FRACTION)))
+        return full, (full if fraction >= 1.0 else max(num_classes, round(fraction * full)))
 
 
 PROFILES: dict[str, Profile] = {

@@ -30,6 +30,9 @@ from genaug.atomic import atomic_path
 from genaug.endpoints import load_stack_env
 
 SHA_KEY = "sha256"  # user metadata key (sent as x-amz-meta-sha256)
+# The identity that may change what Triton serves, where it differs from the steps' (the
+# local stack's admin.env). On a cluster the promote step's GENAUG_S3_* already is that identity.
+PROMOTE_ACCESS_ENV, PROMOTE_SECRET_ENV = "GENAUG_PROMOTE_S3_ACCESS_KEY", "GENAUG_PROMOTE_S3_SECRET_KEY"
 STAGING = ".staging"
 CHUNK = 1 << 20
 PART_SIZE = 16 << 20  # multipart above this size
@@ -58,6 +61,18 @@ class S3Config:
                    os.environ["GENAUG_S3_SECRET_KEY"],
                    os.environ.get("GENAUG_S3_SECURE", "false").lower() in ("1", "true", "yes"))
 
+    @classmethod
+    def for_promotion(cls) -> "S3Config":
+        """The endpoint with the promote identity: GENAUG_PROMOTE_S3_* when set (locally, from
+        .genaug/admin.env), else GENAUG_S3_* (the promote step's and the reconciler's on a cluster)."""
+        from genaug.endpoints import stack_env_path
+
+        config = cls.from_env()
+        load_stack_env(stack_env_path().with_name("admin.env"))
+        if os.environ.get(PROMOTE_ACCESS_ENV) and os.environ.get(PROMOTE_SECRET_ENV):
+            return cls(config.endpoint, os.environ[PROMOTE_ACCESS_ENV], os.environ[PROMOTE_SECRET_ENV], config.secure)
+        return config
+
 
 def sha256_file(path: str | Path) -> str:
     h = hashlib.sha256()
@@ -65,6 +80,11 @@ def sha256_file(path: str | Path) -> str:
         while block := f.read(CHUNK):
             h.update(block)
     return h.hexdigest()
+
+
+def promotion_store(**kwargs) -> "Store":
+    """A Store with the identity that may write Triton's repository and the ledger."""
+    return Store(S3Config.for_promotion(), **kwargs)
 
 
 class Store:

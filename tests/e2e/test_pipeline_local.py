@@ -31,10 +31,25 @@ def smoke_run(tmp_path_factory, stack):
         pytest.skip("real Fashion-MNIST is missing: run `make test` as root (it installs "
                     "dataset-fashion-mnist) or set GENAUG_DATA_DIR")
     runs = tmp_path_factory.mktemp("runs")
-    proc = subprocess.run([sys.executable, "-m", "pipelines.run_local", "--profile", "smoke", "--runs", str(runs)],
-                          cwd=REPO, capture_output=True, text=True, env=_env())
+    # Another program makes a temporary folder in /tmp while the run goes on; it must survive.
+    env = {k: v for k, v in os.environ.items() if k != "TMPDIR"}
+    bystander = subprocess.Popen([sys.executable, "-c", "import tempfile, time; time.sleep(8); "
+                                  "print(tempfile.mkdtemp(dir='/tmp'), flush=True); time.sleep(3600)"],
+                                 stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "pipelines.run_local", "--profile", "smoke", "--runs",
+                               str(runs)], cwd=REPO, capture_output=True, text=True, env=_env())
+        proc.bystander = Path(bystander.stdout.readline().strip())
+    finally:
+        bystander.kill()
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     return proc, runs
+
+
+def test_a_folder_another_process_made_during_the_run_survives_it(smoke_run):
+    proc, _ = smoke_run
+    assert proc.bystander.name.startswith("tmp") and proc.bystander.is_dir(), proc.bystander
+    proc.bystander.rmdir()
 
 
 def test_last_line_is_summary(smoke_run):

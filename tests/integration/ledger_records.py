@@ -2,14 +2,14 @@
 
 from genaug.serving.integrity import manifest
 from genaug.serving.ledger import Ledger, empty_record
-from genaug.store import Store
+from genaug.store import promotion_store
 from genaug.serving.repository import Repository
 
 
 def approve(name: str, version: int = 1, files: dict | None = None) -> dict:
     """Make ``name`` v``version``, as uploaded, the ledger's champion with its files' hashes
     (``files`` given: recorded as they are, e.g. for a model whose files do not exist)."""
-    store = Store()
+    store = promotion_store()
     ledger, repo = Ledger(store), Repository(store)
     text = repo.config(name) or ""
     value = {**empty_record(name), "kind": "classifier", "champion": version, "history": [version],

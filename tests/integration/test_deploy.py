@@ -13,7 +13,7 @@ from http.server import ThreadingHTTPServer
 from genaug.deploy import reconciler
 from genaug.stack import TRITON_BUCKET, admin_headers
 from genaug.stack.config import BUCKETS, TRITON_PLACEHOLDER_KEY
-from genaug.store import Store
+from genaug.store import promotion_store
 from tests.integration.ledger_records import approve
 from tests.integration.test_stack import TINY_CONFIG, _s3, _triton, _upload, onnx_files  # noqa: F401 - a fixture
 
@@ -21,13 +21,14 @@ MISSING_FILES = {"config.pbtxt": {"sha256": "0" * 64, "size": 1}, "1/model.onnx"
 
 
 def _buckets(stack, *args, **env):
-    full = {**stack.env, "GENAUG_S3_ACCESS_KEY": stack.access_key, "GENAUG_S3_SECRET_KEY": stack.secret_key, **env}
+    admin = stack.keys("admin")  # the Job creates buckets: MinIO's root user on a cluster
+    full = {**stack.env, "GENAUG_S3_ACCESS_KEY": admin.access_key, "GENAUG_S3_SECRET_KEY": admin.secret_key, **env}
     return subprocess.run([sys.executable, "-m", "genaug.deploy.buckets", *args], capture_output=True, text=True,
                           env={**full, "PATH": "/usr/bin:/bin"}, timeout=120)
 
 
 def test_bucket_setup_converges_and_restores_tritons_repository_prefix(stack):
-    s3 = _s3(stack)
+    s3 = _s3(stack, role="admin")
     s3.remove_object(TRITON_BUCKET, TRITON_PLACEHOLDER_KEY)
     first = _buckets(stack)
     assert first.returncode == 0, first.stderr
@@ -70,7 +71,7 @@ def test_reconciler_loads_each_champion_on_its_own_and_stays_ready_when_one_fail
     try:
         assert _get(port, "/readyz")[0] == 503  # no pass yet: the pod stays out of the Service
         lines = []
-        assert reconciler.run_pass(states, stack.triton_grpc, stack.admin_key, Store(),
+        assert reconciler.run_pass(states, stack.triton_grpc, stack.admin_key, promotion_store(),
                                    log=lambda line, **_: lines.append(line))
         code, body = _get(port, "/models")
         assert code == 200 and body["models"]["deploy_champion"]["state"] == "serving"
@@ -79,13 +80,13 @@ def test_reconciler_loads_each_champion_on_its_own_and_stays_ready_when_one_fail
         assert any("deploy_missing: failed" in line for line in lines)
         # A second pass changes nothing, so it logs nothing.
         lines.clear()
-        reconciler.run_pass(states, stack.triton_grpc, stack.admin_key, Store(),
+        reconciler.run_pass(states, stack.triton_grpc, stack.admin_key, promotion_store(),
                             log=lambda line, **_: lines.append(line))
         assert lines == []
         # Without the admin key nothing can be loaded: every model is reported, none raises.
         fresh = reconciler.ModelStates(stale_after_s=60)
         _triton(stack).unload_model("deploy_champion", headers=admin_headers(stack.admin_key))
-        reconciler.run_pass(fresh, stack.triton_grpc, "wrong-key", Store(), log=lambda *a, **k: None)
+        reconciler.run_pass(fresh, stack.triton_grpc, "wrong-key", promotion_store(), log=lambda *a, **k: None)
         assert fresh.snapshot()["models"]["deploy_champion"]["state"] == "failed"
     finally:
         server.shutdown()
@@ -94,10 +95,10 @@ def test_reconciler_loads_each_champion_on_its_own_and_stays_ready_when_one_fail
 
 def test_reconciler_waits_for_triton_instead_of_recording_a_pass(stack):
     states = reconciler.ModelStates(stale_after_s=60)
-    assert not reconciler.run_pass(states, "127.0.0.1:9", stack.admin_key, Store())
+    assert not reconciler.run_pass(states, "127.0.0.1:9", stack.admin_key, promotion_store())
     assert not states.ready()
 
 
 def _forget(name: str) -> None:
     """Remove a test-only model's ledger record, so later passes of the session skip it."""
-    Store().delete(TRITON_BUCKET, f"ledger/models/{name}.json")
+    promotion_store().delete(TRITON_BUCKET, f"ledger/models/{name}.json")

@@ -10,7 +10,7 @@ from genaug.serving.client import ServingError, Triton
 from genaug.serving.ledger import Ledger
 from genaug.serving.promote import Candidate, promote, rollback
 from genaug.serving.repository import Repository, render_config
-from genaug.store import Store
+from genaug.store import promotion_store
 from genaug.train.classifier import predict
 from tests.integration.promotion_models import CLF, SPEC, _clf_candidate, files  # noqa: F401 - a fixture
 
@@ -20,7 +20,7 @@ def _served_versions(triton, name):
 
 
 def test_promotion_lifecycle(stack, files, monkeypatch):
-    store, triton = Store(), Triton()
+    store, triton = promotion_store(), Triton()
     ledger = Ledger(store)
     x, _ = files["test"]
 
@@ -70,7 +70,7 @@ def test_promotion_lifecycle(stack, files, monkeypatch):
 
 
 def test_generator_serves_the_contract(stack, files):
-    store, triton = Store(), Triton()
+    store, triton = promotion_store(), Triton()
     name = "promo_test-dcgan-generator"
     judge = files["good_model"]
     cand = Candidate(name=name, kind="generator", onnx_path=files["gen"],
@@ -100,7 +100,7 @@ def test_clients_cannot_change_what_is_served(stack, files):
 def test_concurrent_promotion_is_locked_out(stack, files):
     from genaug.serving.ledger import LockedError
 
-    store = Store()
+    store = promotion_store()
     ledger = Ledger(store)
     lease = ledger.acquire(CLF, "another-run")
     try:

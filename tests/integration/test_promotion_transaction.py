@@ -21,7 +21,7 @@ from genaug.serving.reconcile import reconcile
 from genaug.serving.repository import Repository
 from genaug.serving.retention import kept_versions
 from genaug.serving.status import status
-from genaug.store import Store
+from genaug.store import promotion_store
 from tests.integration.lock_racer import race
 from tests.integration.promotion_models import _clf_candidate, files  # noqa: F401 - a fixture
 
@@ -42,7 +42,7 @@ def _served(triton, name):
 
 def _assert_agree(name, files):
     """Triton, the repository, the MLflow aliases and the ledger all say the same."""
-    store, triton = Store(), Triton()
+    store, triton = promotion_store(), Triton()
     state, repo = Ledger(store).state(name), Repository(store)
     champion = state["champion"]
     assert state["intent"] is None
@@ -73,7 +73,7 @@ def test_one_holder_in_every_round_of_an_eight_process_race(stack):
     barrier, results = ctx.Barrier(RACERS), ctx.Queue()
     name = f"race-{time.time_ns()}"
     t0 = time.monotonic()
-    racers = [ctx.Process(target=race, args=(Store().config, name, i, ROUNDS, barrier, results))
+    racers = [ctx.Process(target=race, args=(promotion_store().config, name, i, ROUNDS, barrier, results))
               for i in range(RACERS)]
     for p in racers:
         p.start()
@@ -87,7 +87,7 @@ def test_one_holder_in_every_round_of_an_eight_process_race(stack):
 
 
 def test_a_renewed_lease_holds_and_a_lost_one_stops_its_holder(stack, monkeypatch):
-    records = Ledger(Store()).records
+    records = Ledger(promotion_store()).records
     name = f"lease-{time.time_ns()}"
     first = Lease(records, name, "run-a/promote", ttl_s=1.0).acquire()
     time.sleep(2.5)  # past the TTL: only renewal keeps it
@@ -100,17 +100,17 @@ def test_a_renewed_lease_holds_and_a_lost_one_stops_its_holder(stack, monkeypatc
     with pytest.raises(LeaseLost):
         first.check()
     first.release()  # frees nothing that is not its own
-    assert Ledger(Store()).holder(name)["owner"] == "run-b/promote"
+    assert Ledger(promotion_store()).holder(name)["owner"] == "run-b/promote"
     retry = Lease(records, name, "run-b/promote", ttl_s=60).acquire()  # a KFP retry: its own lock, at once
     with pytest.raises(LeaseLost):
         second.check()
     retry.release()
     second.release()
-    assert Ledger(Store()).holder(name) is None
+    assert Ledger(promotion_store()).holder(name) is None
 
 
 def test_a_lost_lease_aborts_before_the_config_moves_and_the_intent_is_reverted(stack, hashed, monkeypatch):
-    store, name = Store(), "txn_lost-classifier"
+    store, name = promotion_store(), "txn_lost-classifier"
     assert promote(_candidate(hashed, name, good=False), store, Triton(), 0.0, 0.0)["version"] == 1
     ledger = Ledger(store)
 
@@ -140,13 +140,13 @@ def test_two_models_ten_concurrent_promotions_each_lose_no_entry_and_keep_bounde
     names = ["txn_a-classifier", "txn_b-classifier"]
 
     def one(i):
-        return promote(_candidate(hashed, names[i % 2], good=i % 3 > 0, run=f"conc-{i}"), Store(), Triton(),
+        return promote(_candidate(hashed, names[i % 2], good=i % 3 > 0, run=f"conc-{i}"), promotion_store(), Triton(),
                        margin=-1.0, floor=0.0, lock_wait_s=300)
 
     with ThreadPoolExecutor(20) as pool:
         decisions = list(pool.map(one, range(20)))
     assert [d["decision"] for d in decisions] == ["promoted"] * 20
-    ledger, repo = Ledger(Store()), Repository(Store())
+    ledger, repo = Ledger(promotion_store()), Repository(promotion_store())
     assert set(names) <= set(ledger.models())
     for name in names:
         state = ledger.state(name)
@@ -159,7 +159,7 @@ def test_two_models_ten_concurrent_promotions_each_lose_no_entry_and_keep_bounde
     pruned = MlflowClient(tracking.check_server()).get_model_version(names[0], "1")
     assert pruned.tags.get("genaug.triton_pruned") == "true" and pruned.tags.get("genaug.pruned") == "true"
     x, _ = hashed["test"]
-    back = rollback(names[0], Store(), Triton(), scoring.classifier_probe(x[:8]), 1e-3)
+    back = rollback(names[0], promotion_store(), Triton(), scoring.classifier_probe(x[:8]), 1e-3)
     assert back["version"] == 9 and ledger.state(names[0])["previous"] == 8
     _assert_agree(names[0], hashed)
 
@@ -167,7 +167,7 @@ def test_two_models_ten_concurrent_promotions_each_lose_no_entry_and_keep_bounde
 # -- crash recovery --------------------------------------------------------------------------
 @pytest.mark.parametrize("step", promote_mod.STEPS)
 def test_a_crash_at_each_step_is_finished_or_undone_by_one_reconcile_pass(stack, hashed, monkeypatch, step):
-    store, name = Store(), f"txn_crash_{step}-classifier"
+    store, name = promotion_store(), f"txn_crash_{step}-classifier"
     promote(_candidate(hashed, name, good=False), store, Triton(), 0.0, 0.0)
 
     def crash(reached):
@@ -188,7 +188,7 @@ def test_a_crash_at_each_step_is_finished_or_undone_by_one_reconcile_pass(stack,
 
 # -- integrity of what is served ------------------------------------------------------------
 def test_changed_or_extra_files_are_refused_and_the_old_version_keeps_serving(stack, hashed):
-    store, triton, name = Store(), Triton(), "txn_integrity-classifier"
+    store, triton, name = promotion_store(), Triton(), "txn_integrity-classifier"
     repo, ledger = Repository(store), Ledger(store)
     promote(_candidate(hashed, name, good=False), store, triton, 0.0, 0.0)
     promote(_candidate(hashed, name), store, triton, 0.0, 0.0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import secrets
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -18,18 +19,20 @@ from minio.error import S3Error
 from tritonclient.utils import InferenceServerException
 
 from genaug.stack import BUCKETS, TRITON_BUCKET, admin_headers, admin_key
-from genaug.store import Store
+from genaug.store import promotion_store
 from tests.integration.ledger_records import approve
 from genaug.endpoints import read_env_file as read_env
 
 MODELS = "models"
 
 
-def _s3(stack, secret: str | None = None, access: str | None = None) -> Minio:
+def _s3(stack, secret: str | None = None, access: str | None = None, role: str = "pipeline") -> Minio:
+    """A client with one of the stack's identities (the steps' by default)."""
     # No retries and short timeouts: a refused request must fail at once, not after backoff.
     http = urllib3.PoolManager(timeout=urllib3.Timeout(connect=2, read=10), retries=False)
-    return Minio(stack.s3_endpoint, access_key=access or stack.access_key,
-                 secret_key=secret or stack.secret_key, secure=False, http_client=http)
+    keys = stack.keys(role)
+    return Minio(stack.s3_endpoint, access_key=access or keys.access_key,
+                 secret_key=secret or keys.secret_key, secure=False, http_client=http)
 
 
 # -- models -------------------------------------------------------------------------------
@@ -88,7 +91,7 @@ def onnx_files(tmp_path_factory):
 
 
 def _upload(stack, name: str, config: str, onnx_file, version: int = 1) -> None:
-    s3 = _s3(stack)
+    s3 = _s3(stack, role="promote")
     text = config.format(name=name).encode()
     s3.put_object(TRITON_BUCKET, f"{MODELS}/{name}/config.pbtxt", io.BytesIO(text), len(text))
     s3.fput_object(TRITON_BUCKET, f"{MODELS}/{name}/{version}/model.onnx", str(onnx_file))
@@ -121,7 +124,7 @@ def test_secrets_are_private_and_admin_key_is_not_in_stack_env(stack):
 
 
 def test_s3_enforces_credentials(stack):
-    assert set(BUCKETS) <= {b.name for b in _s3(stack).list_buckets()}
+    assert set(BUCKETS) <= {b.name for b in _s3(stack, role="admin").list_buckets()}
     with pytest.raises(S3Error) as wrong_secret:
         next(iter(_s3(stack, secret=stack.secret_key[::-1]).list_objects(BUCKETS[0])))
     assert wrong_secret.value.code == "SignatureDoesNotMatch"
@@ -205,6 +208,32 @@ def test_concurrent_requests_to_a_batching_model_get_their_own_rows(stack, onnx_
         np.testing.assert_array_equal(y, reference.run(None, {"x": x})[0])
 
 
+def test_every_admin_like_api_needs_the_admin_key_and_the_rest_stays_open(stack, onnx_files):
+    triton, key = _triton(stack), admin_headers(stack.admin_key)
+    restricted = {"statistics": lambda h: triton.get_inference_statistics(headers=h),
+                  "trace": lambda h: triton.get_trace_settings(headers=h),
+                  "logging": lambda h: triton.get_log_settings(headers=h),
+                  "shared-memory": lambda h: triton.get_system_shared_memory_status(headers=h),
+                  "model-repository": lambda h: triton.get_model_repository_index(headers=h)}
+    for api, call in restricted.items():
+        for headers in (None, admin_headers("not-the-key")):
+            with pytest.raises(InferenceServerException, match="restricted"):
+                call(headers)
+        call(key)  # the admin key opens it
+    http = httpclient.InferenceServerClient(stack.triton_http)
+    for call in (http.get_inference_statistics, http.get_log_settings, http.get_trace_settings):
+        with pytest.raises(InferenceServerException, match="restricted"):
+            call()
+    # Open to every client: health, metadata, model config and inference.
+    name = "stack_open_apis"
+    _upload(stack, name, TINY_CONFIG, onnx_files["tiny"])
+    triton.load_model(name, headers=key)
+    assert triton.is_server_live() and triton.is_model_ready(name)
+    assert triton.get_model_metadata(name).name == name and triton.get_model_config(name).config.name == name
+    assert _infer_tiny(triton, name, np.ones((1, 4), np.float32)).shape == (1, 3)
+    triton.unload_model(name, headers=key)
+
+
 def test_model_repository_api_needs_the_admin_key(stack):
     triton = _triton(stack)
     for headers in (None, admin_headers("not-the-key")):
@@ -255,5 +284,55 @@ def test_restart_reloads_the_champions_in_the_ledger(stack, onnx_files):
     np.testing.assert_array_equal(_infer_tiny(triton, name, x), reference)
     # Models that the ledger does not list were not brought back.
     assert not triton.is_model_ready("stack_labelled")
-    Store().delete(TRITON_BUCKET, "ledger/models/stack_not_in_repository.json")
+    promotion_store().delete(TRITON_BUCKET, "ledger/models/stack_not_in_repository.json")
 
+
+
+def test_each_identity_reaches_only_its_buckets(stack):
+    """Only the promote identity can change what Triton serves; a step's keys cannot touch it."""
+    pipeline, promote, triton = _s3(stack), _s3(stack, role="promote"), _s3(stack, role="triton")
+    key, body = f"least-privilege/{secrets.token_hex(4)}", b"x"
+
+    def refused(call):
+        with pytest.raises(S3Error) as err:
+            call()
+        assert err.value.code == "AccessDenied", err.value.code
+
+    refused(lambda: pipeline.put_object(TRITON_BUCKET, "models/evil/config.pbtxt", io.BytesIO(body), 1))
+    refused(lambda: pipeline.remove_object(TRITON_BUCKET, "models/README.txt"))
+    refused(lambda: pipeline.get_object(TRITON_BUCKET, "models/README.txt"))
+    refused(lambda: promote.put_object(BUCKETS[0], key, io.BytesIO(body), 1))
+    refused(lambda: triton.put_object(TRITON_BUCKET, key, io.BytesIO(body), 1))
+    triton.get_object(TRITON_BUCKET, "models/README.txt").read()  # Triton reads its repository
+    promote.put_object(TRITON_BUCKET, key, io.BytesIO(body), 1)
+    promote.remove_object(TRITON_BUCKET, key)
+    pipeline.put_object("genaug-checkpoints", key, io.BytesIO(body), 1)
+    pipeline.remove_object("genaug-checkpoints", key)
+    from genaug.store import Store, StoreError
+
+    with pytest.raises(StoreError, match="refused access key"):
+        Store().put_bytes(TRITON_BUCKET, "models/evil/config.pbtxt", b'backend: "python"')
+
+
+def test_only_the_s3_api_answers_reads_and_writes(stack):
+    """SeaweedFS's master, volume, filer and admin ports refuse plain HTTP reads and writes."""
+    import json as json_module
+    import urllib.error
+    import urllib.request
+
+    ports = json_module.loads((stack.state_dir / "ports.json").read_text())
+    for name in ("weed_master", "weed_volume", "weed_filer", "weed_admin"):
+        for method, path in (("POST", "/submit"), ("PUT", "/buckets/genaug-triton/models/evil"),
+                             ("POST", "/3,01637037d6"), ("GET", "/buckets/genaug-triton/models/README.txt"),
+                             ("GET", "/dir/assign"), ("DELETE", "/buckets/genaug-triton/models/README.txt")):
+            request = urllib.request.Request(f"http://127.0.0.1:{ports[name]}{path}", data=b"x" if method != "GET"
+                                             else None, method=method)
+            try:
+                with urllib.request.urlopen(request, timeout=5) as response:
+                    status = response.status
+            except urllib.error.HTTPError as err:
+                status = err.code
+            except (urllib.error.URLError, ConnectionError):
+                status = "closed"
+            assert status == "closed" or status >= 400, f"{name} answered {method} {path} with {status}"
+    assert _s3(stack, role="triton").get_object(TRITON_BUCKET, "models/README.txt").read()  # S3 still serves

@@ -17,7 +17,10 @@ BUCKET = "genaug-test-store"
 
 @pytest.fixture
 def store(stack):
-    return Store()
+    """The store's mechanics, on buckets of the tests' own: the admin identity creates them
+    (the steps' identity may not create buckets, as on a cluster)."""
+    admin = stack.keys("admin")
+    return Store(S3Config(stack.s3_endpoint, admin.access_key, admin.secret_key))
 
 
 def test_roundtrip_creates_bucket_and_records_hash(store, tmp_path):
@@ -43,7 +46,7 @@ def test_50mb_multipart_object(store, tmp_path):
 def test_corrupt_object_is_detected_and_not_written(store, tmp_path):
     store.put_bytes(BUCKET, "c.bin", b"the real bytes")
     # Overwrite the bytes behind the store's back, keeping the recorded hash.
-    cfg = S3Config.from_env()
+    cfg = store.config
     raw = Minio(cfg.endpoint, cfg.access_key, cfg.secret_key, secure=False)
     recorded = store.recorded_sha256(BUCKET, "c.bin")
     raw.put_object(BUCKET, "c.bin", io.BytesIO(b"tampered bytes"), 14, metadata={"sha256": recorded})

@@ -121,3 +121,18 @@ def test_mix_is_class_balanced():
     assert (x[100:] == 255).all()
     with pytest.raises(ValueError, match="n_per_class >= 10"):
         mix(real_x, real_y, synth_x, synth_y, 1.0, 10, seed=0)
+
+
+def test_new_source_files_are_read_as_new_data(offline_env, monkeypatch):
+    """A source replaced by files of the same names: the unpacked copy must not be the old one."""
+    from genaug import catalog
+    from genaug.data.sources import load_raw
+
+    data_dir = offline_env / "data"
+    first = write_idx_dataset(data_dir / "FashionMNIST", n_train=100, n_test=20, seed=1)
+    monkeypatch.setenv("GENAUG_DATA_DIR", str(data_dir))
+    spec = catalog.dataset("fashion_mnist")
+    assert (load_raw(spec).train_x[:, 0] == first["train"][0]).all()
+    second = write_idx_dataset(data_dir / "FashionMNIST", n_train=100, n_test=20, seed=2)
+    new = load_raw(spec).train_x[:, 0]
+    assert (new == second["train"][0]).all() and not (new == first["train"][0]).all()

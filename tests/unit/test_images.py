@@ -111,11 +111,21 @@ def test_bake_installs_a_verified_file_read_only_and_refuses_a_wrong_or_missing_
 
 @pytest.fixture
 def builder(tmp_path):
-    """A stand-in engine that records its arguments (docker, podman and buildah do not run here)."""
+    """A stand-in engine that records its arguments (docker, podman and buildah do not run here).
+
+    ``--build-arg NAME`` without a value takes the value from the environment, as the real
+    engines do; the record shows NAME=value as the engine would use it.
+    """
     log = tmp_path / "calls"
     tool = tmp_path / "bin" / "docker"
     tool.parent.mkdir()
-    tool.write_text(f"#!/bin/sh\necho \"$(basename \"$0\") $*\" >> {log}\n")
+    tool.write_text("#!/bin/sh\n"
+                    "out=$(basename \"$0\"); prev=\n"
+                    "for a in \"$@\"; do\n"
+                    "  if [ \"$prev\" = --build-arg ] && [ \"${a#*=}\" = \"$a\" ]; then a=\"$a=$(printenv \"$a\")\"; fi\n"
+                    "  out=\"$out $a\"; prev=$a\n"
+                    "done\n"
+                    f"echo \"$out\" >> {log}\n")
     tool.chmod(0o755)
     (tool.parent / "buildah").symlink_to(tool)
     return tool.parent, log

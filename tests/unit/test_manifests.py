@@ -140,7 +140,11 @@ def test_images_are_pinned_and_the_genaug_image_agrees_with_the_compiled_pipelin
 
 def test_make_manifests_and_make_compile_put_the_same_image_in_both(tree, tmp_path):
     image = "registry.example/team/genaug-cpu:abc123def456"
+    (tree / "build").mkdir(exist_ok=True)
+    (tree / "build" / "gpu.yaml").write_text("an older rendering, world-readable")
+    os.chmod(tree / "build" / "gpu.yaml", 0o644)
     rendered_file = render.render("gpu", image, root=tree)
+    assert rendered_file.stat().st_mode & 0o777 == 0o600  # it holds every Secret
     objects = [d for d in yaml.safe_load_all(rendered_file.read_text()) if d]
     in_manifests = {c["image"] for _, _, c in _containers(objects) if "genaug-cpu" in c["image"]}
     env = {**os.environ, "GENAUG_CPU_IMAGE": image, "GENAUG_IMAGE": "registry.example/team/genaug:abc123def456"}
@@ -268,7 +272,7 @@ def test_only_declared_clients_reach_minio_and_triton(rendered):
 
 def test_triton_runs_like_the_local_stack_in_explicit_mode_with_its_repository_in_minio(rendered):
     from genaug.stack.config import TRITON_BUCKET, TRITON_MODELS_PREFIX
-    from genaug.stack.credentials import ADMIN_HEADER
+    from genaug.stack.credentials import ADMIN_HEADER, RESTRICTED_APIS
 
     for overlay, objects in rendered.items():
         deploy = _find(objects, "Deployment", "triton")
@@ -277,8 +281,8 @@ def test_triton_runs_like_the_local_stack_in_explicit_mode_with_its_repository_i
         args = triton["args"]
         assert f"--model-repository=s3://$(GENAUG_S3_ENDPOINT)/{TRITON_BUCKET}/{TRITON_MODELS_PREFIX}" in args
         for flag in ("--model-control-mode=explicit", "--exit-on-error=false", "--strict-readiness=false",
-                     f"--grpc-restricted-protocol=model-repository:{ADMIN_HEADER}=$(GENAUG_TRITON_ADMIN_KEY)",
-                     f"--http-restricted-api=model-repository:{ADMIN_HEADER}=$(GENAUG_TRITON_ADMIN_KEY)"):
+                     f"--grpc-restricted-protocol={','.join(RESTRICTED_APIS)}:{ADMIN_HEADER}=$(GENAUG_TRITON_ADMIN_KEY)",
+                     f"--http-restricted-api={','.join(RESTRICTED_APIS)}:{ADMIN_HEADER}=$(GENAUG_TRITON_ADMIN_KEY)"):
             assert flag in args, f"{overlay}: {flag}"
         env = {e["name"]: e for e in triton["env"]}
         assert "AWS_ENDPOINT_URL" not in env  # ignored by Triton's AWS SDK; the endpoint is in the URL
@@ -287,6 +291,9 @@ def test_triton_runs_like_the_local_stack_in_explicit_mode_with_its_repository_i
         assert triton["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
         reconciler = next(c for c in pod["containers"] if c["name"] == "reconciler")
         assert reconciler["command"][:3] == ["python", "-m", "genaug.deploy.reconciler"]
+        renv = {e["name"]: e for e in reconciler["env"]}
+        if overlay != "byo-s3":  # a store KFP ships has one pair for every client
+            assert renv["GENAUG_S3_ACCESS_KEY"]["valueFrom"]["secretKeyRef"]["key"] == "GENAUG_PROMOTE_ACCESS_KEY"
         assert reconciler["readinessProbe"]["httpGet"]["path"] == "/readyz"
         service = _find(objects, "Service", "triton")
         assert {(p["name"], p["port"]) for p in service["spec"]["ports"]} >= {("grpc", 8001), ("http", 8000)}
@@ -301,6 +308,31 @@ def test_triton_runs_like_the_local_stack_in_explicit_mode_with_its_repository_i
     for flag in ("--model-control-mode=explicit", "--exit-on-error=false", "--strict-readiness=false",
                  "--grpc-restricted-protocol=", "--http-restricted-api="):
         assert flag in local
+
+
+def test_the_pipeline_role_grants_only_what_kfp_and_argo_call():
+    """Each rule is an API call of KFP 2.17.0's driver/launcher or Argo's executor (rbac.yaml
+    cites the source); nothing may watch or patch pods, read logs, or use wildcards."""
+    (role,) = [d for d in yaml.safe_load_all((REPO / "manifests/base/pipeline-access/rbac.yaml").read_text())
+               if d and d["kind"] == "Role"]
+    rules = {(tuple(r["apiGroups"]), tuple(r["resources"])): (set(r["verbs"]), r.get("resourceNames"))
+             for r in role["rules"]}
+    assert rules == {
+        (("",), ("configmaps",)): ({"get"}, ["kfp-launcher"]),
+        (("",), ("secrets",)): ({"get"}, ["mlpipeline-minio-artifact"]),
+        (("",), ("pods",)): ({"get"}, None),
+        (("argoproj.io",), ("workflows",)): ({"get"}, None),
+        (("argoproj.io",), ("workflowtaskresults",)): ({"create", "patch"}, None),
+    }
+
+
+def test_only_the_promote_user_can_write_the_model_repository():
+    from genaug.deploy.buckets import CLIENTS, WRITE
+    from genaug.stack.config import TRITON_BUCKET
+
+    writers = [c.name for c in CLIENTS if TRITON_BUCKET in c.buckets and set(WRITE) <= set(c.actions)]
+    readers = [c.name for c in CLIENTS if TRITON_BUCKET in c.buckets]
+    assert writers == ["promote"] and sorted(readers) == ["promote", "triton"]
 
 
 def test_mlflow_answers_its_service_names_and_port_forwards_and_nothing_else(rendered):

@@ -77,3 +77,40 @@ def test_sampler_settings_default_to_the_profile():
 def test_fraction_must_be_a_share_of_the_training_set(fraction):
     with pytest.raises(ParamError, match=r"fraction \S+ must be in \(0, 1\]: the share of the real training"):
         validate(**{**GOOD, "fraction": fraction})
+
+
+@pytest.mark.parametrize("changes,message", [
+    ({"generator": "ddim", "eta": "nan"}, "eta 'nan' must be a number >= 0"),
+    ({"generator": "ddim", "eta": float("inf")}, "eta inf must be a number >= 0"),
+    ({"generator": "ddim", "guidance": "nan"}, "guidance 'nan' must be a number >= 0"),
+    ({"generator": "ddim", "guidance": "-inf"}, "guidance '-inf' must be a number >= 0"),
+    ({"seed": 2**63}, "seed 9223372036854775808 must be an integer from 0 to 2^63-1"),
+    ({"ratio": "nan"}, "ratio nan is out of range"),
+    ({"margin": float("nan")}, "margin nan must be a fraction"),
+    ({"ratio": 1e-5}, "ratio 1e-05 gives 0 synthetic images per class (54000 real training images"),
+    ({"ratio": 0.001, "fraction": 0.01}, "gives 0 synthetic images per class (540 real"),
+    ({"ratio": 0.01, "profile": "smoke", "fraction": 0.1}, "gives 0 synthetic images per class (108 real"),
+])
+def test_numbers_that_cannot_work_are_refused_before_any_work(changes, message):
+    with pytest.raises(ParamError, match=re.escape(message)):
+        validate(**{**GOOD, **changes})
+
+
+def test_the_largest_seed_and_a_ratio_of_one_image_per_class_still_work():
+    assert validate(**{**GOOD, "seed": 2**63 - 1}).seed == 2**63 - 1
+    assert validate(**{**GOOD, "ratio": 10 / 54000}).ratio == pytest.approx(1.85e-4, rel=1e-2)
+
+
+def test_the_predicted_training_size_is_what_prepare_data_holds(tiny_fmnist, tmp_path):
+    from genaug import catalog
+    from genaug.data import imageset
+    from genaug.profiles import PROFILES
+    from genaug.steps.prepare_data import prepare_data
+
+    spec = catalog.dataset("fashion_mnist")
+    for fraction in (1.0, 0.1):
+        out = tmp_path / f"data-{fraction}.npz"
+        prepare_data.__wrapped__("fashion_mnist", "smoke", str(out), fraction=fraction)
+        _, meta = imageset.load(str(out), "prepared dataset")
+        assert (meta["n_train_full"], meta["n_train"]) == PROFILES["smoke"].train_counts(600, fraction,
+                                                                                            spec.num_classes)

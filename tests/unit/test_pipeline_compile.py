@@ -131,11 +131,15 @@ def test_service_endpoints_and_keys_come_from_the_cluster_never_from_the_yaml(tm
             assert executor["container"]["image"] == f"registry.example/genaug{'' if gpu else '-cpu'}:abc123", label
         for label, k8s in executors.items():
             if "secretAsEnv" in k8s:
-                assert k8s["secretAsEnv"][0]["secretName"] == "genaug-s3"
+                # Every step but promote: the steps' identity, without access to genaug-triton.
+                want = "genaug-s3-promote" if label.startswith("exec-promote") else "genaug-s3"
+                assert k8s["secretAsEnv"][0]["secretName"] == want, label
                 assert k8s["configMapAsEnv"][0]["configMapName"] == "genaug-config"
         if path.name == "genaug.yaml":
             promote = executors["exec-promote"]
-            assert {s["secretName"] for s in promote["secretAsEnv"]} == {"genaug-s3", "genaug-triton-admin"}
+            assert {s["secretName"] for s in promote["secretAsEnv"]} == {"genaug-s3-promote", "genaug-triton-admin"}
+            keys = {k["secretKey"]: k["envVar"] for s in promote["secretAsEnv"] for k in s["keyToEnv"]}
+            assert keys["GENAUG_PROMOTE_ACCESS_KEY"] == "GENAUG_S3_ACCESS_KEY"
 
 
 def test_every_task_runs_as_the_images_non_root_user_and_service_clients_carry_the_policy_labels(compiled):

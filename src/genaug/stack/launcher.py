@@ -18,8 +18,7 @@ from typing import Callable, Protocol
 from genaug.stack import ports as port_plan
 from genaug.stack import procs
 from genaug.stack.config import TRITON_BUCKET, StackConfig, StatePaths
-from genaug.stack.credentials import (ADMIN_KEY_ENV, load_or_create_admin_key,
-                                      load_or_create_s3_credentials)
+from genaug.stack.credentials import ADMIN_KEY_ENV, load_or_create_admin_key, load_or_create_s3_identities
 from genaug.stack.envfile import write_env
 from genaug.stack.errors import StackError
 from genaug.stack.mlflow_server import MlflowServer
@@ -78,9 +77,10 @@ def _state_lock(paths: StatePaths, out: Out):
 
 
 def _servers(cfg: StackConfig, out: Out) -> tuple[SeaweedS3, MlflowServer, TritonServer]:
-    creds = load_or_create_s3_credentials(cfg.paths)
+    ids = load_or_create_s3_identities(cfg.paths)
     key = load_or_create_admin_key(cfg.paths)
-    return SeaweedS3(cfg, creds), MlflowServer(cfg, creds), TritonServer(cfg, creds, key, log=out)
+    return (SeaweedS3(cfg, ids), MlflowServer(cfg, ids.mlflow),
+            TritonServer(cfg, ids.triton, key, setup_creds=ids.admin, log=out))
 
 
 def _launch(server: Server, paths: StatePaths, out: Out) -> Started:
@@ -138,11 +138,18 @@ def _fail(started: Started, paths: StatePaths, detail: str, exited: bool) -> Non
                      f"Last lines of {log}:\n{procs.log_tail(log)}\nFix: {server.hint}")
 
 
+def promote_env(creds) -> dict[str, str]:
+    from genaug.store import PROMOTE_ACCESS_ENV, PROMOTE_SECRET_ENV
+
+    return {PROMOTE_ACCESS_ENV: creds.access_key, PROMOTE_SECRET_ENV: creds.secret_key}
+
+
 def _stack_env(cfg: StackConfig, s3: SeaweedS3) -> dict[str, str]:
+    # The steps' identity: every bucket but Triton's repository.
     return {
         "GENAUG_S3_ENDPOINT": cfg.address("s3"),
-        "GENAUG_S3_ACCESS_KEY": s3.creds.access_key,
-        "GENAUG_S3_SECRET_KEY": s3.creds.secret_key,
+        "GENAUG_S3_ACCESS_KEY": s3.identities.pipeline.access_key,
+        "GENAUG_S3_SECRET_KEY": s3.identities.pipeline.secret_key,
         "GENAUG_S3_SECURE": "false",
         "MLFLOW_TRACKING_URI": f"http://{cfg.address('mlflow')}",
         "GENAUG_TRITON_GRPC": cfg.address("triton_grpc"),
@@ -168,8 +175,9 @@ def up(state_dir: Path, triton_venv: Path, free_ports: bool = False, out: Out = 
         SeaweedS3.check_state(paths)
         cfg = _resolve_config(paths, triton_venv, free_ports)
         s3, mlflow, triton = _servers(cfg, out)
-        write_env(paths.admin_env, {ADMIN_KEY_ENV: triton.admin_key},
-                  "Triton admin key: unlocks load/unload. Only promotion should read this file.")
+        write_env(paths.admin_env, {ADMIN_KEY_ENV: triton.admin_key, **promote_env(s3.identities.promote)},
+                  "Triton admin key (unlocks load/unload) and the S3 keys that may change Triton's\n"
+                  "repository and the promotion ledger. Only promotion and operators should read this file.")
 
         first = _launch(s3, paths, out)
         _await([first], paths)
@@ -210,7 +218,8 @@ def _reconcile(cfg: StackConfig, s3: SeaweedS3, triton: TritonServer, env: dict)
     from genaug.store import S3Config, Store
 
     os.environ["MLFLOW_TRACKING_URI"] = env["MLFLOW_TRACKING_URI"]
-    store = Store(S3Config(cfg.address("s3"), s3.creds.access_key, s3.creds.secret_key), timeout_s=5.0)
+    promote = s3.identities.promote
+    store = Store(S3Config(cfg.address("s3"), promote.access_key, promote.secret_key), timeout_s=5.0)
     return reconcile(store, Triton(cfg.address("triton_grpc"), admin_key=triton.admin_key), aliases=True)
 
 

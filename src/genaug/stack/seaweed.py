@@ -19,8 +19,8 @@ import urllib3
 from minio import Minio
 from minio.error import S3Error
 
-from genaug.stack.config import BUCKETS, StackConfig
-from genaug.stack.credentials import S3Credentials
+from genaug.stack.config import BUCKETS, MLFLOW_BUCKET, TRITON_BUCKET, StackConfig
+from genaug.stack.credentials import S3Credentials, StackIdentities
 from genaug.stack.errors import StackError
 
 PROBE_BUCKET = BUCKETS[0]
@@ -50,6 +50,30 @@ def client(endpoint: str, creds: S3Credentials, fast_fail: bool = False) -> Mini
                  secure=False, http_client=http)
 
 
+def _on(buckets, actions=("Read", "Write", "List", "Tagging")) -> list[str]:
+    return [f"{action}:{bucket}" for bucket in buckets for action in actions]
+
+
+def grants(ids: StackIdentities) -> list[tuple[str, S3Credentials, list[str]]]:
+    """(identity name, keys, SeaweedFS actions) for every identity of the stack: the same
+    split as the cluster's MinIO users (genaug.deploy.buckets). Only promote may change what
+    Triton serves; Triton only reads its repository."""
+    steps = [b for b in BUCKETS if b != TRITON_BUCKET]
+    return [("genaug", ids.admin, ["Admin", "Read", "Write", "List", "Tagging"]),
+            ("pipeline", ids.pipeline, _on(steps)),
+            ("promote", ids.promote, _on([TRITON_BUCKET])),
+            ("mlflow", ids.mlflow, _on([MLFLOW_BUCKET])),
+            ("triton", ids.triton, _on([TRITON_BUCKET], ("Read", "List")))]
+
+
+def jwt_keys() -> dict[str, str]:
+    """Fresh JWT signing keys, passed in the environment (never on the command line): the
+    volume server then refuses reads and writes without a token that only the S3 gateway
+    and the master can mint. Tokens live seconds, so new keys per start lose nothing."""
+    return {name: secrets.token_hex(32) for name in ("WEED_JWT_SIGNING_KEY", "WEED_JWT_SIGNING_READ_KEY",
+                                                     "WEED_JWT_FILER_SIGNING_KEY", "WEED_JWT_FILER_SIGNING_READ_KEY")}
+
+
 class SeaweedS3:
     """``weed mini`` with S3 on ``ports['s3']`` and data under ``<state>/seaweedfs``."""
 
@@ -61,9 +85,10 @@ class SeaweedS3:
             "GENAUG_*_PORT or use --free-ports); 'permission denied' means the state folder is "
             "not writable")
 
-    def __init__(self, cfg: StackConfig, creds: S3Credentials):
+    def __init__(self, cfg: StackConfig, identities: StackIdentities):
         self.cfg = cfg
-        self.creds = creds
+        self.identities = identities
+        self.creds = identities.admin  # health probes and bucket creation
         self.data_dir = cfg.paths.seaweed / "data"
         self.identity_file = cfg.paths.seaweed / "s3-identities.json"
         self.local_socket = cfg.paths.seaweed / "s3.sock"
@@ -86,11 +111,10 @@ class SeaweedS3:
     def prepare(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.local_socket.unlink(missing_ok=True)  # stale from a killed run; weed would fail to bind
-        identities = {"identities": [{
-            "name": "genaug",
-            "credentials": [{"accessKey": self.creds.access_key, "secretKey": self.creds.secret_key}],
-            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-        }]}
+        identities = {"identities": [
+            {"name": name, "credentials": [{"accessKey": creds.access_key, "secretKey": creds.secret_key}],
+             "actions": actions}
+            for name, creds, actions in grants(self.identities)]}
         self.identity_file.unlink(missing_ok=True)
         fd = os.open(self.identity_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
@@ -101,6 +125,9 @@ class SeaweedS3:
         host = self.cfg.host
         argv = [
             str(weed_binary()), "mini",
+            # Only the S3 API answers HTTP: the master's, filer's and admin's HTTP APIs are off
+            # (anyone on the machine could otherwise write blobs or read entries through them).
+            "-disableHttp",
             f"-dir={self.data_dir}", f"-ip={host}", f"-ip.bind={host}",
             "-master.telemetry=false", "-admin.ui=false", "-webdav=false",
             f"-s3.config={self.identity_file}",
@@ -116,7 +143,7 @@ class SeaweedS3:
         # the state folder instead when the path fits a unix socket address (107 bytes).
         if len(str(self.local_socket)) < 100:
             argv.append(f"-s3.localSocket={self.local_socket}")
-        return argv, dict(os.environ)
+        return argv, {**os.environ, **jwt_keys()}
 
     def healthy(self) -> tuple[bool, str]:
         """A signed put, get and delete of a probe object, with a fast-failing client."""

@@ -23,7 +23,7 @@ from minio.error import S3Error
 from genaug.stack import seaweed
 from genaug.stack.config import (TRITON_BUCKET, TRITON_MODELS_PREFIX, TRITON_PLACEHOLDER as PLACEHOLDER,
                                  TRITON_PLACEHOLDER_KEY as PLACEHOLDER_KEY, StackConfig)
-from genaug.stack.credentials import ADMIN_HEADER, S3Credentials
+from genaug.stack.credentials import ADMIN_HEADER, RESTRICTED_APIS, S3Credentials
 from genaug.stack.errors import StackError
 from genaug.stack.triton_venv import TritonRuntime, ensure_triton_venv
 
@@ -36,9 +36,11 @@ class TritonServer:
     port_names = ("triton_http", "triton_grpc", "triton_metrics")
     ready_timeout_s = 90.0
 
-    def __init__(self, cfg: StackConfig, creds: S3Credentials, admin_key: str, log=print):
+    def __init__(self, cfg: StackConfig, creds: S3Credentials, admin_key: str, setup_creds: S3Credentials | None = None,
+                 log=print):
         self.cfg = cfg
-        self.creds = creds
+        self.creds = creds  # read-only on the repository: what the server runs with
+        self.setup_creds = setup_creds or creds  # writes the repository's placeholder
         self.admin_key = admin_key
         self.log = log
         self.work = cfg.paths.triton / "server"
@@ -91,7 +93,7 @@ class TritonServer:
     def _ensure_repository_prefix(self) -> None:
         # Checked by key, not by listing: SeaweedFS keeps an empty 'models/' folder entry once
         # its last model is deleted, and Triton still refuses that prefix.
-        s3 = seaweed.client(self.cfg.address("s3"), self.creds, fast_fail=True)
+        s3 = seaweed.client(self.cfg.address("s3"), self.setup_creds, fast_fail=True)
         try:
             try:
                 s3.stat_object(TRITON_BUCKET, PLACEHOLDER_KEY)
@@ -108,7 +110,9 @@ class TritonServer:
     # -- process -----------------------------------------------------------------------------
     def _flags(self, key: str) -> list[str]:
         p, host = self.cfg.ports, self.cfg.host
-        restriction = f"model-repository:{ADMIN_HEADER}={key}"
+        # Triton takes the key only on its command line: the state folder is 0700 and logs
+        # show shown_command(), which masks it.
+        restriction = f"{','.join(RESTRICTED_APIS)}:{ADMIN_HEADER}={key}"
         return [
             f"--model-repository={self.repository}",
             "--model-control-mode=explicit",

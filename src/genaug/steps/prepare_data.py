@@ -6,11 +6,9 @@ from genaug import catalog, tracking
 from genaug.data import imageset
 from genaug.data.sources import load_raw
 from genaug.data.splits import content_hash, stratified_take, train_val_split
-from genaug.profiles import PROFILES
+from genaug.profiles import PROFILES, VAL_FRACTION
 from genaug.steps.context import optional_store
 from genaug.steps.timing import timed_step
-
-VAL_FRACTION = 0.1
 
 
 @timed_step
@@ -39,7 +37,7 @@ def prepare_data(dataset: str, profile: str, out_path: str, parent_run_id: str =
         train_idx, val_idx = train_idx[keep_train], val_idx[keep_val]
     n_train_full = len(train_idx)
     if fraction < 1.0:
-        keep = max(spec.num_classes, round(fraction * n_train_full))
+        keep = max(spec.num_classes, round(fraction * n_train_full))  # as Profile.train_counts predicts
         train_idx = train_idx[stratified_take(raw.train_y[train_idx], keep, 4)]
     test_idx = stratified_take(raw.test_y, prof.max_test, 3)
     arrays = {

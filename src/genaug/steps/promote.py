@@ -12,7 +12,7 @@ from genaug.serving.client import Triton
 from genaug.serving.promote import Candidate, promote as run_promotion
 from genaug.serving.repository import classifier_model_name, generator_model_name, render_config
 from genaug.steps.timing import timed_step
-from genaug.store import Store
+from genaug.store import promotion_store
 from genaug.train.classifier import predict
 
 # ONNX vs PyTorch at export, and Triton vs onnxruntime when served.
@@ -62,7 +62,7 @@ def promote(data_path: str, classifier_real_path: str, generator_onnx_path: str,
             parity=float(clf_meta["max_abs_diff"]), parity_tolerance=CLASSIFIER_TOLERANCE,
             lineage={**lineage, "variant": clf_meta.get("variant")}, mlflow_source=clf_meta.get("artifact_uri")),
     }
-    store, triton = Store(), Triton()
+    store, triton = promotion_store(), Triton()
     result = {}
     for role, cand in candidates.items():
         decision = run_promotion(cand, store, triton, margin, floor, lock_wait_s=LOCK_WAIT_S)
