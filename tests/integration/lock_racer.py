@@ -10,14 +10,16 @@ def race(config, name: str, index: int, rounds: int, barrier, results) -> None:
     round's winner frees it after every racer has tried. Puts (index, rounds won)."""
     records = Records(BUCKET, config)
     won = []
-    for round_ in range(rounds):
-        barrier.wait()
-        try:
-            lease = Lease(records, name, f"racer-{index}").acquire()
-            won.append(round_)
-        except LockedError:
-            lease = None
-        barrier.wait()
-        if lease is not None:
-            lease.release()
-    results.put((index, won))
+    try:
+        for round_ in range(rounds):
+            barrier.wait(timeout=60)  # a racer that died breaks the barrier instead of hanging the rest
+            try:
+                lease = Lease(records, name, f"racer-{index}").acquire()
+                won.append(round_)
+            except LockedError:
+                lease = None
+            barrier.wait(timeout=60)
+            if lease is not None:
+                lease.release()
+    finally:
+        results.put((index, won))

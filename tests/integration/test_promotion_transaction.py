@@ -73,8 +73,8 @@ def test_one_holder_in_every_round_of_an_eight_process_race(stack):
     barrier, results = ctx.Barrier(RACERS), ctx.Queue()
     name = f"race-{time.time_ns()}"
     t0 = time.monotonic()
-    racers = [ctx.Process(target=race, args=(promotion_store().config, name, i, ROUNDS, barrier, results))
-              for i in range(RACERS)]
+    racers = [ctx.Process(target=race, args=(promotion_store().config, name, i, ROUNDS, barrier, results),
+                          daemon=True) for i in range(RACERS)]
     for p in racers:
         p.start()
     won = dict(results.get(timeout=600) for _ in racers)
@@ -89,13 +89,13 @@ def test_one_holder_in_every_round_of_an_eight_process_race(stack):
 def test_a_renewed_lease_holds_and_a_lost_one_stops_its_holder(stack, monkeypatch):
     records = Ledger(promotion_store()).records
     name = f"lease-{time.time_ns()}"
-    first = Lease(records, name, "run-a/promote", ttl_s=1.0).acquire()
-    time.sleep(2.5)  # past the TTL: only renewal keeps it
+    first = Lease(records, name, "run-a/promote", ttl_s=2.0).acquire()
+    time.sleep(5.0)  # past the TTL: only renewal (every 0.7 s) keeps it
     first.check()
     with pytest.raises(LockedError, match="run-a/promote"):
         Lease(records, name, "run-b/promote").acquire()
     monkeypatch.setattr(first, "renew", lambda: None)  # the holder hangs
-    time.sleep(1.5)
+    time.sleep(2.5)
     second = Lease(records, name, "run-b/promote", ttl_s=60).acquire()  # expired: taken over
     with pytest.raises(LeaseLost):
         first.check()
