@@ -52,7 +52,7 @@ class ModelStates:
         changes = []
         with self._lock:
             self.ledger_error = report.ledger_error
-            seen = {**{n: ("serving", "") for n in report.loaded + report.already + list(report.repaired)},
+            seen = {**{n: ("serving", "") for n in report.already + list(report.repaired)},
                     **{n: ("busy", "a promotion holds its lease") for n in report.busy},
                     **{n: ("failed", why) for n, why in report.failed.items()}}
             for name, (state, reason) in seen.items():

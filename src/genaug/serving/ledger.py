@@ -82,9 +82,6 @@ class Ledger:
         return {**{k: v for k, v in entry.items() if k not in ("files", "config")}, "version": state["champion"],
                 "previous": state["previous"], "history": state["history"], "kind": state["kind"]}
 
-    def champions(self) -> dict:
-        return {"models": {name: self.champion(name) for name in self.models() if self.champion(name)}}
-
     def holder(self, name: str) -> dict | None:
         return holder(self.records, name)
 

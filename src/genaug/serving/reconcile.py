@@ -31,9 +31,8 @@ from genaug.serving.repository import Repository
 
 @dataclass
 class ReconcileReport:
-    """Outcome per model: loaded or repaired now, already right, busy, or failed with the reason."""
+    """Outcome per model: repaired now (loading included), already right, busy, or failed with the reason."""
 
-    loaded: list[str] = field(default_factory=list)
     already: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     repaired: dict[str, list[str]] = field(default_factory=dict)
@@ -48,7 +47,6 @@ class ReconcileReport:
         out = []
         if self.ledger_error:
             out.append(f"ledger unreadable: {self.ledger_error}")
-        out += [f"loaded {name}" for name in self.loaded]
         out += [f"repaired {name}: {', '.join(done)}" for name, done in self.repaired.items()]
         out += [f"already serving {name}" for name in self.already]
         out += [f"{name}: a promotion holds its lease; left alone" for name in self.busy]
@@ -68,8 +66,8 @@ def drift(name: str, state: dict, repo: Repository, triton: Triton, aliases: boo
         found += integrity.problems(repo, name, state, champion, deep=False)
     if aliases:
         found += [f"alias {a} differs" for a in recovery.aliases_wrong(name, state)]
-    if retention.unkept_folders(repo, name, retention.kept_versions(state)) or \
-            len(state.get("versions", {})) > len(retention.kept_versions(state)):
+    kept = retention.kept_versions(state)
+    if len(state.get("versions", {})) > len(kept) or retention.unkept_folders(repo, name, kept):
         found.append("versions beyond retention")
     return found
 
@@ -101,8 +99,9 @@ def reconcile_model(name: str, ledger: Ledger, repo: Repository, triton: Triton,
         pruned = retention.prune(name, ledger, repo)
         if pruned:
             done.append(f"pruned {len(pruned)} file(s)")
-        problems = integrity.problems(repo, name, ledger.state(name), ledger.state(name)["champion"], deep=False) \
-            if ledger.state(name).get("champion") is not None else []
+        state = ledger.state(name)
+        problems = integrity.problems(repo, name, state, state["champion"], deep=False) \
+            if state.get("champion") is not None else []
         if problems:
             raise integrity.IntegrityError("; ".join(problems) + " (the version in Triton's memory keeps serving)")
         if done:

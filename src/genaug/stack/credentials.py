@@ -104,10 +104,6 @@ def load_or_create_s3_identities(paths: StatePaths) -> StackIdentities:
     return StackIdentities(admin, **{role: S3Credentials(**roles[role]) for role in ROLES})
 
 
-def load_or_create_s3_credentials(paths: StatePaths) -> S3Credentials:
-    """The stack's admin S3 identity (bucket creation)."""
-    return load_or_create_s3_identities(paths).admin
-
 
 def load_or_create_admin_key(paths: StatePaths) -> str:
     """The Triton admin key (48 hex chars), created on first use."""
