@@ -1,9 +1,9 @@
 # genaug: generative data augmentation on Kubeflow Pipelines.
 #   make pipeline [DATASET=fashion_mnist] [GEN=dcgan] [CLASSIFIER=cnn] [PROFILE=quick] [SEED=0] [RATIO=0.5] [FRACTION=1]
 #                 [MARGIN=0] [FLOOR=0.2] [DATA_VERSION=latest] [CACHE=1]
-#                 [STEPS=K] [ETA=0] [GUIDANCE=2]   (diffusion sampling; default: the profile's)
-#   make experiment [DATASET=..] [GEN=..] [PROFILE=quick] [RATIOS=0,0.25,0.5,1] [SEEDS=0,1,2]
-#                   [CLASSIFIERS=cnn,shallow_mlp] [FRACTIONS=0.1,1] [FILTER=0]   (lists: the profile's)
+#                 [STEPS=K] [ETA=e] [GUIDANCE=w]   (diffusion sampling; defaults: the profile's, below)
+#   make experiment [DATASET=..] [GEN=..] [PROFILE=quick] [RATIOS=r,..] [SEEDS=s,..]
+#                   [CLASSIFIERS=c,..] [FRACTIONS=f,..] [FILTER=0]   (lists: the profile's, below)
 #   make compile                          pipelines/build/genaug.yaml (+ -experiment.yaml), for the KFP UI
 #   make pipeline TARGET=kfp KFP_HOST=URL [KFP_NAMESPACE=ns] [WAIT=1] [CACHE=0]   run it on a Kubeflow cluster
 #   make schedule KFP_HOST=URL [CRON="0 0 2 * * *"] [SCHEDULE_NAME=..] | make unschedule KFP_HOST=URL
@@ -89,7 +89,9 @@ DEBIAN_FMNIST := /usr/share/datasets/fashion-mnist
 .DEFAULT_GOAL := help
 
 help:
-	@sed -n '2,16p' Makefile | sed 's/^# *//'
+	@sed -n '2,16p' Makefile | sed 's/^# \{0,1\}//'
+	@echo
+	@PYTHONPATH=src $(PYTHON) -m genaug.profiles
 
 include mk/stack.mk
 include mk/deploy.mk

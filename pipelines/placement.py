@@ -48,6 +48,10 @@ POLICY: dict[str, Resources] = {
 # Only the dataset step may come from KFP's cache; every other step must really rerun, so
 # that a scheduled run retrains and re-measures.
 CACHEABLE = {"prepare-data"}
+# Tasks that are not retried: what fails prepare_data (a dataset that is missing, corrupt or
+# unreadable) cannot change between attempts, and a newcomer without the data must hear so in
+# seconds, not after minutes of back-off. Brief S3 outages are retried inside the S3 client.
+NOT_RETRIED = {"prepare-data"}
 SERVICE_ENV = {  # environment variable -> key, in the ConfigMap
     "GENAUG_S3_ENDPOINT": "GENAUG_S3_ENDPOINT", "GENAUG_S3_SECURE": "GENAUG_S3_SECURE",
     "MLFLOW_TRACKING_URI": "MLFLOW_TRACKING_URI", "GENAUG_TRITON_GRPC": "GENAUG_TRITON_GRPC",
@@ -91,6 +95,7 @@ def configure(task, policy: Resources, accelerator_type, accelerator_count) -> N
             kubernetes.use_secret_as_env(task, settings.PROMOTE_S3_SECRET, PROMOTE_SECRET_ENV)
         else:
             kubernetes.use_secret_as_env(task, settings.S3_SECRET, SECRET_ENV)
+    if policy.services and component_key(task) not in NOT_RETRIED:
         task.set_retry(RETRIES, backoff_duration=BACKOFF, backoff_factor=BACKOFF_FACTOR,
                        backoff_max_duration=BACKOFF_MAX)
     if component_key(task) == "promote":

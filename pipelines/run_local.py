@@ -31,6 +31,10 @@ from genaug.params import ParamError, RunParams, validate
 REPO = Path(__file__).resolve().parent.parent
 
 
+class RunFailed(RuntimeError):
+    """A task of the pipeline failed; the message names the step, its error and the full log."""
+
+
 def next_run_dir(runs: Path, name: str) -> Path:
     """The next numbered folder under ``runs``: 00003-<name>."""
     runs.mkdir(parents=True, exist_ok=True)
@@ -94,27 +98,33 @@ def connect_services() -> None:
         raise RuntimeError(f"Triton at {triton.url} is not live; start the stack with `make up`")
 
 
-def execute(pipeline_file: str, arguments: dict, run_dir: Path, cache: bool = True):
+def execute(pipeline_file: str, arguments: dict, run_dir: Path, cache: bool = True, parallel: bool = False):
     """Compile pipeline ``pipeline_file`` (genaug.yaml or genaug-experiment.yaml) into
     ``run_dir``, exactly as `make compile` writes it for the KFP UI, and run THAT file
     through KFP's local runner with its pipeline root in ``run_dir/kfp``. Returns (the
-    pipeline task, wall seconds). Services must be up.
+    pipeline task, wall seconds). Services must be up. The terminal shows the steps' progress
+    (pipelines.console); ``run_dir/pipeline.log`` has everything. A failed task raises
+    RunFailed naming the step, its error and the log.
 
     cache: let the tasks the pipeline marks cacheable (prepare_data) reuse an earlier run's
     outputs, as on a cluster; the local cache lives next to the stack's data (or in
-    $GENAUG_KFP_CACHE_DIR)."""
+    $GENAUG_KFP_CACHE_DIR). parallel: run independent tasks at the same time, each with its
+    share of the cores (pipelines.concurrent_dag), as a cluster would run them."""
     import warnings
 
     from kfp import components, local
 
     from pipelines.compile import compile_one
+    from pipelines.concurrent_dag import concurrent_tasks
+    from pipelines.console import captured
 
     # The local runner warns, per task, that it ignores the image and the display names;
     # both are meant for the cluster, so the warnings only bury the log.
     warnings.filterwarnings("ignore", message=".*have no effect in the current local runner.*")
     warnings.filterwarnings("ignore", message=".*custom or non-Python base image.*")
     os.environ.setdefault("GENAUG_GIT_COMMIT", git_commit())
-    print(f"[genaug] run folder: {run_dir}", flush=True)
+    log_path = run_dir / "pipeline.log"
+    print(f"[genaug] run folder: {run_dir} (every task's full output: {log_path})", flush=True)
     # Tasks import the components package and genaug from this checkout and its venv.
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
     from genaug.endpoints import stack_env_path
@@ -127,21 +137,24 @@ def execute(pipeline_file: str, arguments: dict, run_dir: Path, cache: bool = Tr
     # ParallelFor overlap in threads and can leave the swapped one installed for good.
     saved_print = builtins.print
     t0 = time.perf_counter()
-    try:
-        with private_tmp():
-            task = pipeline(**arguments)
-    finally:
-        builtins.print = saved_print
+    with captured(log_path) as console:
+        try:
+            with private_tmp(), concurrent_tasks() if parallel else contextlib.nullcontext():
+                task = pipeline(**arguments)
+        except RuntimeError as err:  # kfp.local: "Pipeline 'genaug' finished with status FAILURE ..."
+            raise RunFailed(console.failure(log_path)) from err
+        finally:
+            builtins.print = saved_print
     return task, time.perf_counter() - t0
 
 
-def run(params: RunParams, runs: Path, cache: bool = True) -> Path:
+def run(params: RunParams, runs: Path, cache: bool = True, parallel: bool = True) -> Path:
     """Run the pipeline locally; return the path of the run's summary.json."""
     connect_services()
     run_dir = run_dir_for(runs, params)
     run_dir.mkdir(parents=True)
     (run_dir / "run_options.json").write_text(json.dumps(params.as_dict(), indent=2))
-    _, wall = execute("genaug.yaml", params.as_dict(), run_dir, cache)
+    _, wall = execute("genaug.yaml", params.as_dict(), run_dir, cache, parallel)
     return write_summary(task_output(run_dir / "kfp", "report", "summary"), run_dir, wall)
 
 
@@ -157,10 +170,13 @@ def task_output(pipeline_root: Path, task: str, output: str) -> Path:
 
 def write_summary(source: Path, run_dir: Path, wall: float) -> Path:
     """``run_dir/summary.json`` (written atomically): the pipeline's summary at ``source``
-    plus the wall time and the run folder."""
+    plus the run's HTML pages as ``.html`` files (``pages``), the wall time and the run folder."""
     from genaug.atomic import atomic_path
 
-    summary = {**json.loads(source.read_text()), "pipeline_wall_seconds": round(wall, 3), "run_dir": str(run_dir)}
+    from pipelines.pages import publish_pages
+
+    summary = {**json.loads(source.read_text()), "pages": publish_pages(run_dir / "kfp", run_dir),
+               "pipeline_wall_seconds": round(wall, 3), "run_dir": str(run_dir)}
     path = run_dir / "summary.json"
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(summary, indent=2))
@@ -200,8 +216,10 @@ def main(argv: list[str] | None = None) -> int:
     for name, value in defaults.as_dict().items():
         parser.add_argument(f"--{name}", default=value, help=f"default: {value}")
     add_runner_arguments(parser)
+    parser.add_argument("--parallel", type=int, choices=(0, 1), default=1,
+                        help="1: independent tasks run at the same time, sharing the cores; 0: one at a time")
     args = vars(parser.parse_args(argv))
-    runs, cache = Path(args.pop("runs")), args.pop("cache")
+    runs, cache, parallel = Path(args.pop("runs")), args.pop("cache"), args.pop("parallel")
     try:
         params = validate(**args)
     except ParamError as err:
@@ -210,8 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     from genaug.steps.report import table
 
     try:
-        path = run(params, runs, cache)
-    except RuntimeError as err:  # a service that is down: the message names it and the fix
+        path = run(params, runs, cache, bool(parallel))
+    except RuntimeError as err:  # a service that is down or a failed step: the message names it and the fix
         print(f"genaug: {err}", file=sys.stderr)
         return 1
     summary = json.loads(path.read_text())

@@ -6,7 +6,7 @@
     genaug infer generator --model M --labels 0,1,2 --out grid.png
     genaug infer classifier --model M IMAGE...     class names and probabilities
     genaug promote --rollback MODEL                serve the previous version again
-    genaug promote --status                        what serves, from the ledger
+    genaug promote --status [--json]               what serves, from the ledger (--json: for scripts)
 
 A step's options come from its function signature; dict parameters take JSON, lists JSON or
 "a,b,c", booleans true/false.
@@ -90,7 +90,7 @@ def _infer(argv: list[str]) -> int:
 
     parser = argparse.ArgumentParser(prog="genaug infer", description="Call a served model over Triton gRPC.")
     sub = parser.add_subparsers(dest="kind", required=True)
-    gen = sub.add_parser("generator", help="one generated image per label, as a PNG grid")
+    gen = sub.add_parser("generator", help="one generated image per label, as a PNG grid captioned with class names")
     gen.add_argument("--model", required=True, help="Triton model name, e.g. fashion_mnist-dcgan-generator")
     gen.add_argument("--labels", required=True, help="comma-separated class indices, e.g. 0,1,2")
     gen.add_argument("--seed", type=int, default=0, help="seed of the noise")
@@ -124,7 +124,10 @@ def _promote(argv: list[str]) -> int:
     group.add_argument("--rollback", metavar="MODEL", help="serve MODEL's previous version again")
     group.add_argument("--status", action="store_true",
                        help="print what serves, from the ledger, with an integrity check of each champion's files")
+    parser.add_argument("--json", action="store_true", help="with --status: the whole ledger view as JSON, for scripts")
     args = parser.parse_args(argv)
+    if args.json and not args.status:
+        parser.error("--json goes with --status, e.g. genaug promote --status --json")
     from genaug.endpoints import load_stack_env, stack_env_path
 
     # An operator's command: the admin key sits beside the endpoints (.genaug/admin.env).
@@ -132,9 +135,10 @@ def _promote(argv: list[str]) -> int:
     load_stack_env(stack_env_path().with_name("admin.env"))
     store = promotion_store()
     if args.status:
-        from genaug.serving.status import status
+        from genaug.serving.status import status, table
 
-        print(json.dumps(status(store), indent=2))
+        report = status(store)
+        print(json.dumps(report, indent=2) if args.json else table(report))
         return 0
     entry = Ledger(store).champion(args.rollback)
     if entry is None:

@@ -122,3 +122,27 @@ PROFILES: dict[str, Profile] = {
                 exp_classifiers=("cnn", "shallow_mlp", "deep_mlp", "transfer"), exp_seeds=(0, 1, 2, 3, 4)),
     )
 }
+
+
+def _listed(values) -> str:
+    return ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)
+
+
+# The make variables whose default is "the profile's": (variable, profile field).
+PROFILE_DEFAULTS = (("STEPS", "sample_steps"), ("ETA", "eta"), ("GUIDANCE", "guidance"), ("RATIOS", "exp_ratios"),
+                    ("SEEDS", "exp_seeds"), ("CLASSIFIERS", "exp_classifiers"), ("FRACTIONS", "exp_fractions"))
+
+
+def defaults_table() -> str:
+    """The profile-dependent defaults of `make pipeline` / `make experiment`, one row per
+    profile, read from PROFILES (so `make help` cannot disagree with the code)."""
+    header = ["PROFILE", *(name for name, _ in PROFILE_DEFAULTS)]
+    rows = [[p.name, *(_listed(v) if isinstance(v := getattr(p, f), tuple) else f"{v:g}" for _, f in PROFILE_DEFAULTS)]
+            for p in PROFILES.values()]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    return "\n".join("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [header, *rows])
+
+
+if __name__ == "__main__":
+    print("Defaults that depend on PROFILE (src/genaug/profiles.py):")
+    print(defaults_table())

@@ -17,6 +17,11 @@ from pathlib import Path
 from genaug.endpoints import load_stack_env
 
 EXPERIMENT = os.environ.get("GENAUG_EXPERIMENT", "genaug")
+# MLflow 3's UI picks an experiment's view by this tag; without it a new experiment may open
+# in the GenAI view (traces, prompts). genaug trains models: runs, metrics and models.
+EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND = "mlflow.experimentKind", "custom_model_development"
+# MLflow keeps at most 6000 characters of a param; the UI shows far fewer.
+PARAM_CHARS = 500
 
 # MLflow's client retries a dead server for minutes by default; a step should fail in
 # seconds and say which server it could not reach.
@@ -59,10 +64,18 @@ def _mlflow():
     return mlflow
 
 
+def _open_experiment(mlflow):
+    """The genaug experiment (created on first use), marked as model training; returns it."""
+    experiment = mlflow.set_experiment(EXPERIMENT)
+    if experiment.tags.get(EXPERIMENT_KIND_TAG) != MODEL_TRAINING_KIND:
+        mlflow.MlflowClient().set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND)
+    return experiment
+
+
 def start_pipeline_run(params: dict, tags: dict, name: str | None = None) -> str:
     """Create the parent run of one pipeline run (left RUNNING); return its run id."""
     mlflow = _mlflow()
-    mlflow.set_experiment(EXPERIMENT)
+    _open_experiment(mlflow)
     name = name or f"{params.get('dataset')}-{params.get('generator')}-{params.get('profile')}-s{params.get('seed')}"
     with mlflow.start_run(run_name=name, tags={k: str(v) for k, v in tags.items()}) as run:
         mlflow.log_params(params)
@@ -72,15 +85,32 @@ def start_pipeline_run(params: dict, tags: dict, name: str | None = None) -> str
     return run.info.run_id
 
 
-def finish_pipeline_run(run_id: str, status: str = "FINISHED", summary: dict | None = None) -> None:
-    """Log the run's summary (numbers as metrics, the whole as summary.json) and close it."""
+def finish_pipeline_run(run_id: str, status: str = "FINISHED", summary: dict | None = None,
+                        settings: dict | None = None) -> None:
+    """Log the run's ``settings`` (seed, ratio, eta, ...) as params and the other numbers of
+    its ``summary`` as metrics, the whole summary as summary.json; then close the run.
+
+    A setting is an input, not a result: as a metric, ``eta -1`` would be charted and
+    compared like an accuracy. Settings the run already holds as params are left as they are
+    (MLflow refuses to change a logged param)."""
+    from mlflow.entities import Param
+
     client = _mlflow().MlflowClient()
+    settings = settings or {}
+    if settings:
+        logged = client.get_run(run_id).data.params
+        client.log_batch(run_id, params=[Param(key, str(value)[:PARAM_CHARS])
+                                         for key, value in settings.items() if key not in logged])
     if summary is not None:
         for key, value in summary.items():
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            if key not in settings and _finite_number(value):
                 client.log_metric(run_id, key, float(value))
         client.log_dict(run_id, summary, "summary.json")
     client.set_terminated(run_id, status=status)
+
+
+def _finite_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def log_to(run_id: str, content: str | dict, name: str) -> None:
@@ -129,14 +159,13 @@ def _active():
 
 def log_params(params: dict) -> None:
     if (mlflow := _active()) is not None:
-        mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
+        mlflow.log_params({k: str(v)[:PARAM_CHARS] for k, v in params.items()})
 
 
 def log_metrics(metrics: dict, step: int | None = None) -> None:
     """Log the finite numeric values of ``metrics``; others are skipped."""
     if (mlflow := _active()) is not None:
-        clean = {k: float(v) for k, v in metrics.items()
-                 if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
+        clean = {k: float(v) for k, v in metrics.items() if _finite_number(v)}
         if clean:
             mlflow.log_metrics(clean, step=step)
 
@@ -250,9 +279,8 @@ def close_run(run_id: str, status: str, tags: dict) -> None:
 def start_failed_run(pipeline_run_id: str, tags: dict) -> str:
     """A parent run for a pipeline run that failed before it had one; returns its id."""
     mlflow = _mlflow()
-    mlflow.set_experiment(EXPERIMENT)
     client = mlflow.MlflowClient()
-    run = client.create_run(mlflow.get_experiment_by_name(EXPERIMENT).experiment_id,
+    run = client.create_run(_open_experiment(mlflow).experiment_id,
                             run_name=f"failed-{pipeline_run_id}"[:250],
                             tags={"genaug.pipeline_run_id": pipeline_run_id,
                                   **{k: str(v)[:5000] for k, v in tags.items()}})

@@ -52,6 +52,15 @@ def test_a_folder_another_process_made_during_the_run_survives_it(smoke_run):
     proc.bystander.rmdir()
 
 
+def test_the_terminal_shows_progress_and_the_log_file_the_detail(smoke_run):
+    proc, runs = smoke_run
+    shown = proc.stdout + proc.stderr
+    assert "[genaug] step train_generator: finished in" in shown and "Got executor_input" not in shown
+    (log,) = runs.glob("*/pipeline.log")
+    assert "Got executor_input" in log.read_text() and "G step/s" not in log.read_text()
+    assert len(shown.splitlines()) < 120, f"{len(shown.splitlines())} lines on the terminal"
+
+
 def test_last_line_is_summary(smoke_run):
     proc, runs = smoke_run
     path = Path(proc.stdout.strip().splitlines()[-1])
@@ -207,6 +216,26 @@ def test_bad_parameter_stops_the_kfp_run_at_its_first_task(tmp_path, stack):
     assert "failed" in failed.data.tags["genaug.error"]
 
 
+def test_a_missing_dataset_fails_in_seconds_and_the_last_lines_say_why(tmp_path, stack):
+    """Offline without CIFAR-10: prepare_data runs once (no retries with back-off), and the
+    run's last lines name the step, its error and the fix, not just KFP's inner task."""
+    empty = tmp_path / "data"
+    empty.mkdir()
+    proc = subprocess.run([sys.executable, "-m", "pipelines.run_local", "--profile", "smoke", "--dataset", "cifar10",
+                           "--cache", "0", "--runs", str(tmp_path / "runs")], cwd=REPO, capture_output=True,
+                          text=True, env=_env(GENAUG_DATA_DIR=str(empty)))
+    assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-3000:]
+    last = proc.stderr.strip().splitlines()[-3:]
+    assert "the run failed:" in last[0] and last[1].lstrip().startswith("prepare_data: failed after"), last
+    assert "DataNotFound" in last[1] and f"GENAUG_DATA_DIR={empty}" in last[1], last
+    (log,) = (tmp_path / "runs").glob("*/pipeline.log")
+    assert last[2].strip() == f"full log: {log}"
+    text = log.read_text()
+    assert text.count("[genaug] step prepare_data: started") == 1 and "Retrying in" not in text
+    # The terminal got the steps' lines; the executor inputs stayed in the log.
+    assert '"parameterValues"' in text and '"parameterValues"' not in proc.stdout + proc.stderr
+
+
 def _runs_with_final_status(client, state: str) -> list:
     experiment = client.get_experiment_by_name("genaug")
     if experiment is None:
@@ -215,8 +244,18 @@ def _runs_with_final_status(client, state: str) -> list:
 
 
 def test_promote_status_lists_the_champions(smoke_run):
-    out = subprocess.run([str(REPO / ".venv" / "bin" / "genaug"), "promote", "--status"], capture_output=True,
-                         text=True, env=_env())
+    out = subprocess.run([str(REPO / ".venv" / "bin" / "genaug"), "promote", "--status", "--json"],
+                         capture_output=True, text=True, env=_env())
     assert out.returncode == 0, out.stderr
     champions = json.loads(out.stdout)["models"]
     assert champions["fashion_mnist-classifier"]["version"] == 1
+
+
+def test_the_run_folder_has_each_page_as_html_and_the_summary_lists_them(smoke_run):
+    proc, _ = smoke_run
+    summary = json.loads(Path(proc.stdout.strip().splitlines()[-1]).read_text())
+    pages = summary["pages"]  # pipelines.pages.publish_pages, called by write_summary
+    assert set(pages) >= {"train-generator/samples", "evaluate/page", "evaluate-generator/page"}
+    assert all(p.endswith(".html") and Path(p).read_text().startswith("<!doctype html") for p in pages.values())
+    assert f"page train-generator/samples: {pages['train-generator/samples']}" in proc.stdout
+    assert 0.0 <= summary["label_fidelity"] <= 1.0 and "synthetic label fidelity" in proc.stdout

@@ -2,11 +2,13 @@
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from genaug import accel as accel_mod
 from genaug import tracking
-from genaug.serving import scoring
+from genaug.serving import infer, scoring
 from genaug.serving.client import ServingError, Triton
+from genaug.serving.infer import CAPTION_PX, captioned
 from genaug.serving.ledger import Ledger
 from genaug.serving.promote import Candidate, promote, rollback
 from genaug.serving.repository import Repository, render_config
@@ -69,7 +71,7 @@ def test_promotion_lifecycle(stack, files, monkeypatch):
     assert ledger.events(CLF)[-1]["decision"] == "failed"
 
 
-def test_generator_serves_the_contract(stack, files):
+def test_generator_serves_the_contract(stack, files, tmp_path):
     store, triton = promotion_store(), Triton()
     name = "promo_test-dcgan-generator"
     judge = files["good_model"]
@@ -85,6 +87,13 @@ def test_generator_serves_the_contract(stack, files):
     images = triton.generate(name, inputs["labels"], inputs["noise"])
     assert images.shape == (3, 1, 28, 28) and images.dtype == np.uint8
     assert np.abs(images.astype(int) - scoring.onnx_generate(files["gen"], labels).astype(int)).max() <= 1
+    # `genaug infer generator`: each image of the strip is captioned with its class name.
+    strip = np.asarray(Image.open(infer.generate(name, [0, 3, 9], tmp_path / "strip.png", triton=triton)))
+    names = captioned(np.zeros((3, 1, 28, 28), np.uint8), [SPEC.classes[k] for k in (0, 3, 9)])[:, 0, 84:]
+    gap = 2  # genaug.serving.infer.tile's
+    for k, band in enumerate(names):
+        x = gap + k * (84 + gap)
+        np.testing.assert_array_equal(strip[gap + 84:gap + 84 + CAPTION_PX, x:x + 84], band)
 
 
 def test_clients_cannot_change_what_is_served(stack, files):

@@ -2,7 +2,9 @@
 stack: a lock that excludes, one ledger record per model, crash recovery, the integrity of
 what serves, and bounded history."""
 
+import json
 import multiprocessing
+import re
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -231,3 +233,29 @@ def test_changed_or_extra_files_are_refused_and_the_old_version_keeps_serving(st
     np.testing.assert_allclose(triton.classify(name, x[:4]), scoring.onnx_logits(hashed["good"], x[:4]), atol=1e-4)
     store.put_file(BUCKET, f"{prefix}/2/model.onnx", hashed["good"])
     assert ledger.state(name)["champion"] == 2
+
+
+def test_promote_status_prints_a_table_for_people_and_json_for_scripts(stack, hashed, capsys):
+    from genaug import cli
+
+    store, triton, name = promotion_store(), Triton(), "txn_status-classifier"
+    promote(_candidate(hashed, name, good=False), store, triton, 0.0, 0.0)
+    promoted = promote(_candidate(hashed, name), store, triton, 0.0, 0.0)
+    store.put_bytes(BUCKET, f"models/{name}/2/model.py", b"import os")  # a file the ledger never approved
+    lease = Ledger(store).acquire(name, "status-test")
+    try:
+        assert cli.main(["promote", "--status"]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        assert lines[0].split() == ["model", "serving", "score", "since", "integrity", "why"]
+        (row,) = [line for line in lines if line.startswith(name + " ")]
+        score = status(store)["models"][name]["score"]
+        day, minute = promoted["time"][:10], promoted["time"][11:16]
+        assert " v2 " in row and f"test_accuracy {score:.4f}" in row and f"{day} {minute} UTC" in row
+        assert re.search(r"1 problem\(s\) +promoted: " + re.escape(promoted["reason"]) + "$", row), row
+        assert any(line.startswith(f"  {name}: ") and "model.py" in line for line in lines)
+        assert any(line.startswith(f"  {name}: locked by status-test since ") for line in lines)
+        assert cli.main(["promote", "--status", "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["models"][name]["version"] == 2
+    finally:
+        lease.release()
+        store.delete(BUCKET, f"models/{name}/2/model.py")

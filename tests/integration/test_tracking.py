@@ -77,3 +77,42 @@ def test_final_status_of_a_successful_run_keeps_it_finished(stack):
     meta = get("final_status")("p-early", "FAILED", "")
     early = mlflow.MlflowClient().get_run(meta["parent_run_id"])
     assert early.info.status == "FAILED" and early.data.tags["genaug.pipeline_run_id"] == "p-early"
+
+
+def _step_results(label_fidelity: float) -> dict:
+    """What the steps of one run hand the report step (the parts it reads), with their seconds."""
+    onnx = {"max_abs_diff": 0.0, "units": "levels", "path": "/x.onnx"}
+    return {"prepare_data": {"content_hash": "abc", "source": "download into /cache/data",
+                             "data_version": "no-copy-2026-12-04", "seconds": 1.0},
+            "train_generator": {"seconds": 2.0},
+            "train_classifier_augmented": {"n_train_real": 100, "n_train_synthetic": 50, "seconds": 3.0},
+            "evaluate": {"accuracy_real": 0.8, "accuracy_augmented": 0.82, "accuracy_delta": 0.02, "cas": 0.5,
+                         "label_fidelity": label_fidelity, "real": {"macro_f1": 0.79},
+                         "augmented": {"macro_f1": 0.81}, "n_test": 200, "seconds": 4.0},
+            "export_onnx": {"generator": onnx, "classifier": {**onnx, "variant": "real"}, "seconds": 5.0}}
+
+
+def test_the_experiment_shows_model_training_and_settings_are_params_not_metrics(stack, tmp_path):
+    from genaug.params import RunParams
+    from genaug.steps import get
+    from genaug.steps.report import table
+
+    client = mlflow.MlflowClient()
+    start = get("start_tracking")("mnist", "ddim", "cnn", "smoke", 3, 0.5, "p-settings")
+    experiment = client.get_experiment_by_name(tracking.EXPERIMENT)
+    # MLflow 3 opens an experiment without this tag in its GenAI view (traces, prompts).
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    settings = RunParams(dataset="mnist", generator="ddim", profile="smoke", seed=3, eta=-1.0, guidance=2.0,
+                         sample_steps=20, fraction=0.5).as_dict()
+    summary = get("report")(settings, {"start_tracking": start, **_step_results(0.91)}, {},
+                            str(tmp_path / "summary.json"))
+    assert summary["label_fidelity"] == 0.91 and "synthetic label fidelity" in table(summary)
+    assert "data version no-copy-2026-12-04, from download into /cache/data" in table(summary)
+    run = client.get_run(start["parent_run_id"])
+    for name in ("seed", "ratio", "eta", "guidance", "sample_steps", "fraction", "margin", "floor"):
+        assert name not in run.data.metrics, name
+        assert name in run.data.params, name
+    assert run.data.params["eta"] == "-1.0" and run.data.params["fraction"] == "0.5"
+    assert run.data.metrics["label_fidelity"] == 0.91 and run.data.metrics["accuracy_real"] == 0.8
+    assert run.info.status == "FINISHED"
+

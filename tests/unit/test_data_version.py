@@ -32,8 +32,14 @@ def test_a_pinned_label_is_used_as_it_is_and_a_bad_one_names_the_fix(tiny_fmnist
         validate(**{**RunParams().as_dict(), "data_version": "has space"})
 
 
-def test_without_any_source_the_version_is_the_download_day(offline_env):
-    assert version.resolve(SPEC)["data_version"].startswith("download-20")
+def test_without_any_source_the_step_says_no_copy_was_found_and_claims_no_download(offline_env, capsys):
+    resolved = get("data_version")("fashion_mnist", "latest")
+    assert resolved["data_version"].startswith("no-copy-20")  # the UTC day: a download is reused that day
+    assert resolved["basis"].startswith("no copy found: no local files and no S3 cache is configured")
+    assert "will try to download" in resolved["basis"] and "GENAUG_DATA_DIR=" in resolved["basis"]  # the fix
+    assert "downloaded" not in capsys.readouterr().out  # nothing was, offline
+    # A label the user pinned is never taken for a missing copy.
+    assert get("data_version")("fashion_mnist", "download-2026-12-01")["data_version"] == "download-2026-12-01"
 
 
 def test_the_step_returns_the_version_and_prepare_data_records_it(tiny_fmnist, tmp_path):

@@ -294,3 +294,49 @@ def test_what_runs_as_the_feature_network_is_checked_first(tmp_path, monkeypatch
     monkeypatch.setattr(feature_net, "_fid_helper_file", lambda: helper)
     with pytest.raises(FeatureNetError, match=f"not the pinned {feature_net.FID_HELPER_SHA256}"):
         feature_net.find()
+
+
+def test_clean_resizing_equals_clean_fids_for_grey_and_colour_images():
+    """Grey images are resized once and repeated: the same floats as clean-fid's resizer on
+    the three copies, so FIDs stay comparable with clean-fid's statistics."""
+    from cleanfid.resize import build_resizer
+
+    from genaug.metrics.features import _resized
+
+    rng = np.random.default_rng(0)
+    resize = build_resizer("clean")
+    for channels in (1, 3):
+        batch = rng.integers(0, 256, size=(2, channels, 28, 28), dtype=np.uint8)
+        ours = _resized(batch, "clean", feature_net.stand_in()).numpy()
+        rgb = np.repeat(batch, 3 // channels, axis=1).transpose(0, 2, 3, 1)
+        theirs = np.stack([resize(img) for img in rgb]).transpose(0, 3, 1, 2)
+        assert ours.shape == (2, 3, 299, 299) and np.array_equal(ours, theirs)
+
+
+def test_onnx_runtime_features_equal_torch_features_of_the_inception(monkeypatch, tmp_path):
+    """The CPU forward runs in ONNX Runtime (1.8x faster); its pool3 features must equal
+    torch's to 1e-4 (measured ~1e-5 on values up to ~7), and so must the FID they give."""
+    monkeypatch.delenv("GENAUG_FID_WEIGHTS", raising=False)
+    monkeypatch.setattr(feature_net, "_local_candidates", lambda: [tmp_path / feature_net.NVLABS_FILE])
+    images = np.random.default_rng(1).integers(0, 256, size=(6, 1, 28, 28), dtype=np.uint8)
+    runs = {}
+    for runtime in ("torch", "onnxruntime"):
+        monkeypatch.setenv("GENAUG_FEATURE_RUNTIME", runtime)
+        net, _ = feature_net.find()
+        runs[runtime] = (extract(images, net, "clean")[0], net.describe()["runtime"])
+    (ref, ref_name), (ort_feats, ort_name) = runs["torch"], runs["onnxruntime"]
+    assert ref_name == "torch" and ort_name.startswith("onnxruntime")
+    assert np.abs(ort_feats - ref).max() <= 1e-4 and np.abs(ref).max() > 1.0
+    same = generative.Gaussian.of(ref)
+    assert abs(generative.frechet_distance(generative.Gaussian.of(ort_feats), same)) < 1e-3
+
+
+def test_the_feature_runtime_setting_is_checked(monkeypatch, tmp_path):
+    monkeypatch.setenv("GENAUG_FEATURE_RUNTIME", "tensorrt")
+    with pytest.raises(ValueError, match="GENAUG_FEATURE_RUNTIME='tensorrt' is not a feature runtime"):
+        feature_net.stand_in().describe()
+    monkeypatch.setenv("GENAUG_FEATURE_RUNTIME", "onnxruntime")
+    nvlabs = feature_net.load_file(_torchscript(_NvlabsLayout(), tmp_path / "n.pt").read_bytes(), "n.pt",
+                                   explicit=True)
+    with pytest.raises(FeatureNetError, match="onnxruntime cannot run"):
+        nvlabs.describe()

@@ -114,3 +114,23 @@ def test_the_predicted_training_size_is_what_prepare_data_holds(tiny_fmnist, tmp
         _, meta = imageset.load(str(out), "prepared dataset")
         assert (meta["n_train_full"], meta["n_train"]) == PROFILES["smoke"].train_counts(600, fraction,
                                                                                             spec.num_classes)
+
+
+def test_make_help_and_the_readme_show_the_profiles_defaults():
+    """`make help` prints the profile-dependent defaults from PROFILES itself, and the README's
+    statements of quick's defaults agree with them (they once said guidance 2, fractions 0.1,1)."""
+    from genaug.profiles import PROFILES, _listed
+
+    out = subprocess.run(["make", "--no-print-directory", "help"], cwd=REPO, capture_output=True, text=True,
+                         check=True).stdout
+    assert "[GUIDANCE=2]" not in out and "[FRACTIONS=0.1,1]" not in out
+    quick = PROFILES["quick"]
+    row = next(line.split() for line in out.splitlines() if line.split()[:1] == ["quick"])
+    assert row == ["quick", str(quick.sample_steps), f"{quick.eta:g}", f"{quick.guidance:g}",
+                   _listed(quick.exp_ratios), _listed(quick.exp_seeds), _listed(quick.exp_classifiers),
+                   _listed(quick.exp_fractions)]
+    readme = (REPO / "README.md").read_text()
+    assert f"DDIM-{quick.sample_steps} and guidance {quick.guidance:g}" in readme
+    for name, field in (("RATIOS", "exp_ratios"), ("SEEDS", "exp_seeds"), ("CLASSIFIERS", "exp_classifiers"),
+                        ("FRACTIONS", "exp_fractions")):
+        assert f"| `{name}` | `{_listed(getattr(quick, field))}` |" in readme, name

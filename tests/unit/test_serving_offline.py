@@ -1,4 +1,4 @@
-"""Promotion gates, Triton config templates and image tiling: the parts with no server."""
+"""Promotion gates, Triton config templates, image tiling and captions: the parts with no server."""
 
 import numpy as np
 import pytest
@@ -7,7 +7,7 @@ from tritonclient.grpc import model_config_pb2
 
 from genaug import catalog
 from genaug.serving.gates import decide
-from genaug.serving.infer import tile
+from genaug.serving.infer import CAPTION_PX, captioned, tile
 from genaug.serving.repository import pinned_version, render_config
 
 
@@ -54,6 +54,18 @@ def test_tile_places_each_image():
     picture = tile(images, columns=3, scale=1)
     assert picture.shape == (2 * 4 + 2, 3 * 4 + 2, 1)
     assert picture[2, 2, 0] == 0 and picture[2, 6, 0] == 10 and picture[6, 2, 0] == 30
+
+
+def test_each_generated_image_is_captioned_with_its_class_name():
+    images = np.full((3, 1, 28, 28), 100, np.uint8)
+    strips = captioned(images, ["Trouser", "", "Bag"], scale=3)
+    assert strips.shape == (3, 1, 84 + CAPTION_PX, 84)
+    assert (strips[:, :, :84] == 100).all()  # the image, enlarged and untouched
+    bands = strips[:, 0, 84:]
+    assert bands[0].max() > 200 and bands[1].max() == 0  # white text where there is a name
+    assert not np.array_equal(bands[0], bands[2])  # and it is the name: Trouser is not Bag
+    wide = captioned(images[:1], ["a class name far wider than its image"], scale=3)[0, 0, 84:]
+    assert wide[:, -1].max() == 0  # shortened to fit: nothing runs off the edge
 
 
 def test_the_verdict_says_when_a_champion_keeps_serving():

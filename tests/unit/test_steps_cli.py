@@ -145,3 +145,18 @@ def test_every_step_has_a_working_help(capsys):
             cli.main(["step", name, "--help"])
         assert exit_info.value.code == 0, name
         assert f"genaug step {name}" in capsys.readouterr().out
+
+
+def test_label_fidelity_is_the_real_classifiers_agreement_with_the_synthetic_labels(tiny_fmnist, tmp_path):
+    data, real = str(tmp_path / "out" / "data"), str(tmp_path / "out" / "real.pt")
+    get("prepare_data")("fashion_mnist", "smoke", data)
+    get("train_classifier")(data, "cnn", "smoke", 0, real)
+    arrays, _ = imageset.load(data)
+    # Real test images, as if generated for their true labels: their label fidelity is the
+    # real-data classifier's test accuracy, whatever that classifier learned.
+    as_synthetic = str(tmp_path / "out" / "synthetic")
+    imageset.save(as_synthetic, {"x": arrays["x_test"], "y": arrays["y_test"]}, {"kind": "synthetic"})
+    ev = get("evaluate")(data, real, real, as_synthetic, str(tmp_path / "ev.json"), str(tmp_path / "ev.html"))
+    assert ev["label_fidelity"] == pytest.approx(ev["accuracy_real"], abs=1e-12)
+    assert ev["label_fidelity_n"] == ev["n_test"] == 200
+    assert f"<td>label fidelity</td><td>{ev['label_fidelity']:.4f}</td>" in (tmp_path / "ev.html").read_text()

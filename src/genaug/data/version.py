@@ -13,7 +13,7 @@ import hashlib
 
 from genaug.catalog import DatasetSpec
 from genaug.data import cache
-from genaug.data.sources import source_files
+from genaug.data.sources import prestage_hint, source_files
 from genaug.params import LATEST_DATA, data_version_problem
 
 
@@ -22,9 +22,9 @@ def resolve(spec: DatasetSpec, requested: str = LATEST_DATA, store=None) -> dict
     fingerprint of the first source load_raw would use (basis says which).
 
     A local source is fingerprinted by file name, size and mtime in ns ("files-<12 hex>");
-    the S3 cache by its content hash ("s3-<12 hex>"). With neither, the data will be
-    downloaded, and the version is the UTC day ("download-YYYY-MM-DD"), so a download is
-    cached for at most a day.
+    the S3 cache by its content hash ("s3-<12 hex>"). With neither, no copy exists yet:
+    the version is the UTC day ("no-copy-YYYY-MM-DD"), so that what prepare_data downloads
+    is cached for at most a day, and basis says that nothing was found and how to stage it.
     """
     problem = data_version_problem(requested)
     if problem:
@@ -43,5 +43,10 @@ def resolve(spec: DatasetSpec, requested: str = LATEST_DATA, store=None) -> dict
         if index is not None:
             return {"data_version": f"s3-{index['content_hash'][:12]}",
                     "basis": f"S3 cache s3://{cache.BUCKET}/{index['key']}"}
+    # Nothing has been downloaded yet, and maybe nothing can be: say so. The UTC day stays in
+    # the label so that the runs of one day share what prepare_data downloads.
     day = datetime.datetime.now(datetime.timezone.utc).date().isoformat()
-    return {"data_version": f"download-{day}", "basis": "no local copy or S3 cache; downloaded today"}
+    s3 = "the S3 cache holds none" if store is not None else "no S3 cache is configured"
+    return {"data_version": f"no-copy-{day}",
+            "basis": f"no copy found: no local files and {s3}; prepare_data will try to download it. "
+                     f"For a local copy instead: {prestage_hint(spec)}"}

@@ -3,6 +3,8 @@ and the one-line account of a generator's metrics that run summaries share."""
 
 from __future__ import annotations
 
+from genaug.columns import aligned
+
 HEADER = ("classifier", "fraction", "ratio", "seeds", "accuracy (mean ± std)", "Δ vs real (paired)",
           "95% CI", "")
 
@@ -20,11 +22,7 @@ def _cells(row: dict) -> tuple[str, ...]:
 
 def text(rows: list[dict]) -> str:
     """Aligned columns; '*' marks a difference whose 95% interval excludes 0."""
-    body = [HEADER] + [_cells(r) for r in rows]
-    widths = [max(len(line[i]) for line in body) for i in range(len(HEADER))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in body]
-    lines.insert(1, "  ".join("-" * w for w in widths).rstrip())
-    return "\n".join(lines)
+    return "\n".join(aligned(HEADER, [_cells(r) for r in rows]))
 
 
 def markdown(rows: list[dict]) -> str:

@@ -34,11 +34,13 @@ import hashlib
 import importlib.util
 import io
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 import torch.nn as nn
+
+from genaug.metrics import feature_runtime
 
 NVLABS_FILE = "inception-2015-12-05.pt"
 FID_HELPER_FILE = "default_1.pt"
@@ -69,6 +71,8 @@ class FeatureNet:
     sha256: str
     pinned: bool = True
     device: torch.device = torch.device("cpu")
+    # The pool3 forward and its runtime's name (genaug.metrics.feature_runtime), made at first use.
+    _forward: tuple | None = field(default=None, repr=False, compare=False)
 
     def to(self, device: torch.device | str) -> "FeatureNet":
         """The same network on ``device`` (CUDA on a GPU node; fp32 there too, so that FIDs
@@ -91,18 +95,33 @@ class FeatureNet:
         """Short identity for cache keys: layout and the start of the sha256."""
         return f"{self.layout}-{self.sha256[:16]}"
 
+    @property
+    def runtime(self) -> str:
+        """What runs the forward pass: "onnxruntime <version> (CPU)" or "torch"."""
+        if self.layout == "nvlabs":
+            if feature_runtime.choice() == "onnxruntime":
+                raise FeatureNetError(f"{feature_runtime.RUNTIME_ENV}=onnxruntime cannot run {self.name} (it "
+                                      f"resizes inside and has two heads); unset {feature_runtime.RUNTIME_ENV}")
+            return "torch"
+        return self._pool3()[1]
+
+    def _pool3(self) -> tuple:
+        if self._forward is None:
+            self._forward = feature_runtime.pool3_forward(self.module, self.device)
+        return self._forward
+
     def describe(self) -> dict:
         return {"name": self.name, "layout": self.layout, "source": self.source, "sha256": self.sha256,
-                "pinned": "pinned" if self.pinned else "unpinned"}
+                "pinned": "pinned" if self.pinned else "unpinned", "runtime": self.runtime}
 
     @torch.inference_mode()
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """float32 [N, D] for x float32 [N, 3, 299, 299] in [0, 255]."""
-        # NHWC: 1.3x faster Inception forwards on this 2-core CPU, features equal to 1e-5.
-        x = x.to(self.device).contiguous(memory_format=torch.channels_last)
         if self.layout == "nvlabs":
+            # NHWC: 1.3x faster Inception forwards on this 2-core CPU, features equal to 1e-5.
+            x = x.to(self.device).contiguous(memory_format=torch.channels_last)
             return self.module(x, return_features=True).float().flatten(1).cpu()
-        return self.module((x - 128.0) / 128.0).float().flatten(1).cpu()
+        return self._pool3()[0]((x - 128.0) / 128.0).float().flatten(1)
 
     @torch.inference_mode()
     def probabilities(self, x: torch.Tensor) -> torch.Tensor:

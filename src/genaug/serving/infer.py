@@ -41,15 +41,40 @@ def tile(images: np.ndarray, columns: int = 10, scale: int = 3) -> np.ndarray:
     return canvas.repeat(scale, 0).repeat(scale, 1)
 
 
+# Height of the band under each image that holds its caption, in output pixels: PIL's
+# default font, drawn 1 px down, reaches 13 px with its descenders.
+CAPTION_PX = 14
+
+
+def captioned(images: np.ndarray, captions: list[str], scale: int = 3) -> np.ndarray:
+    """uint8 [N, C, H, W] -> uint8 [N, C, H*scale + CAPTION_PX, W*scale]: each image
+    enlarged ``scale`` times, with its caption in white on black beneath it, shortened to fit."""
+    from PIL import Image, ImageDraw
+
+    n, c, h, w = images.shape
+    big = images.repeat(scale, 2).repeat(scale, 3)
+    bands = np.zeros((n, c, CAPTION_PX, w * scale), dtype=np.uint8)
+    for band, text in zip(bands, captions):
+        canvas = Image.new("L", (w * scale, CAPTION_PX))
+        draw = ImageDraw.Draw(canvas)
+        while text and draw.textlength(text) > w * scale - 2:
+            text = text[:-1]
+        draw.text((1, 1), text, fill=255)
+        band[:] = np.asarray(canvas)
+    return np.concatenate([big, bands], axis=2)
+
+
 def generate(model: str, labels: list[int], out: str | Path, seed: int = 0, triton: Triton | None = None) -> Path:
-    """Ask the served generator for one image per label; write them as a PNG grid."""
+    """Ask the served generator for one image per label; write them as a PNG grid, each
+    image captioned with its class name (from the served config; the label number without one)."""
     from PIL import Image
 
     triton = triton or Triton()
     dims = _served_shape(triton, model, "noise")
     noise = np.random.default_rng(seed).standard_normal((len(labels), *dims)).astype(np.float32)
     images = triton.generate(model, np.asarray(labels, dtype=np.int64), noise)
-    picture = tile(images)
+    names = class_names(triton, model)
+    picture = tile(captioned(images, [names[k] if k < len(names) else str(k) for k in labels]), scale=1)
     out = Path(out)
     Image.fromarray(picture.squeeze(-1) if picture.shape[-1] == 1 else picture).save(out)
     return out

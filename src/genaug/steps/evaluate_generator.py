@@ -67,7 +67,7 @@ def evaluate_generator(data_path: str, generator_path: str, profile: str, out_pa
         raw = load_raw(spec, store=store)
         fake_y = np.repeat(np.arange(spec.num_classes, dtype=np.int64), prof.fid_samples // spec.num_classes)
         fake_x = generators.sample(module, fake_y, generators.accel_for(ckpt["meta"]["family"], acc), METRICS_SEED,
-                                   progress="generate for FID", compile=len(fake_y) >= generators.COMPILE_FROM)
+                                   progress="generate for FID", fast=len(fake_y) >= generators.FAST_FROM)
         result = {"network": net.describe(), "network_note": origin, "n_generated": int(len(fake_y)),
                   "reference_split": "train", "fid": {}, "reference_keys": {}, "kid": None}
         for mode in prof.fid_modes:

@@ -32,6 +32,9 @@ def report(params: dict, steps: dict, artifacts: dict, out_path: str) -> dict:
         "accuracy_delta": ev["accuracy_delta"],
         # Classification Accuracy Score: real test accuracy of a classifier trained on synthetic only.
         "cas": ev.get("cas"),
+        # Share of the synthetic images the real-data classifier labels as generated; the
+        # promotion gate re-measures it on the exported generator (promotions.generator).
+        "label_fidelity": ev.get("label_fidelity"),
         "macro_f1_real": ev["real"]["macro_f1"],
         "macro_f1_augmented": ev["augmented"]["macro_f1"],
         # int(): counts that travelled through KFP metadata arrive as floats.
@@ -65,7 +68,7 @@ def report(params: dict, steps: dict, artifacts: dict, out_path: str) -> dict:
         # prepare_data may come from KFP's cache, so the run's own step records its data.
         tracking.set_parent_tags(parent, {"genaug.data_hash": summary["data_hash"],
                                           "genaug.data_version": summary["data_version"]})
-        tracking.finish_pipeline_run(parent, "FINISHED", summary)
+        tracking.finish_pipeline_run(parent, "FINISHED", summary, settings=params)
     with atomic_path(out_path) as tmp:
         Path(tmp).write_text(json.dumps(summary, indent=2))
     return summary
@@ -77,6 +80,8 @@ def table(summary: dict) -> str:
     lines = [
         f"genaug run: dataset={d['dataset']} generator={d['generator']} classifier={d['classifier']} "
         f"profile={d['profile']} seed={d['seed']} ratio={d['ratio']} fraction={d.get('fraction', 1.0)}",
+        # Where the images came from: a local copy, the S3 cache, or a download by this run.
+        f"  data version {d.get('data_version')}, from {d['data_source']}",
         "",
         f"  {'training data':<28}{'test accuracy':>14}{'macro F1':>10}",
         f"  {'real (' + str(d['n_train_real']) + ')':<28}{d['accuracy_real']:>14.4f}{d['macro_f1_real']:>10.4f}",
@@ -84,6 +89,8 @@ def table(summary: dict) -> str:
         f"{d['accuracy_augmented']:>14.4f}{d['macro_f1_augmented']:>10.4f}",
         f"  {'difference':<28}{d['accuracy_delta']:>+14.4f}",
         *([f"  {'synthetic only (CAS)':<28}{d['cas']:>14.4f}"] if d.get("cas") is not None else []),
+        *([f"  {'synthetic label fidelity':<28}{d['label_fidelity']:>14.4f}"]
+          if d.get("label_fidelity") is not None else []),
         "",
         *([f"  generator: {generator_line(d['generator_metrics'])}", ""] if d.get("generator_metrics") else []),
         f"  ONNX parity (max |onnxruntime - torch|): generator {d['onnx_max_abs_diff']['generator']:g} "
@@ -97,6 +104,8 @@ def table(summary: dict) -> str:
     for role, p in d.get("promotions", {}).items():
         served = f"serving v{p['served_version']}" if p.get("served_version") else "nothing served"
         lines.append(f"  promote {p['model']}: {p['decision']}, {served} ({p['reason']})")
+    for name, path in d.get("pages", {}).items():
+        lines.append(f"  page {name}: {path}")
     if d.get("mlflow_run_url"):
         lines.append(f"  MLflow run: {d['mlflow_run_url']}")
     return "\n".join(lines)

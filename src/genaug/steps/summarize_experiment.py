@@ -48,7 +48,8 @@ def summarize_experiment(params: dict, results: list, generators: list, out_path
         tracking.log_to(parent_run_id, text, "experiment_table.txt")
         tracking.log_to(parent_run_id, summary, "experiment.json")
         tracking.finish_pipeline_run(parent_run_id, "FINISHED",
-                                     {k: v for k, v in metrics.items() if v is not None})
+                                     {k: v for k, v in metrics.items() if v is not None},
+                                     settings=summary["params"])
     with atomic_path(out_path) as tmp:
         Path(tmp).write_text(json.dumps(summary, indent=2))
     if markdown_path:

@@ -32,7 +32,7 @@ def synthesize(generator_path: str, data_path: str, ratio: float, seed: int, out
     acc = generators.accel_for(ckpt["meta"].get("family", "gan"), accel_mod.pick())
     # Thousands of K-step diffusion samples: compiling the UNet pays for itself many times.
     images = generators.sample(module, labels, acc, seed + 1_000_003, progress="synthesize",
-                               compile=len(labels) >= generators.COMPILE_FROM)
+                               fast=len(labels) >= generators.FAST_FROM)
     meta = {
         "kind": "synthetic", "dataset": spec.name, "generator": ckpt["arch"],
         "generator_sha256": hashlib.sha256(Path(generator_path).read_bytes()).hexdigest(),

@@ -12,6 +12,15 @@ import time
 from genaug import tracking
 
 
+FAILED_MARK = ": failed after "
+
+
+def failure_line(name: str, seconds: float, err: BaseException) -> str:
+    """'[genaug] step prepare_data: failed after 1.2 s: DataNotFound: <message on one line>'."""
+    message = " ".join(str(err).split()) or "(no message)"
+    return f"[genaug] step {name}{FAILED_MARK}{seconds:.1f} s: {type(err).__name__}: {message}"
+
+
 def timed_step(fn=None, *, run_name=None):
     """Decorate a step function that returns a metadata dict.
 
@@ -32,12 +41,18 @@ def timed_step(fn=None, *, run_name=None):
         parent = bound.arguments.get("parent_run_id") or ""
         print(f"[genaug] step {name}: started", file=sys.stderr, flush=True)
         t0 = time.perf_counter()
-        with tracking.step_run(parent, name) if parent else contextlib.nullcontext():
-            meta = fn(*args, **kwargs)
-            meta["seconds"] = round(time.perf_counter() - t0, 3)
-            tracking.log_metrics({"seconds": meta["seconds"]})
-            if parent:
-                meta["mlflow_run_id"] = tracking.active_run_id()
+        try:
+            with tracking.step_run(parent, name) if parent else contextlib.nullcontext():
+                meta = fn(*args, **kwargs)
+                meta["seconds"] = round(time.perf_counter() - t0, 3)
+                tracking.log_metrics({"seconds": meta["seconds"]})
+                if parent:
+                    meta["mlflow_run_id"] = tracking.active_run_id()
+        except Exception as err:
+            # One line the local runner shows at the end of a failed run: the step, its error
+            # (whose message names the value and the fix) and nothing of the traceback.
+            print(failure_line(name, time.perf_counter() - t0, err), file=sys.stderr, flush=True)
+            raise
         print(f"[genaug] step {name}: finished in {meta['seconds']:.1f} s", file=sys.stderr, flush=True)
         return meta
 

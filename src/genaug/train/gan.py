@@ -53,7 +53,7 @@ def train_gan(G: torch.nn.Module, D: torch.nn.Module, x: np.ndarray, y: np.ndarr
     # With one critic update per G update, G's step reuses the fakes D just saw (as the
     # DCGAN reference loop does): one G forward per step instead of two, ~1.2x faster.
     reuse = loss.n_critic == 1
-    with bar(g_steps, "train_generator", "G step") as progress:
+    with bar(g_steps, "train_generator (G steps)", "step") as progress:
         progress.update(start)
         for g_step in range(start + 1, g_steps + 1):
             for _ in range(loss.n_critic):

@@ -1,0 +1,100 @@
+"""The local runner's concurrency (pipelines/concurrent_dag.py): independent tasks overlap,
+each with its share of the threads; dependents wait; a failure skips only its dependents
+and the exit handler still runs. Through kfp's real local runner and real subprocesses."""
+
+import json
+
+import pytest
+from kfp import dsl, local
+
+from pipelines import concurrent_dag
+
+
+@dsl.component(base_image="python:3.11", install_kfp_package=False)
+def timed(name: str, seconds: float, fail: bool, record: dsl.Output[dsl.Artifact]):
+    import json
+    import os
+    import time
+
+    start = time.time()
+    time.sleep(seconds)
+    if fail:
+        raise ValueError(f"task {name} fails on purpose")
+    with open(record.path, "w") as f:
+        json.dump({"name": name, "start": start, "end": time.time(),
+                   "threads": os.environ.get("OMP_NUM_THREADS")}, f)
+
+
+@dsl.component(base_image="python:3.11", install_kfp_package=False)
+def joined(a: dsl.Input[dsl.Artifact], b: dsl.Input[dsl.Artifact], record: dsl.Output[dsl.Artifact]):
+    import json
+    import os
+    import time
+
+    with open(a.path) as f, open(b.path) as g:
+        parts = [json.load(f), json.load(g)]
+    out = {"start": time.time(), "threads": os.environ.get("OMP_NUM_THREADS"), "parts": parts}
+    with open(record.path, "w") as f:
+        json.dump(out, f)
+
+
+@dsl.component(base_image="python:3.11", install_kfp_package=False)
+def at_exit(marker: str, status: dsl.PipelineTaskFinalStatus):
+    with open(marker, "w") as f:
+        f.write(status.state)
+
+
+def _pipeline(fail_a: bool):
+    @dsl.pipeline(name="concurrency")
+    def pipeline(marker: str):
+        with dsl.ExitHandler(at_exit(marker=marker)):
+            a = timed(name="a", seconds=3.0, fail=fail_a)
+            b = timed(name="b", seconds=3.0, fail=False)
+            joined(a=a.outputs["record"], b=b.outputs["record"])
+
+    return pipeline
+
+
+@pytest.fixture
+def local_runner(tmp_path):
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"),
+               raise_on_error=True)
+    yield tmp_path
+
+
+def test_the_kfp_functions_it_relies_on_have_not_changed(monkeypatch):
+    concurrent_dag.check_kfp()  # fails the day kfp.local changes a signature under us
+    monkeypatch.setattr(concurrent_dag, "_original_subprocess", lambda command, env=None: 0)
+    with pytest.raises(RuntimeError, match="must follow it"):
+        concurrent_dag.check_kfp()
+
+
+def test_independent_tasks_overlap_with_a_share_of_the_threads_each(local_runner):
+    marker = local_runner / "exit"
+    with concurrent_dag.concurrent_tasks(threads=2) as budget:
+        _pipeline(fail_a=False)(marker=str(marker))
+    out = json.loads(next((local_runner / "root").glob("*/joined/record")).read_text())
+    a, b = out["parts"]
+    assert a["start"] < b["end"] and b["start"] < a["end"], "a and b did not run at the same time"
+    assert a["threads"] == b["threads"] == "1"          # two ready tasks split 2 threads
+    assert out["threads"] == "2" and out["start"] >= max(a["end"], b["end"])  # alone, after both
+    assert budget.free == 2 and marker.read_text() == "SUCCEEDED"
+
+
+def test_a_failure_skips_its_dependents_and_the_exit_handler_still_runs(local_runner):
+    marker = local_runner / "exit"
+    with concurrent_dag.concurrent_tasks(threads=2), pytest.raises(RuntimeError, match="timed"):
+        _pipeline(fail_a=True)(marker=str(marker))
+    assert marker.read_text() == "FAILED"
+    assert list((local_runner / "root").glob("*/timed-2/record")), "the independent task b did not finish"
+    assert not list((local_runner / "root").glob("*/joined/record")), "the dependent task ran"
+
+
+def test_kfp_is_left_as_it_was():
+    from kfp.local import subprocess_task_handler
+    from kfp.local.orchestrator import enhanced_dag_orchestrator
+
+    with concurrent_dag.concurrent_tasks(threads=2):
+        assert enhanced_dag_orchestrator.run_enhanced_dag is concurrent_dag.run_dag
+    assert enhanced_dag_orchestrator.run_enhanced_dag is concurrent_dag._original_run_dag
+    assert subprocess_task_handler.run_local_subprocess is concurrent_dag._original_subprocess
