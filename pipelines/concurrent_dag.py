@@ -11,12 +11,15 @@ that touches kfp.local's internals, and it touches two of them, for the length o
   every task it depends on has finished, not when all earlier tasks in a topological order
   have. DAGs with dsl.Condition or dsl.ParallelFor are handed back to kfp's own runner.
   Each task still runs through kfp's ``execute_task`` (caching, retries, outputs, logs).
-- ``subprocess_task_handler.run_local_subprocess``, which starts a task's process, gets the
-  task's thread share added to its environment (OMP_NUM_THREADS and MKL_NUM_THREADS,
-  which torch and ONNX Runtime follow). The share comes from a budget of the machine's
-  cores: ready tasks split the free threads evenly, a task runs only with at least one,
-  and a running task keeps its threads until it ends, so the machine is never
-  oversubscribed (on 2 cores that costs more than running one task at a time).
+- ``subprocess_task_handler.run_local_subprocess``, which starts a task's process, adds the
+  task's thread share to its environment: OMP_NUM_THREADS / MKL_NUM_THREADS to start
+  with, and $GENAUG_THREAD_SHARE_FILE, a file the runner rewrites as tasks start and end
+  (FairShare). The running tasks split the cores evenly, at most one task per core, and a
+  task's progress bar makes torch (and its ONNX Runtime sessions) follow the file within
+  seconds (genaug.threads). So the generator trains on one core next to the classifier on
+  real data, and on both once that classifier is done; the machine is never
+  oversubscribed for more than those seconds, which on 2 cores costs more than running
+  one task at a time. Among ready tasks, those with more tasks behind them start first.
 
 tests/unit/test_concurrent_dag.py fails when either function's signature changes under it,
 and runs a real pipeline through both. The compiled YAML is not touched.
@@ -28,12 +31,16 @@ import concurrent.futures as futures
 import contextlib
 import inspect
 import os
+import tempfile
 import threading
+from pathlib import Path
 
 from kfp.local import graph_utils, io, status, subprocess_task_handler
 from kfp.local.orchestrator import enhanced_dag_orchestrator as kfp_dag
 from kfp.local.orchestrator.orchestrator_utils import OrchestratorUtils
 from kfp.pipeline_spec import pipeline_spec_pb2
+
+from genaug.threads import SHARE_FILE_ENV
 
 # The parameters genaug calls or replaces; kfp changing them must fail a test, not a run.
 RUN_DAG_PARAMETERS = ("pipeline_resource_name", "dag_component_spec", "executors", "components", "dag_arguments",
@@ -45,7 +52,7 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 _POLL_S = 0.5  # how often a waiting scheduler looks again for threads freed in another DAG
 
 _TRIGGER = pipeline_spec_pb2.PipelineTaskSpec.TriggerPolicy.TriggerStrategy
-_task_threads = threading.local()  # .count: this worker thread's task's share
+_task_env = threading.local()  # .env: the environment of the task this worker thread starts
 
 
 def cores() -> int:
@@ -56,34 +63,60 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
-class ThreadBudget:
-    """The machine's threads, claimed by running tasks and given back when they end."""
+class FairShare:
+    """The machine's threads, shared evenly by the running tasks and re-shared whenever one
+    starts or ends. Each task's share is a number in its own file ($GENAUG_THREAD_SHARE_FILE,
+    read by genaug.threads in the task), so a task left alone takes up the freed threads."""
 
-    def __init__(self, total: int):
-        self.total, self.free = max(1, total), max(1, total)
+    def __init__(self, total: int, folder: Path):
+        self.total, self.folder = max(1, total), folder
+        self.running: dict[str, Path] = {}  # task key -> its share file, in start order
+        self.env: dict[str, dict[str, str]] = {}
+        self._started = 0
         self._lock = threading.Lock()
 
-    def claim(self, waiting: int) -> int:
-        """Threads for one of ``waiting`` ready tasks: an even share of the free ones, or 0."""
+    @property
+    def free_slots(self) -> int:
+        """How many more tasks may start: each needs at least one thread."""
         with self._lock:
-            share = self.free // max(1, waiting) or min(self.free, 1)
-            self.free -= share
-            return share
+            return self.total - len(self.running)
 
-    def release(self, count: int) -> None:
+    def start(self, key: str) -> None:
+        """Register a starting task; ``env[key]`` is then the environment its process gets."""
         with self._lock:
-            self.free += count
+            path = self.folder / f"{self._started}-{key}"
+            self._started += 1
+            self.running[key] = path
+            count = str(self._rebalance()[key])
+            self.env[key] = {**{name: count for name in THREAD_VARIABLES}, SHARE_FILE_ENV: str(path)}
+
+    def end(self, key: str) -> None:
+        with self._lock:
+            self.running.pop(key, None)
+            self.env.pop(key, None)
+            self._rebalance()
+
+    def _rebalance(self) -> dict[str, int]:
+        """Even shares, the remainder to the longest-running tasks; every file rewritten atomically."""
+        n = len(self.running)
+        shares = {key: self.total // n + (i < self.total % n) for i, key in enumerate(self.running)} if n else {}
+        for key, count in shares.items():
+            path = self.running[key]
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_text(str(count))
+            os.replace(tmp, path)
+        return shares
 
 
-_budget: ThreadBudget | None = None
+_budget: FairShare | None = None
 _original_run_dag = kfp_dag.run_enhanced_dag
 _original_subprocess = subprocess_task_handler.run_local_subprocess
 
 
 def _subprocess_with_share(full_command, env_vars=None):
-    count = getattr(_task_threads, "count", 0)
-    if count:
-        env_vars = {**(env_vars or {}), **{name: str(count) for name in THREAD_VARIABLES}}
+    extra = getattr(_task_env, "env", None)
+    if extra:
+        env_vars = {**(env_vars or {}), **extra}
     return _original_subprocess(full_command=full_command, env_vars=env_vars)
 
 
@@ -117,19 +150,23 @@ def run_dag(pipeline_resource_name, dag_component_spec, executors, components, d
     exit_failed = False
     for name, spec in tasks.items():  # exit handlers: after the body, whatever its outcome
         if name not in body:
-            exit_failed |= not _finish(name, *_execute(name, spec, 0, common), common)
+            exit_failed |= not _finish(name, *_execute(name, spec, None, common), common)
     if failed or exit_failed:
         return {}, status.Status.FAILURE
     return OrchestratorUtils.get_dag_outputs(dag_outputs_spec=dag_component_spec.dag.outputs, io_store=store), \
         status.Status.SUCCESS
 
 
-def _execute(name, spec, threads: int, common: dict):
-    _task_threads.count = threads
+def _execute(name, spec, key: str | None, common: dict):
+    """kfp's execute_task; a leaf task (``key``, already started in the budget) runs with
+    its thread share, and gives it back when it ends."""
+    _task_env.env = _budget.env[key] if key else None
     try:
         return kfp_dag.execute_task(task_name=name, task_spec=spec, **common)
     finally:
-        _task_threads.count = 0
+        if key:
+            _budget.end(key)
+        _task_env.env = None
 
 
 def _finish(name, outputs, task_status, common) -> bool:
@@ -144,11 +181,26 @@ def _finish(name, outputs, task_status, common) -> bool:
     return ok
 
 
+def _descendants(body: dict) -> dict[str, int]:
+    """How many tasks depend on each task, directly or not: the first to start among equals."""
+    children = {name: [n for n, spec in body.items() if name in spec.dependent_tasks] for name in body}
+    memo: dict[str, set] = {}
+
+    def below(name: str) -> set:
+        if name not in memo:
+            memo[name] = set(children[name]).union(*(below(c) for c in children[name]))
+        return memo[name]
+
+    return {name: len(below(name)) for name in body}
+
+
 def _run_body(body: dict, components: dict, common: dict) -> bool:
     """Run the body's tasks as their dependencies allow; True if any failed or was skipped."""
     order = list(reversed(graph_utils.topological_sort_tasks(body))) if body else []
+    weight = _descendants(body)
     pending, done, failed = list(order), set(), set()
-    running: dict[futures.Future, tuple[str, int]] = {}
+    running: dict[futures.Future, str] = {}
+    prefix = common["pipeline_resource_name"].rsplit("/", 1)[-1]
     with futures.ThreadPoolExecutor(max_workers=max(1, len(body)), thread_name_prefix="kfp-task") as pool:
         while pending or running:
             ready = [n for n in pending if all(d in done or d in failed for d in body[n].dependent_tasks)]
@@ -158,15 +210,16 @@ def _run_body(body: dict, components: dict, common: dict) -> bool:
                 ready.remove(name)
                 failed.add(name)
                 common["io_store"].put_task_status(name, "FAILED")
-            leaves = [n for n in ready if components[body[n].component_ref.name].WhichOneof("implementation") != "dag"]
-            for name in ready:
-                threads = _budget.claim(len(leaves)) if name in leaves else 0
-                if name in leaves:
-                    leaves.remove(name)
-                    if threads == 0:
-                        continue
+            # Tasks with more work behind them first (a stable sort keeps kfp's order among equals).
+            for name in sorted(ready, key=lambda n: -weight[n]):
+                leaf = components[body[name].component_ref.name].WhichOneof("implementation") != "dag"
+                if leaf and _budget.free_slots <= 0:
+                    continue
                 pending.remove(name)
-                running[pool.submit(_execute, name, body[name], threads, common)] = (name, threads)
+                key = f"{prefix}-{name}" if leaf else None
+                if leaf:  # here, not in the worker: the next task sees this one's slot taken
+                    _budget.start(key)
+                running[pool.submit(_execute, name, body[name], key, common)] = name
             if not running:
                 if not pending:
                     break
@@ -176,8 +229,7 @@ def _run_body(body: dict, components: dict, common: dict) -> bool:
                 continue
             finished, _ = futures.wait(running, timeout=_POLL_S, return_when=futures.FIRST_COMPLETED)
             for future in finished:
-                name, threads = running.pop(future)
-                _budget.release(threads)
+                name = running.pop(future)
                 (done if _finish(name, *future.result(), common) else failed).add(name)
     return bool(failed)
 
@@ -195,15 +247,16 @@ def check_kfp() -> None:
 @contextlib.contextmanager
 def concurrent_tasks(threads: int | None = None):
     """Within this block, kfp.local runs independent tasks at the same time, sharing
-    ``threads`` (default: this machine's cores)."""
+    ``threads`` (default: this machine's cores); yields the FairShare."""
     global _budget
     check_kfp()
-    _budget = ThreadBudget(threads or cores())
-    kfp_dag.run_enhanced_dag = run_dag
-    subprocess_task_handler.run_local_subprocess = _subprocess_with_share
-    try:
-        yield _budget
-    finally:
-        kfp_dag.run_enhanced_dag = _original_run_dag
-        subprocess_task_handler.run_local_subprocess = _original_subprocess
-        _budget = None
+    with tempfile.TemporaryDirectory(prefix="thread-shares-") as folder:
+        _budget = FairShare(threads or cores(), Path(folder))
+        kfp_dag.run_enhanced_dag = run_dag
+        subprocess_task_handler.run_local_subprocess = _subprocess_with_share
+        try:
+            yield _budget
+        finally:
+            kfp_dag.run_enhanced_dag = _original_run_dag
+            subprocess_task_handler.run_local_subprocess = _original_subprocess
+            _budget = None

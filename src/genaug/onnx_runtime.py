@@ -17,10 +17,15 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from genaug import threads as genaug_threads
+
 
 class OnnxForward:
     """``module``'s forward as an ONNX Runtime CPU session: call it with the same tensors
-    (batch first, any batch size) and get the first output as a CPU torch tensor."""
+    (batch first, any batch size) and get the first output as a CPU torch tensor.
+
+    threads: intra-op threads, fixed; by default the task's share (genaug.threads), followed
+    as it changes, else torch's count."""
 
     def __init__(self, module: torch.nn.Module, example: Sequence[torch.Tensor], input_names: Sequence[str],
                  threads: int | None = None):
@@ -32,16 +37,26 @@ class OnnxForward:
             torch.onnx.export(module, tuple(example), buffer, dynamo=False, opset_version=17,
                               input_names=list(input_names), output_names=["out"],
                               dynamic_axes={**{name: {0: "n"} for name in input_names}, "out": {0: "n"}})
+        self.graph, self.input_names = buffer.getvalue(), list(input_names)
+        self.fixed_threads = threads
+        self.name = f"onnxruntime {ort.__version__} (CPU)"
+        self.threads, self.session = 0, None
+        self._open(threads or genaug_threads.share() or torch.get_num_threads())
+
+    def _open(self, count: int) -> None:
+        import onnxruntime as ort
+
         options = ort.SessionOptions()
-        # The task's thread share (OMP_NUM_THREADS reaches torch's count; pipelines/concurrent_dag.py).
-        options.intra_op_num_threads = threads or torch.get_num_threads()
+        options.intra_op_num_threads = count
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3  # errors only: its graph-transform notices are not for people
-        self.session = ort.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
-        self.input_names = list(input_names)
-        self.name = f"onnxruntime {ort.__version__} (CPU)"
+        self.session = ort.InferenceSession(self.graph, options, providers=["CPUExecutionProvider"])
+        self.threads = count
 
     def __call__(self, *tensors: torch.Tensor) -> torch.Tensor:
+        share = None if self.fixed_threads else genaug_threads.share()
+        if share is not None and share != self.threads:
+            self._open(share)  # its thread pool is fixed per session; a new one takes ~0.3 s
         feed = {name: np.ascontiguousarray(t.detach().cpu().numpy()) for name, t in zip(self.input_names, tensors)}
         return torch.from_numpy(self.session.run(None, feed)[0])

@@ -16,13 +16,15 @@ def timed(name: str, seconds: float, fail: bool, record: dsl.Output[dsl.Artifact
     import os
     import time
 
+    from genaug import threads
+
     start = time.time()
     time.sleep(seconds)
     if fail:
         raise ValueError(f"task {name} fails on purpose")
-    with open(record.path, "w") as f:
-        json.dump({"name": name, "start": start, "end": time.time(),
-                   "threads": os.environ.get("OMP_NUM_THREADS")}, f)
+    with open(record.path, "w") as f:  # its share now, while both run; the first started with 2
+        json.dump({"name": name, "start": start, "end": time.time(), "threads": threads.share(),
+                   "started_with": os.environ.get("OMP_NUM_THREADS")}, f)
 
 
 @dsl.component(base_image="python:3.11", install_kfp_package=False)
@@ -42,6 +44,24 @@ def joined(a: dsl.Input[dsl.Artifact], b: dsl.Input[dsl.Artifact], record: dsl.O
 def at_exit(marker: str, status: dsl.PipelineTaskFinalStatus):
     with open(marker, "w") as f:
         f.write(status.state)
+
+
+@dsl.component(base_image="python:3.11", install_kfp_package=False)
+def watching(seconds: float, record: dsl.Output[dsl.Artifact]):
+    """Record the thread share genaug.threads reports, as a long step's progress bar sees it."""
+    import json
+    import time
+
+    from genaug import threads
+
+    seen, end = [], time.monotonic() + seconds
+    while time.monotonic() < end:
+        seen.append(threads.follow())
+        time.sleep(0.25)
+    import torch
+
+    with open(record.path, "w") as f:
+        json.dump({"seen": seen, "torch": torch.get_num_threads()}, f)
 
 
 def _pipeline(fail_a: bool):
@@ -76,9 +96,23 @@ def test_independent_tasks_overlap_with_a_share_of_the_threads_each(local_runner
     out = json.loads(next((local_runner / "root").glob("*/joined/record")).read_text())
     a, b = out["parts"]
     assert a["start"] < b["end"] and b["start"] < a["end"], "a and b did not run at the same time"
-    assert a["threads"] == b["threads"] == "1"          # two ready tasks split 2 threads
+    assert a["threads"] == b["threads"] == 1            # two running tasks split 2 threads
+    assert sorted([a["started_with"], b["started_with"]]) == ["1", "2"]
     assert out["threads"] == "2" and out["start"] >= max(a["end"], b["end"])  # alone, after both
-    assert budget.free == 2 and marker.read_text() == "SUCCEEDED"
+    assert budget.free_slots == 2 and not budget.running and marker.read_text() == "SUCCEEDED"
+
+
+def test_a_task_left_alone_takes_up_the_threads_the_other_gave_back(local_runner):
+    @dsl.pipeline(name="shares")
+    def pipeline(marker: str):
+        with dsl.ExitHandler(at_exit(marker=marker)):  # as genaug's: kfp's enhanced DAG runner
+            watching(seconds=8.0)
+            timed(name="short", seconds=1.0, fail=False)
+
+    with concurrent_dag.concurrent_tasks(threads=2):
+        pipeline(marker=str(local_runner / "exit"))
+    record = json.loads(next((local_runner / "root").glob("*/watching/record")).read_text())
+    assert record["seen"][0] == 1 and record["seen"][-1] == 2 and record["torch"] == 2, record
 
 
 def test_a_failure_skips_its_dependents_and_the_exit_handler_still_runs(local_runner):

@@ -4,12 +4,15 @@ In a terminal tqdm draws them. Elsewhere (a KFP task, whose output the runner re
 by line, or the bare torch environment bench/gpu.sh runs in) a plain bar prints one
 ``[genaug] ...`` line at most every 15 s, with the share done, the rate and the time left;
 tqdm's carriage-return redraws would reach such a reader as one line at the very end.
+The plain bar is also where a long loop follows its task's thread share (genaug.threads).
 """
 
 from __future__ import annotations
 
 import sys
 import time
+
+from genaug import threads
 
 try:
     from tqdm.auto import tqdm
@@ -23,11 +26,15 @@ class PlainBar:
     def __init__(self, total: int, desc: str, unit: str, disable: bool, every_s: float = 15.0):
         self.total, self.desc, self.unit, self.disable, self.every_s = total, desc, unit, disable, every_s
         self.n, self.postfix = 0, ""
-        self._start = self._shown = time.monotonic()
+        self._start = self._shown = self._followed = time.monotonic()
 
     def update(self, n: int = 1) -> None:
         self.n += n
-        if not self.disable and time.monotonic() - self._shown >= self.every_s:
+        now = time.monotonic()
+        if now - self._followed >= threads.POLL_S:
+            self._followed = now
+            threads.follow()  # a long loop takes up the threads that other tasks gave back
+        if not self.disable and now - self._shown >= self.every_s:
             self._print()
 
     def set_postfix(self, values=None, **kwargs) -> None:
