@@ -152,8 +152,8 @@ def sample(module: nn.Module, labels: np.ndarray, accel: Accel, seed: int, batch
     Noise comes from a CPU generator seeded with ``seed``, in batches of ``batch``, so
     equal arguments give equal images on any device. ``progress``: a bar label, or "" for none.
     fast: for large N, a diffusion sampler's UNet runs in ONNX Runtime on a CPU (on the
-    2-core machine 1.9x eager torch, while torch.compile was no faster there and took
-    30-80 s to compile), or through torch.compile on CUDA, whose batches keep one shape
+    2-core machine 1.7x eager torch, while torch.compile was no faster there and took
+    over a minute to compile), or through torch.compile on CUDA, whose batches keep one shape
     (the last is padded) so it compiles once. Images equal eager sampling's up to float
     reassociation; if the fast path fails, sampling goes on without it, with a notice.
     Leaves the module's train/eval mode as it found it.

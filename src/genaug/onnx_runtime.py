@@ -1,8 +1,9 @@
 """A torch module's forward pass run by ONNX Runtime on a CPU.
 
 On the 2-core development CPU ONNX Runtime runs genaug's inference graphs much faster than
-torch: the FID Inception 1.8x (0.060 against 0.108 s per image), the quick UNet 1.9x
-against eager torch, where torch.compile was no faster and took 30-80 s to compile. The
+torch: the FID Inception 1.8x (0.060 against 0.108 s per image), the quick UNet 1.7x
+against eager torch (0.835 against 1.39 s per forward of 500 on one thread), where
+torch.compile was no faster and took over a minute to compile. The
 graph is exported in memory from the module as loaded (about a second; nothing cached to
 go stale), and its outputs equal torch's to float32 rounding (tests check each use).
 On a GPU torch stays: there it is fast, and bf16/compile paths apply.
