@@ -11,6 +11,10 @@ quick profile. That run takes ~15 minutes here, so `make bench` runs smoke by de
 (GENAUG_BENCH_PIPELINE_PROFILE=quick for the target's run). The overhead is a near-constant
 ~2 s per task (~32 s per run on this machine): on smoke, whose steps take seconds, it is a
 large share and the target is not judged.
+
+The run executes one task at a time (``--parallel 0``): side by side, the steps' times
+would overlap and their sum would no longer be the work the wall time is compared with.
+What running tasks side by side saves is in bench/RESULTS.md (issue 18's fresh-clone runs).
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ def main(argv=None) -> dict:
         t0 = time.perf_counter()
         proc = subprocess.run([sys.executable, "-m", "pipelines.run_local", "--dataset", "fashion_mnist",
                                "--generator", args.generator, "--classifier", args.classifier, "--profile",
-                               args.profile, "--runs", str(tmp / "runs"), "--cache", "0"],
+                               args.profile, "--runs", str(tmp / "runs"), "--cache", "0", "--parallel", "0"],
                               cwd=REPO, env={**os.environ, **env}, capture_output=True, text=True)
         outside = time.perf_counter() - t0
         if proc.returncode != 0:
