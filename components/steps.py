@@ -151,17 +151,30 @@ def evaluate_generator(data: Input[Dataset], generator: Input[Model], profile: s
 
 
 @component
-def export_onnx(generator: Input[Model], classifier_real: Input[Model], classifier_augmented: Input[Model],
-                parent_run_id: str, generator_onnx: Output[Model], classifier_onnx: Output[Model],
-                export: Output[Artifact]):
-    """ONNX files for the generator and the better classifier, checked with onnxruntime."""
+def export_generator(generator: Input[Model], parent_run_id: str, generator_onnx: Output[Model],
+                     export: Output[Artifact]):
+    """The generator's ONNX file, checked with onnxruntime against PyTorch."""
     import json
 
     from genaug.steps import get
 
-    meta = get("export_onnx")(generator.path, classifier_real.path, classifier_augmented.path,
-                              generator_onnx.path, classifier_onnx.path, parent_run_id=parent_run_id)
+    meta = get("export_generator")(generator.path, generator_onnx.path, parent_run_id=parent_run_id)
     generator_onnx.metadata.update(meta["generator"])
+    export.metadata.update(meta)
+    with open(export.path, "w") as f:
+        json.dump(meta, f)
+
+
+@component
+def export_classifier(classifier_real: Input[Model], classifier_augmented: Input[Model], parent_run_id: str,
+                      classifier_onnx: Output[Model], export: Output[Artifact]):
+    """The better classifier's ONNX file (by validation accuracy), checked with onnxruntime."""
+    import json
+
+    from genaug.steps import get
+
+    meta = get("export_classifier")(classifier_real.path, classifier_augmented.path, classifier_onnx.path,
+                                    parent_run_id=parent_run_id)
     classifier_onnx.metadata.update(meta["classifier"])
     export.metadata.update(meta)
     with open(export.path, "w") as f:
@@ -169,32 +182,37 @@ def export_onnx(generator: Input[Model], classifier_real: Input[Model], classifi
 
 
 @component
-def promote(data: Input[Dataset], classifier_real: Input[Model], generator_onnx: Input[Model],
-            classifier_onnx: Input[Model], export: Input[Artifact], margin: float, floor: float,
-            pipeline_run_id: str, parent_run_id: str, decisions: Output[Artifact], verdict: Output[Markdown]):
-    """Serve each model that passes its gates; record every decision in the ledger. A model
-    no better than its champion leaves the champion serving, and the verdict says so."""
-    import json
+def promote_generator(data: Input[Dataset], classifier_real: Input[Model], generator_onnx: Input[Model],
+                      export: Input[Artifact], margin: float, floor: float, pipeline_run_id: str,
+                      parent_run_id: str, decisions: Output[Artifact], verdict: Output[Markdown]):
+    """Serve the generator if its label fidelity (judged by the classifier trained on real
+    data) passes the gates; record the decision in the ledger. A generator no better than its
+    champion leaves the champion serving, and the verdict says so."""
+    from genaug.steps.promote import promote_task
 
-    from genaug.steps import get
-    from genaug.steps.promote import verdict_markdown
+    promote_task("generator", data, generator_onnx, export, margin, floor, pipeline_run_id, parent_run_id,
+                 decisions, verdict, classifier_real)
 
-    with open(export.path) as f:
-        export_meta = json.load(f)
-    meta = get("promote")(data.path, classifier_real.path, generator_onnx.path, classifier_onnx.path,
-                          export_meta, margin, floor, pipeline_run_id, parent_run_id=parent_run_id)
-    decisions.metadata.update(meta)
-    with open(decisions.path, "w") as f:
-        json.dump(meta, f)
-    with open(verdict.path, "w") as f:
-        f.write(verdict_markdown({role: meta[role] for role in ("generator", "classifier")}))
+
+@component
+def promote_classifier(data: Input[Dataset], classifier_onnx: Input[Model], export: Input[Artifact],
+                       margin: float, floor: float, pipeline_run_id: str, parent_run_id: str,
+                       decisions: Output[Artifact], verdict: Output[Markdown]):
+    """Serve the classifier if its test accuracy passes the gates; record the decision in the
+    ledger. A classifier no better than its champion leaves the champion serving."""
+    from genaug.steps.promote import promote_task
+
+    promote_task("classifier", data, classifier_onnx, export, margin, floor, pipeline_run_id, parent_run_id,
+                 decisions, verdict)
 
 
 @component
 def report(params: Input[Artifact], run: Input[Artifact], data: Input[Dataset], generator: Input[Model],
            synthetic: Input[Dataset], classifier_real: Input[Model], classifier_augmented: Input[Model],
            classifier_synthetic: Input[Model], evaluation: Input[Artifact], generator_metrics: Input[Artifact],
-           export: Input[Artifact], decisions: Input[Artifact], summary: Output[Artifact], table: Output[Markdown]):
+           generator_export: Input[Artifact], classifier_export: Input[Artifact],
+           generator_decision: Input[Artifact], classifier_decision: Input[Artifact],
+           summary: Output[Artifact], table: Output[Markdown]):
     """summary.json for the run, and the same figures as a table in the KFP UI."""
     import json
 
@@ -214,12 +232,14 @@ def report(params: Input[Artifact], run: Input[Artifact], data: Input[Dataset], 
              "train_classifier_augmented": dict(classifier_augmented.metadata),
              "train_classifier_synthetic": dict(classifier_synthetic.metadata), "evaluate": ev,
              "evaluate_generator": {**load(generator_metrics), "seconds": generator_metrics.metadata["seconds"]},
-             "export_onnx": load(export), "promote": load(decisions)}
+             "export_generator": load(generator_export), "export_classifier": load(classifier_export),
+             "promote_generator": load(generator_decision), "promote_classifier": load(classifier_decision)}
     artifacts = {name: art.uri for name, art in (
         ("data", data), ("generator", generator), ("synthetic", synthetic), ("classifier_real", classifier_real),
         ("classifier_augmented", classifier_augmented), ("classifier_synthetic", classifier_synthetic),
-        ("evaluation", evaluation), ("generator_metrics", generator_metrics), ("export", export),
-        ("decisions", decisions))}
+        ("evaluation", evaluation), ("generator_metrics", generator_metrics),
+        ("generator_export", generator_export), ("classifier_export", classifier_export),
+        ("generator_decision", generator_decision), ("classifier_decision", classifier_decision))}
     result = get("report")(run_params, steps, artifacts, summary.path)
     summary.metadata.update({k: result[k] for k in ("accuracy_real", "accuracy_augmented", "accuracy_delta")})
     with open(table.path, "w") as f:

@@ -9,10 +9,12 @@ promotion -> summary.
     train_generator -> synthesize -------+------------------+              |
           |                              v                  v              v
           |          train_classifier(augmented)  (synthetic only)  train_classifier(real)
-          |                               \                 |              /
-          |                              +-> evaluate_generator (FID, KID, P/R vs the real train split)
-          |                                 +------------ evaluate -------+
-          +----------------------> export_onnx -> promote (Triton, gates) -> report
+          |                    |          \                 |              /      |
+          |                    |         +-> evaluate_generator (FID, KID, P/R vs the real train split)
+          |                    |            +------------ evaluate -------+       |
+          |                    +-> export_classifier -> promote_classifier        |
+          +-> export_generator ------------------------> promote_generator <------+   (Triton, gates)
+                                                  all of them -> report
 
 All of it inside an exit handler: record_final_status runs last, also when a step fails,
 and marks the run's MLflow runs with how it ended.
@@ -110,15 +112,23 @@ def genaug_pipeline(
                             classifier_augmented=clf_aug.outputs["model"],
                             classifier_synthetic=clf_synth.outputs["model"], synthetic=synth.outputs["synthetic"],
                             parent_run_id=parent)
-        onnx = steps.export_onnx(generator=gen.outputs["model"], classifier_real=clf_real.outputs["model"],
-                                 classifier_augmented=clf_aug.outputs["model"], parent_run_id=parent)
-        onnx.set_display_name("export ONNX")
-        prom = steps.promote(data=data.outputs["data"], classifier_real=clf_real.outputs["model"],
-                             generator_onnx=onnx.outputs["generator_onnx"],
-                             classifier_onnx=onnx.outputs["classifier_onnx"],
-                             export=onnx.outputs["export"], margin=margin, floor=floor,
-                             pipeline_run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER, parent_run_id=parent)
-        prom.set_display_name("promote to Triton")
+        # The generator is exported and promoted as soon as it (and, for the promotion, the
+        # classifier that judges it) exists: beside synthesis, not after every classifier.
+        gen_onnx = steps.export_generator(generator=gen.outputs["model"], parent_run_id=parent)
+        gen_onnx.set_display_name("export generator to ONNX")
+        clf_onnx = steps.export_classifier(classifier_real=clf_real.outputs["model"],
+                                           classifier_augmented=clf_aug.outputs["model"], parent_run_id=parent)
+        clf_onnx.set_display_name("export classifier to ONNX")
+        gen_promoted = steps.promote_generator(
+            data=data.outputs["data"], classifier_real=clf_real.outputs["model"],
+            generator_onnx=gen_onnx.outputs["generator_onnx"], export=gen_onnx.outputs["export"], margin=margin,
+            floor=floor, pipeline_run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER, parent_run_id=parent)
+        gen_promoted.set_display_name("promote generator to Triton")
+        clf_promoted = steps.promote_classifier(
+            data=data.outputs["data"], classifier_onnx=clf_onnx.outputs["classifier_onnx"],
+            export=clf_onnx.outputs["export"], margin=margin, floor=floor,
+            pipeline_run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER, parent_run_id=parent)
+        clf_promoted.set_display_name("promote classifier to Triton")
         # The summary is the report task's "summary" artifact: KFP allows no pipeline output
         # from inside an exit handler (pipelines/run_local.py finds it in the pipeline root).
         steps.report(
@@ -127,5 +137,7 @@ def genaug_pipeline(
             classifier_real=clf_real.outputs["model"], classifier_augmented=clf_aug.outputs["model"],
             classifier_synthetic=clf_synth.outputs["model"],
             evaluation=ev.outputs["report"], generator_metrics=quality.outputs["report"],
-            export=onnx.outputs["export"], decisions=prom.outputs["decisions"])
+            generator_export=gen_onnx.outputs["export"], classifier_export=clf_onnx.outputs["export"],
+            generator_decision=gen_promoted.outputs["decisions"],
+            classifier_decision=clf_promoted.outputs["decisions"])
     placement.place_tasks(accelerator_type, accelerator_count)

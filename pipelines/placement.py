@@ -41,7 +41,8 @@ POLICY: dict[str, Resources] = {
     "validate-params": OFFLINE, "plan-experiment": OFFLINE, "synthesis-ratio": OFFLINE, "parent-run": OFFLINE,
     "bundle-arms": Resources("500m", "2", "2Gi", "8Gi", services=False),
     "start-tracking": LIGHT, "data-version": LIGHT, "record-final-status": LIGHT, "report": LIGHT, "summarize-experiment": LIGHT,
-    "prepare-data": CPU, "evaluate": CPU, "export-onnx": CPU, "promote": CPU,
+    "prepare-data": CPU, "evaluate": CPU, "export-generator": CPU, "export-classifier": CPU,
+    "promote-generator": CPU, "promote-classifier": CPU,
     "train-generator": GPU, "synthesize": GPU, "train-classifier": GPU, "evaluate-generator": GPU,
     "fid-reference": GPU, "filter-synthetic": GPU, "run-config": GPU,
 }
@@ -57,7 +58,8 @@ SERVICE_ENV = {  # environment variable -> key, in the ConfigMap
     "MLFLOW_TRACKING_URI": "MLFLOW_TRACKING_URI", "GENAUG_TRITON_GRPC": "GENAUG_TRITON_GRPC",
     "GENAUG_TRITON_HTTP": "GENAUG_TRITON_HTTP"}
 SECRET_ENV = {"GENAUG_S3_ACCESS_KEY": "GENAUG_S3_ACCESS_KEY", "GENAUG_S3_SECRET_KEY": "GENAUG_S3_SECRET_KEY"}
-# The promote step runs with the promote identity under the same variable names.
+# The promote steps run with the promote identity under the same variable names.
+PROMOTERS = {"promote-generator", "promote-classifier"}
 PROMOTE_SECRET_ENV = {"GENAUG_PROMOTE_ACCESS_KEY": "GENAUG_S3_ACCESS_KEY",
                       "GENAUG_PROMOTE_SECRET_KEY": "GENAUG_S3_SECRET_KEY"}
 RETRIES, BACKOFF, BACKOFF_FACTOR, BACKOFF_MAX = 2, "30s", 2.0, "5m"
@@ -91,14 +93,14 @@ def configure(task, policy: Resources, accelerator_type, accelerator_count) -> N
         for key, value in settings.CLIENT_LABELS.items():
             kubernetes.add_pod_label(task, key, value)
         kubernetes.use_config_map_as_env(task, settings.CONFIG_MAP, SERVICE_ENV)
-        if component_key(task) == "promote":
+        if component_key(task) in PROMOTERS:
             kubernetes.use_secret_as_env(task, settings.PROMOTE_S3_SECRET, PROMOTE_SECRET_ENV)
         else:
             kubernetes.use_secret_as_env(task, settings.S3_SECRET, SECRET_ENV)
     if policy.services and component_key(task) not in NOT_RETRIED:
         task.set_retry(RETRIES, backoff_duration=BACKOFF, backoff_factor=BACKOFF_FACTOR,
                        backoff_max_duration=BACKOFF_MAX)
-    if component_key(task) == "promote":
+    if component_key(task) in PROMOTERS:
         kubernetes.use_secret_as_env(task, settings.TRITON_ADMIN_SECRET,
                                      {"GENAUG_TRITON_ADMIN_KEY": "GENAUG_TRITON_ADMIN_KEY"})
 

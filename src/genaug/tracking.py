@@ -184,6 +184,24 @@ def log_artifact(path: str | Path, artifact_path: str | None = None) -> None:
         mlflow.log_artifact(str(path), artifact_path)
 
 
+def log_file_as(path: str | Path, name: str) -> str | None:
+    """Log the file at ``path`` as the artifact ``name`` ('onnx/generator/model.onnx') of
+    the active run, whatever the file is called on disk; return the URI of the folder it
+    lands in ('runs:/<id>/onnx/generator'), or None outside a run."""
+    run_id = active_run_id()
+    if run_id is None:
+        return None
+    import shutil
+    import tempfile
+
+    folder, _, filename = name.rpartition("/")
+    with tempfile.TemporaryDirectory() as tmp:
+        target = Path(tmp) / filename
+        shutil.copyfile(path, target)
+        log_artifact(target, folder or None)
+    return f"runs:/{run_id}/{folder}" if folder else f"runs:/{run_id}"
+
+
 def log_text(text: str, name: str) -> None:
     if (mlflow := _active()) is not None:
         mlflow.log_text(text, name)

@@ -77,7 +77,8 @@ def test_last_line_is_summary(smoke_run):
     assert "train_classifier_synthetic" in summary["step_seconds"] and "synthetic only (CAS)" in proc.stdout
     assert "Debian" in summary["data_source"] or "GENAUG_DATA_DIR" in summary["data_source"]
     assert set(summary["step_seconds"]) >= {"prepare_data", "train_generator", "synthesize", "evaluate",
-                                            "train_classifier_real", "train_classifier_augmented", "export_onnx"}
+                                            "train_classifier_real", "train_classifier_augmented", "export_generator",
+                                            "export_classifier", "promote_generator", "promote_classifier"}
     assert "test accuracy" in proc.stdout and "real + synthetic" in proc.stdout
     # Generator metrics, on the smoke profile's stand-in network, and labelled as such.
     gm = summary["generator_metrics"]
@@ -172,7 +173,7 @@ def test_second_run_with_higher_margin_keeps_champions(smoke_run, tmp_path):
     assert second["data_version"] == first["data_version"] and second["data_version"].startswith("files-")
     assert second["artifacts"]["data"] == first["artifacts"]["data"]
     # The KFP run view and MLflow both say that the champion keeps serving.
-    (verdict,) = Path(second["run_dir"]).glob("kfp/*/promote/verdict")
+    (verdict,) = Path(second["run_dir"]).glob("kfp/*/promote-classifier/verdict")
     assert "keep serving the previous version" in verdict.read_text() and "**rejected**" in verdict.read_text()
     import mlflow
 

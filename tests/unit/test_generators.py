@@ -151,3 +151,14 @@ def test_fast_sampling_on_onnx_runtime_matches_eager():
     assert fast.shape == eager.shape == (11, *SHAPE)
     diff = np.abs(fast.astype(int) - eager)
     assert diff.mean() < 0.05 and diff.max() <= 16, (diff.mean(), diff.max())
+
+
+def test_a_diffusion_samplers_images_do_not_depend_on_the_batch():
+    """A diffusion sampler on a CPU samples CPU_DIFFUSION_BATCH images per call (faster
+    there), others SAMPLE_BATCH: the batch must not change which images a seed gives."""
+    module = _module("ddim")
+    acc = accel_mod.pick("cpu", channels_last=False)
+    labels = np.arange(13) % 10
+    default = generators.sample(module, labels, acc, seed=2)
+    for batch in (1, 5, 13):
+        np.testing.assert_array_equal(generators.sample(module, labels, acc, seed=2, batch=batch), default)

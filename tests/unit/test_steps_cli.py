@@ -42,9 +42,10 @@ def test_step_chain(chain, tmp_path):
     # Brightness bands are easy: a classifier that learned anything is far above 10%.
     assert ev["accuracy_real"] > 0.3
     assert (tmp_path / "eval.html").read_text().count("data:image/png;base64") == 4
-    ex = get("export_onnx")(chain["gen"], chain["real"], chain["aug"], chain["gonnx"], chain["connx"])
-    assert ex["generator"]["max_abs_diff"] <= 1.0  # uint8 levels: rounding at .5 may flip one
-    assert ex["classifier"]["max_abs_diff"] < 1e-4
+    gen = get("export_generator")(chain["gen"], chain["gonnx"])
+    assert gen["generator"]["max_abs_diff"] <= 1.0  # uint8 levels: rounding at .5 may flip one
+    clf = get("export_classifier")(chain["real"], chain["aug"], chain["connx"])
+    assert clf["classifier"]["max_abs_diff"] < 1e-4 and clf["classifier"]["variant"] in ("real", "augmented")
     sess = ort.InferenceSession(chain["gonnx"])
     out = sess.run(None, {"labels": np.arange(3, dtype=np.int64), "noise": np.zeros((3, 32), np.float32)})[0]
     assert out.shape == (3, 1, 28, 28) and out.dtype == np.uint8
@@ -160,3 +161,10 @@ def test_label_fidelity_is_the_real_classifiers_agreement_with_the_synthetic_lab
     assert ev["label_fidelity"] == pytest.approx(ev["accuracy_real"], abs=1e-12)
     assert ev["label_fidelity_n"] == ev["n_test"] == 200
     assert f"<td>label fidelity</td><td>{ev['label_fidelity']:.4f}</td>" in (tmp_path / "ev.html").read_text()
+
+
+def test_promote_names_an_unknown_role_and_a_generator_without_its_judge():
+    with pytest.raises(ValueError, match="unknown role 'model'; choose one of generator, classifier"):
+        get("promote")("model", "data.npz", "model.onnx", {})
+    with pytest.raises(ValueError, match="needs classifier_real_path"):
+        get("promote")("generator", "data.npz", "model.onnx", {})

@@ -9,8 +9,8 @@ from __future__ import annotations
 import importlib
 
 STEP_NAMES = ("validate_params", "start_tracking", "data_version", "prepare_data", "train_generator", "synthesize",
-              "train_classifier", "evaluate", "fid_reference", "evaluate_generator", "export_onnx", "promote",
-              "report", "final_status",
+              "train_classifier", "evaluate", "fid_reference", "evaluate_generator", "export_generator",
+              "export_classifier", "promote", "report", "final_status",
               # the augmentation experiment (pipelines/experiment_pipeline.py)
               "plan_experiment", "filter_synthetic", "bundle_arms", "run_config", "summarize_experiment")
 

@@ -1,7 +1,8 @@
-"""Step 8: promote the generator and the classifier to Triton, through the gates."""
+"""Step 8: promote the run's generator or its classifier to Triton, through the gates."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from genaug import accel as accel_mod
@@ -23,63 +24,96 @@ GENERATOR_TOLERANCE = 1.0    # uint8 levels: rounding at .5 may flip one level
 LOCK_WAIT_S = 900.0
 
 
-@timed_step
-def promote(data_path: str, classifier_real_path: str, generator_onnx_path: str, classifier_onnx_path: str,
-            export: dict, margin: float = 0.0, floor: float = 0.2, pipeline_run_id: str = "",
-            parent_run_id: str = "") -> dict:
-    """Promote each model whose gates pass; return {"generator": decision, "classifier": decision}.
+ROLES = ("generator", "classifier")
 
-    export: the metadata export_onnx returned (parity per model, MLflow artifact URIs).
+
+@timed_step(run_name=lambda args: f"promote_{args['role']}")
+def promote(role: str, data_path: str, onnx_path: str, export: dict, margin: float = 0.0, floor: float = 0.2,
+            classifier_real_path: str = "", pipeline_run_id: str = "", parent_run_id: str = "") -> dict:
+    """Promote the run's generator or classifier (``role``) if its gates pass; return
+    {role: decision}.
+
+    One task per model, so the generator's promotion runs as soon as it is exported and the
+    classifier trained on real data (its judge) is ready, not after the other classifiers.
+    export: what export_generator or export_classifier returned (parity, MLflow artifact URI).
     Classifiers are gated on test accuracy; generators on label fidelity, judged by the
-    classifier trained on real data only. Champions are re-scored on the same test split.
+    classifier trained on real data only (``classifier_real_path``). Champions are re-scored
+    on the same test split or the same noise.
     """
-    arrays, data_meta = imageset.load(data_path, "prepared dataset")
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}; choose one of {', '.join(ROLES)}")
+    if role == "generator" and not classifier_real_path:
+        raise ValueError("promoting a generator needs classifier_real_path, the classifier trained on real "
+                         "data that judges its label fidelity")
+    if role == "generator":  # only the data's identity; the judge brings its own training
+        arrays, data_meta = None, imageset.read_meta(data_path, "prepared dataset")
+    else:
+        arrays, data_meta = imageset.load(data_path, "prepared dataset")
     spec = catalog.dataset(data_meta["dataset"])
-    judge_model, _ = checkpoint.load(classifier_real_path, "classifier")
-    acc = accel_mod.pick()
-    judge_model = acc.prepare(judge_model)
-    gen_meta, clf_meta = export["generator"], export["classifier"]
+    meta = export[role]
     lineage = {"pipeline_run_id": pipeline_run_id, "mlflow_parent_run_id": parent_run_id,
                "mlflow_run_id": export.get("mlflow_run_id"), "data_hash": data_meta["content_hash"],
                "dataset": spec.name}
-    noise_dims = scoring.noise_dims(Path(generator_onnx_path))
-    gen_name = generator_model_name(spec.name, gen_meta["generator"])
-    clf_name = classifier_model_name(spec.name)
-    candidates = {
-        "generator": Candidate(
-            name=gen_name, kind="generator", onnx_path=Path(generator_onnx_path),
-            render_config=lambda v: render_config("generator", gen_name, v, spec, noise_dims=noise_dims),
-            metric="label_fidelity",
-            score=scoring.label_fidelity(lambda x: predict(judge_model, x, acc), spec.num_classes),
-            probe=scoring.generator_probe(spec.num_classes), probe_tolerance=GENERATOR_TOLERANCE,
-            parity=float(gen_meta["max_abs_diff"]), parity_tolerance=GENERATOR_TOLERANCE,
-            lineage={**lineage, "generator": gen_meta["generator"]}, mlflow_source=gen_meta.get("artifact_uri")),
-        "classifier": Candidate(
-            name=clf_name, kind="classifier", onnx_path=Path(classifier_onnx_path),
-            render_config=lambda v: render_config("classifier", clf_name, v, spec),
-            metric="test_accuracy", score=scoring.classifier_accuracy(arrays["x_test"], arrays["y_test"]),
-            probe=scoring.classifier_probe(arrays["x_test"][:8]), probe_tolerance=CLASSIFIER_TOLERANCE,
-            parity=float(clf_meta["max_abs_diff"]), parity_tolerance=CLASSIFIER_TOLERANCE,
-            lineage={**lineage, "variant": clf_meta.get("variant")}, mlflow_source=clf_meta.get("artifact_uri")),
-    }
-    store, triton = promotion_store(), Triton()
-    result = {}
-    for role, cand in candidates.items():
-        decision = run_promotion(cand, store, triton, margin, floor, lock_wait_s=LOCK_WAIT_S)
-        result[role] = {k: decision.get(k) for k in ("model", "decision", "reason", "version", "mlflow_version",
-                                                      "champion_version_before", "champion_version_after")}
-        result[role]["served_version"] = decision.get("champion_version_after")
-        result[role]["candidate_score"] = decision.get("gate", {}).get("candidate")
-        result[role]["champion_score"] = decision.get("gate", {}).get("champion")
-        tracking.log_metrics({f"{role}_{cand.metric}": decision.get("gate", {}).get("candidate", float("nan")),
-                              f"{role}_promoted": float(decision["decision"] == "promoted")})
-        tracking.log_dict(decision, f"promotion/{role}.json")
-        print(f"[genaug] promote {cand.name}: {decision['decision']} ({decision.get('reason')})", flush=True)
+    cand = (_generator(spec, Path(onnx_path), meta, lineage, classifier_real_path) if role == "generator"
+            else _classifier(spec, Path(onnx_path), meta, lineage, arrays))
+    decision = run_promotion(cand, promotion_store(), Triton(), margin, floor, lock_wait_s=LOCK_WAIT_S)
+    result = {k: decision.get(k) for k in ("model", "decision", "reason", "version", "mlflow_version",
+                                           "champion_version_before", "champion_version_after")}
+    result["served_version"] = decision.get("champion_version_after")
+    result["candidate_score"] = decision.get("gate", {}).get("candidate")
+    result["champion_score"] = decision.get("gate", {}).get("champion")
+    tracking.log_metrics({f"{role}_{cand.metric}": decision.get("gate", {}).get("candidate", float("nan")),
+                          f"{role}_promoted": float(decision["decision"] == "promoted")})
+    tracking.log_dict(decision, f"promotion/{role}.json")
+    print(f"[genaug] promote {cand.name}: {decision['decision']} ({decision.get('reason')})", flush=True)
     if parent_run_id:
         # On the parent run, so the runs table in the MLflow UI shows what each run changed.
-        tracking.set_parent_tags(parent_run_id, {f"genaug.promotion.{role}": verdict_line(d)
-                                                 for role, d in result.items()})
-    return result
+        tracking.set_parent_tags(parent_run_id, {f"genaug.promotion.{role}": verdict_line(result)})
+    return {role: result}
+
+
+def promote_task(role: str, data, onnx, export, margin: float, floor: float, pipeline_run_id: str,
+                 parent_run_id: str, decisions, verdict, classifier_real=None) -> dict:
+    """The body of the promote_generator and promote_classifier components: ``promote`` on
+    the paths of KFP artifacts (objects with .path and .metadata), its decision written to
+    ``decisions`` (JSON and metadata) and ``verdict`` (Markdown for the run view)."""
+    with open(export.path) as f:
+        export_meta = json.load(f)
+    meta = promote(role, data.path, onnx.path, export_meta, margin, floor,
+                   classifier_real_path=classifier_real.path if classifier_real is not None else "",
+                   pipeline_run_id=pipeline_run_id, parent_run_id=parent_run_id)
+    decisions.metadata.update(meta)
+    with open(decisions.path, "w") as f:
+        json.dump(meta, f)
+    with open(verdict.path, "w") as f:
+        f.write(verdict_markdown({role: meta[role]}))
+    return meta
+
+
+def _generator(spec, onnx_path: Path, meta: dict, lineage: dict, judge_path: str) -> Candidate:
+    judge, _ = checkpoint.load(judge_path, "classifier")
+    acc = accel_mod.pick()
+    judge = acc.prepare(judge)
+    name = generator_model_name(spec.name, meta["generator"])
+    noise_dims = scoring.noise_dims(onnx_path)
+    return Candidate(
+        name=name, kind="generator", onnx_path=onnx_path,
+        render_config=lambda v: render_config("generator", name, v, spec, noise_dims=noise_dims),
+        metric="label_fidelity", score=scoring.label_fidelity(lambda x: predict(judge, x, acc), spec.num_classes),
+        probe=scoring.generator_probe(spec.num_classes), probe_tolerance=GENERATOR_TOLERANCE,
+        parity=float(meta["max_abs_diff"]), parity_tolerance=GENERATOR_TOLERANCE,
+        lineage={**lineage, "generator": meta["generator"]}, mlflow_source=meta.get("artifact_uri"))
+
+
+def _classifier(spec, onnx_path: Path, meta: dict, lineage: dict, arrays: dict) -> Candidate:
+    name = classifier_model_name(spec.name)
+    return Candidate(
+        name=name, kind="classifier", onnx_path=onnx_path,
+        render_config=lambda v: render_config("classifier", name, v, spec),
+        metric="test_accuracy", score=scoring.classifier_accuracy(arrays["x_test"], arrays["y_test"]),
+        probe=scoring.classifier_probe(arrays["x_test"][:8]), probe_tolerance=CLASSIFIER_TOLERANCE,
+        parity=float(meta["max_abs_diff"]), parity_tolerance=CLASSIFIER_TOLERANCE,
+        lineage={**lineage, "variant": meta.get("variant")}, mlflow_source=meta.get("artifact_uri"))
 
 
 def verdict_line(d: dict) -> str:

@@ -12,8 +12,9 @@ from genaug.steps.timing import timed_step
 
 STEP_ORDER = ("validate_params", "start_tracking", "prepare_data", "train_generator", "synthesize",
               "train_classifier_real", "train_classifier_augmented", "train_classifier_synthetic", "evaluate",
-              "evaluate_generator",
-              "export_onnx", "promote")
+              "evaluate_generator", "export_generator", "export_classifier", "promote_generator",
+              "promote_classifier")
+ROLES = ("generator", "classifier")
 
 
 @timed_step
@@ -24,7 +25,8 @@ def report(params: dict, steps: dict, artifacts: dict, out_path: str) -> dict:
     params: the validated run parameters. steps: step name -> the metadata it returned
     (with its ``seconds``). artifacts: artifact name -> local path or URI.
     """
-    ev, ex = steps["evaluate"], steps["export_onnx"]
+    ev = steps["evaluate"]
+    ex = {role: steps[f"export_{role}"][role] for role in ROLES}
     summary = {
         **params,
         "accuracy_real": ev["accuracy_real"],
@@ -62,8 +64,8 @@ def report(params: dict, steps: dict, artifacts: dict, out_path: str) -> dict:
         summary["mlflow_parent_run_id"] = parent
         summary["mlflow_run_url"] = tracking.run_url(parent)
         summary["pipeline_run_id"] = steps["start_tracking"].get("pipeline_run_id")
-    if "promote" in steps:
-        summary["promotions"] = {role: steps["promote"][role] for role in ("generator", "classifier")}
+    if all(f"promote_{role}" in steps for role in ROLES):
+        summary["promotions"] = {role: steps[f"promote_{role}"][role] for role in ROLES}
     if parent:
         # prepare_data may come from KFP's cache, so the run's own step records its data.
         tracking.set_parent_tags(parent, {"genaug.data_hash": summary["data_hash"],
