@@ -11,7 +11,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from genaug.endpoints import read_env_file
+from genaug.services.endpoints import read_env_file
 from genaug.stack.config import default_triton_venv
 
 REPO = Path(__file__).resolve().parents[1]

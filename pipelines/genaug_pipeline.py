@@ -2,19 +2,17 @@ r"""The parametrized KFP v2 pipeline: real data -> generator -> synthetic data -
 classifiers on real, on real+synthetic and on synthetic only -> evaluation -> ONNX ->
 promotion -> summary.
 
-    validate_params -> start_tracking (MLflow parent run)
-          |
-    data_version -> prepare_data (cached by dataset, profile, fraction, data version) ----------------------------------------------------------+
-          |                                                                |
-    train_generator -> synthesize -------+------------------+              |
-          |                              v                  v              v
-          |          train_classifier(augmented)  (synthetic only)  train_classifier(real)
-          |                    |          \                 |              /      |
-          |                    |         +-> evaluate_generator (FID, KID, P/R vs the real train split)
-          |                    |            +------------ evaluate -------+       |
-          |                    +-> export_classifier -> promote_classifier        |
-          +-> export_generator ------------------------> promote_generator <------+   (Triton, gates)
-                                                  all of them -> report
+Which task feeds which:
+
+    validate_params -> start_tracking (the MLflow parent run), data_version
+    data_version -> prepare_data (cached by dataset, profile, fraction and data version)
+    prepare_data -> train_generator, train_classifier(real)
+    train_generator -> synthesize, evaluate_generator (FID, KID, precision/recall), export_generator
+    synthesize -> train_classifier(real + synthetic), train_classifier(synthetic only: CAS)
+    the three classifiers and the synthetic set -> evaluate
+    export_generator, train_classifier(real) (the judge of label fidelity) -> promote_generator
+    train_classifier(real), train_classifier(real + synthetic) -> export_classifier -> promote_classifier
+    all of them -> report (summary.json)
 
 All of it inside an exit handler: record_final_status runs last, also when a step fails,
 and marks the run's MLflow runs with how it ended.

@@ -84,14 +84,15 @@ def git_commit() -> str:
 
 def connect_services() -> None:
     """Load the stack's endpoints and fail now, naming the server, if one is down."""
-    from genaug.endpoints import load_stack_env, stack_env_path
+    from genaug.services.endpoints import load_admin_env, load_stack_env
+    from genaug.services.names import DATASETS_BUCKET
     from genaug.serving.client import Triton
     from genaug.store import Store
     from genaug.tracking import check_server
 
     load_stack_env()
-    load_stack_env(stack_env_path().with_name("admin.env"))
-    Store(timeout_s=5).list("genaug-datasets")
+    load_admin_env()
+    Store(timeout_s=5).list(DATASETS_BUCKET)
     check_server()
     triton = Triton()
     if not triton.live():
@@ -127,7 +128,7 @@ def execute(pipeline_file: str, arguments: dict, run_dir: Path, cache: bool = Tr
     print(f"[genaug] run folder: {run_dir} (every task's full output: {log_path})", flush=True)
     # Tasks import the components package and genaug from this checkout and its venv.
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
-    from genaug.endpoints import stack_env_path
+    from genaug.services.endpoints import stack_env_path
 
     cache_root = os.environ.get("GENAUG_KFP_CACHE_DIR") or str(stack_env_path().parent / "kfp-cache")
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(run_dir / "kfp"),

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from genaug.endpoints import read_env_file
+from genaug.services.endpoints import read_env_file
 
 REPO = Path(__file__).resolve().parents[1]
 # Shared across sessions (and with `make up`): installing Triton's venv costs ~30 s once.

@@ -128,11 +128,11 @@ def _promote(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.json and not args.status:
         parser.error("--json goes with --status, e.g. genaug promote --status --json")
-    from genaug.endpoints import load_stack_env, stack_env_path
+    from genaug.services.endpoints import load_admin_env, load_stack_env
 
     # An operator's command: the admin key sits beside the endpoints (.genaug/admin.env).
     load_stack_env()
-    load_stack_env(stack_env_path().with_name("admin.env"))
+    load_admin_env()
     store = promotion_store()
     if args.status:
         from genaug.serving.status import status, table
@@ -151,13 +151,13 @@ def _promote(argv: list[str]) -> int:
 
     meta = Repository(store).metadata(args.rollback, entry["version"])
     if meta["kind"] == "generator":
-        probe, tolerance = scoring.generator_probe(len(_class_names(args.rollback))), 1.0
+        probe, tolerance = scoring.generator_probe(len(_class_names(args.rollback))), scoring.GENERATOR_TOLERANCE
     else:
-        from genaug.serving.infer import _served_shape
+        from genaug.serving.infer import served_shape
 
-        shape = _served_shape(Triton(), args.rollback, "images")
+        shape = served_shape(Triton(), args.rollback, "images")
         images = np.random.default_rng(0).integers(0, 256, (4, *shape), dtype=np.uint8)
-        probe, tolerance = scoring.classifier_probe(images), 1e-3
+        probe, tolerance = scoring.classifier_probe(images), scoring.CLASSIFIER_TOLERANCE
     event = rollback(args.rollback, store, Triton(), probe, tolerance)
     print(json.dumps(event, indent=2))
     return 0

@@ -27,7 +27,7 @@ from minio.commonconfig import CopySource
 from minio.error import S3Error
 
 from genaug.atomic import atomic_path
-from genaug.endpoints import load_stack_env
+from genaug.services.endpoints import load_admin_env, require
 
 SHA_KEY = "sha256"  # user metadata key (sent as x-amz-meta-sha256)
 # The identity that may change what Triton serves, where it differs from the steps' (the
@@ -51,24 +51,16 @@ class S3Config:
 
     @classmethod
     def from_env(cls) -> "S3Config":
-        load_stack_env()
-        missing = [n for n in ("GENAUG_S3_ENDPOINT", "GENAUG_S3_ACCESS_KEY", "GENAUG_S3_SECRET_KEY")
-                   if not os.environ.get(n)]
-        if missing:
-            raise StoreError(f"{', '.join(missing)} not set; run `make up` (it writes .genaug/stack.env) "
-                             f"or export the S3 endpoint and keys")
-        return cls(os.environ["GENAUG_S3_ENDPOINT"], os.environ["GENAUG_S3_ACCESS_KEY"],
-                   os.environ["GENAUG_S3_SECRET_KEY"],
-                   os.environ.get("GENAUG_S3_SECURE", "false").lower() in ("1", "true", "yes"))
+        endpoint, access, secret = require(["GENAUG_S3_ENDPOINT", "GENAUG_S3_ACCESS_KEY", "GENAUG_S3_SECRET_KEY"],
+                                           "the S3 endpoint and keys", StoreError)
+        return cls(endpoint, access, secret, os.environ.get("GENAUG_S3_SECURE", "false").lower() in ("1", "true", "yes"))
 
     @classmethod
     def for_promotion(cls) -> "S3Config":
         """The endpoint with the promote identity: GENAUG_PROMOTE_S3_* when set (locally, from
         .genaug/admin.env), else GENAUG_S3_* (the promote step's and the reconciler's on a cluster)."""
-        from genaug.endpoints import stack_env_path
-
         config = cls.from_env()
-        load_stack_env(stack_env_path().with_name("admin.env"))
+        load_admin_env()
         if os.environ.get(PROMOTE_ACCESS_ENV) and os.environ.get(PROMOTE_SECRET_ENV):
             return cls(config.endpoint, os.environ[PROMOTE_ACCESS_ENV], os.environ[PROMOTE_SECRET_ENV], config.secure)
         return config

@@ -14,7 +14,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from genaug.endpoints import load_stack_env
+from genaug.services.endpoints import load_stack_env, require
 
 EXPERIMENT = os.environ.get("GENAUG_EXPERIMENT", "genaug")
 # MLflow 3's UI picks an experiment's view by this tag; without it a new experiment may open
@@ -35,11 +35,7 @@ class TrackingError(RuntimeError):
 
 
 def tracking_uri() -> str:
-    load_stack_env()
-    uri = os.environ.get("MLFLOW_TRACKING_URI")
-    if not uri:
-        raise TrackingError("MLFLOW_TRACKING_URI is not set; run `make up` (it writes .genaug/stack.env) "
-                            "or export the tracking server's URL")
+    (uri,) = require(["MLFLOW_TRACKING_URI"], "the tracking server's URL", TrackingError)
     return uri
 
 

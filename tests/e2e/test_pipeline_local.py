@@ -260,3 +260,13 @@ def test_the_run_folder_has_each_page_as_html_and_the_summary_lists_them(smoke_r
     assert all(p.endswith(".html") and Path(p).read_text().startswith("<!doctype html") for p in pages.values())
     assert f"page train-generator/samples: {pages['train-generator/samples']}" in proc.stdout
     assert 0.0 <= summary["label_fidelity"] <= 1.0 and "synthetic label fidelity" in proc.stdout
+
+
+def test_a_smoke_run_behaves_as_recorded(smoke_run):
+    """The guard of issue 19's refactor: the same summary as the run recorded before it, apart
+    from timings, paths, ids and float noise (tests/golden/recorded.py says what and why)."""
+    from tests.golden.recorded import SUMMARY, comparable_summary, differences
+
+    proc, _ = smoke_run
+    summary = json.loads(Path(proc.stdout.strip().splitlines()[-1]).read_text())
+    assert not differences(comparable_summary(summary), json.loads(SUMMARY.read_text()))

@@ -11,8 +11,7 @@ import urllib.request
 from http.server import ThreadingHTTPServer
 
 from genaug.deploy import reconciler
-from genaug.stack import TRITON_BUCKET, admin_headers
-from genaug.stack.config import BUCKETS, TRITON_PLACEHOLDER_KEY
+from genaug.services.names import BUCKETS, TRITON_BUCKET, TRITON_PLACEHOLDER_KEY, admin_headers
 from genaug.store import promotion_store
 from tests.integration.ledger_records import approve
 from tests.integration.test_stack import TINY_CONFIG, _s3, _triton, _upload, onnx_files  # noqa: F401 - a fixture

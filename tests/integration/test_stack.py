@@ -18,10 +18,11 @@ from minio import Minio
 from minio.error import S3Error
 from tritonclient.utils import InferenceServerException
 
-from genaug.stack import BUCKETS, TRITON_BUCKET, admin_headers, admin_key
+from genaug.services.names import BUCKETS, TRITON_BUCKET, admin_headers
+from genaug.stack import admin_key
 from genaug.store import promotion_store
 from tests.integration.ledger_records import approve
-from genaug.endpoints import read_env_file as read_env
+from genaug.services.endpoints import read_env_file as read_env
 
 MODELS = "models"
 

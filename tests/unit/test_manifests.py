@@ -271,8 +271,7 @@ def test_only_declared_clients_reach_minio_and_triton(rendered):
 
 
 def test_triton_runs_like_the_local_stack_in_explicit_mode_with_its_repository_in_minio(rendered):
-    from genaug.stack.config import TRITON_BUCKET, TRITON_MODELS_PREFIX
-    from genaug.stack.credentials import ADMIN_HEADER, RESTRICTED_APIS
+    from genaug.services.names import ADMIN_HEADER, RESTRICTED_APIS, TRITON_BUCKET, TRITON_MODELS_PREFIX
 
     for overlay, objects in rendered.items():
         deploy = _find(objects, "Deployment", "triton")
@@ -328,7 +327,7 @@ def test_the_pipeline_role_grants_only_what_kfp_and_argo_call():
 
 def test_only_the_promote_user_can_write_the_model_repository():
     from genaug.deploy.buckets import CLIENTS, WRITE
-    from genaug.stack.config import TRITON_BUCKET
+    from genaug.services.names import TRITON_BUCKET
 
     writers = [c.name for c in CLIENTS if TRITON_BUCKET in c.buckets and set(WRITE) <= set(c.actions)]
     readers = [c.name for c in CLIENTS if TRITON_BUCKET in c.buckets]

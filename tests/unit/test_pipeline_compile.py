@@ -1,6 +1,7 @@
 """The pipelines compile with KFP's real compiler into the files people upload in the KFP UI:
 valid protos, described parameters, GPU placement, secrets by reference, the caching policy."""
 
+import json
 import os
 import subprocess
 import sys
@@ -214,3 +215,12 @@ def test_a_step_without_a_placement_policy_fails_the_compile(monkeypatch):
 def test_build_folder_is_git_ignored():
     ignored = subprocess.run(["git", "check-ignore", "pipelines/build/genaug.yaml"], cwd=REPO, capture_output=True)
     assert ignored.returncode == 0
+
+
+def test_the_compiled_parameters_are_as_recorded(compiled):
+    """Names, types, defaults and descriptions of both pipelines' parameters, as recorded
+    before issue 19's refactor (python -m tests.golden.recorded parameters)."""
+    from tests.golden.recorded import PARAMETERS, pipeline_parameters
+
+    (folder,) = {path.parent for path, *_ in compiled.values()}
+    assert pipeline_parameters(folder) == json.loads(PARAMETERS.read_text())

@@ -16,8 +16,7 @@ from pathlib import Path
 from genaug.catalog import DatasetSpec
 from genaug.data import imageset
 from genaug.data.splits import content_hash
-
-BUCKET = "genaug-datasets"
+from genaug.services.names import DATASETS_BUCKET as BUCKET
 
 
 def raw_hash(raw) -> str:

@@ -22,7 +22,7 @@ import os
 import sys
 from dataclasses import dataclass
 
-from genaug.stack.config import BUCKETS, MLFLOW_BUCKET, TRITON_BUCKET, TRITON_PLACEHOLDER, TRITON_PLACEHOLDER_KEY
+from genaug.services.names import BUCKETS, MLFLOW_BUCKET, TRITON_BUCKET, TRITON_PLACEHOLDER, TRITON_PLACEHOLDER_KEY
 from genaug.store import Store, StoreError
 
 READ = ["s3:GetObject", "s3:GetBucketLocation", "s3:ListBucket"]

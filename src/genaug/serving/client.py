@@ -7,8 +7,8 @@ import os
 
 import numpy as np
 
-from genaug.endpoints import load_stack_env
-from genaug.stack.credentials import admin_headers
+from genaug.services.endpoints import require
+from genaug.services.names import admin_headers
 
 
 class ServingError(RuntimeError):
@@ -16,11 +16,7 @@ class ServingError(RuntimeError):
 
 
 def grpc_url() -> str:
-    load_stack_env()
-    url = os.environ.get("GENAUG_TRITON_GRPC")
-    if not url:
-        raise ServingError("GENAUG_TRITON_GRPC is not set; run `make up` (it writes .genaug/stack.env) "
-                           "or export host:port of Triton's gRPC endpoint")
+    (url,) = require(["GENAUG_TRITON_GRPC"], "host:port of Triton's gRPC endpoint", ServingError)
     return url
 
 

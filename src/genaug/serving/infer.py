@@ -13,7 +13,7 @@ import numpy as np
 from genaug.serving.client import Triton
 
 
-def _served_shape(triton: Triton, model: str, tensor: str) -> list[int]:
+def served_shape(triton: Triton, model: str, tensor: str) -> list[int]:
     """Dims of an input or output without the batch dimension, from the served config."""
     cfg = triton.config(model)
     for t in cfg.get("input", []) + cfg.get("output", []):
@@ -70,7 +70,7 @@ def generate(model: str, labels: list[int], out: str | Path, seed: int = 0, trit
     from PIL import Image
 
     triton = triton or Triton()
-    dims = _served_shape(triton, model, "noise")
+    dims = served_shape(triton, model, "noise")
     noise = np.random.default_rng(seed).standard_normal((len(labels), *dims)).astype(np.float32)
     images = triton.generate(model, np.asarray(labels, dtype=np.int64), noise)
     names = class_names(triton, model)
@@ -85,7 +85,7 @@ def classify(model: str, paths: list[str], top: int = 3, triton: Triton | None =
     from PIL import Image
 
     triton = triton or Triton()
-    c, h, w = _served_shape(triton, model, "images")
+    c, h, w = served_shape(triton, model, "images")
     batch = []
     for p in paths:
         img = Image.open(p).convert("L" if c == 1 else "RGB").resize((w, h))

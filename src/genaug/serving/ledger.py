@@ -28,11 +28,11 @@ import time
 import uuid
 from datetime import datetime, timezone
 
+from genaug.services.names import TRITON_BUCKET as BUCKET
 from genaug.serving.lease import Lease, LockedError, holder
 from genaug.serving.records import Conflict, Record, Records
 from genaug.store import S3Config
 
-BUCKET = "genaug-triton"
 MODELS_PREFIX = "ledger/models/"
 EVENTS_PREFIX = "ledger/events/"
 LEGACY_CHAMPIONS = "ledger/champions.json"  # the single shared object of earlier releases

@@ -17,8 +17,8 @@ import re
 import string
 from pathlib import Path
 
-BUCKET = "genaug-triton"
-PREFIX = "models"
+from genaug.services.names import TRITON_BUCKET as BUCKET, TRITON_MODELS_PREFIX as PREFIX
+
 MAX_BATCH_SIZE = 256
 MAX_QUEUE_DELAY_US = 2000
 

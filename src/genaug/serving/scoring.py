@@ -10,29 +10,40 @@ from pathlib import Path
 
 import numpy as np
 
+# How far a served model may be from its reference: ONNX against PyTorch at export, Triton
+# against onnxruntime once served.
+CLASSIFIER_TOLERANCE = 1e-3  # logits
+GENERATOR_TOLERANCE = 1.0    # uint8 levels: rounding at .5 may flip one level
 # Label fidelity: generated images per class that the real-data classifier judges.
 FIDELITY_PER_CLASS = 100
 NOISE_SEED = 1234
 
 
 def _session(path: Path):
-    import onnxruntime as ort
+    # Its thread count follows the task's share: the generator's gate samples 2 x 1000 images
+    # beside synthesis, which ORT's default of one thread per core slowed by a third.
+    from genaug.onnx_runtime import CpuSession
 
-    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return CpuSession(str(path))
 
 
 def onnx_logits(path: Path, images: np.ndarray, batch: int = 500) -> np.ndarray:
     """images uint8 [N, C, H, W] -> logits float32 [N, K] from a classifier ONNX file."""
     sess = _session(path)
-    return np.concatenate([sess.run(None, {"images": images[i:i + batch]})[0]
+    return np.concatenate([sess.run({"images": images[i:i + batch]})[0]
                            for i in range(0, len(images), batch)])
 
 
 def noise_dims(path: Path) -> list[int]:
     """The per-image dims of a generator ONNX file's ``noise`` input [B, *dims]: [Z] for a
     GAN, [K+1, C, H, W] for a diffusion sampler."""
-    (noise,) = [i for i in _session(path).get_inputs() if i.name == "noise"]
-    return [int(d) for d in noise.shape[1:]]
+    import onnx
+
+    # The graph's declared inputs, read without building a session (a second of graph
+    # optimization for an unrolled diffusion sampler).
+    graph = onnx.load(str(path), load_external_data=False).graph
+    (noise,) = [i for i in graph.input if i.name == "noise"]
+    return [int(d.dim_value) for d in noise.type.tensor_type.shape.dim[1:]]
 
 
 def standard_noise(dims, n: int, seed: int = NOISE_SEED) -> np.ndarray:
@@ -48,7 +59,7 @@ def generator_inputs(path: Path, labels: np.ndarray, seed: int = NOISE_SEED) -> 
 def onnx_generate(path: Path, labels: np.ndarray, seed: int = NOISE_SEED, batch: int = 100) -> np.ndarray:
     """uint8 [N, C, H, W] images for ``labels`` from a generator ONNX file."""
     sess, inputs = _session(path), generator_inputs(path, labels, seed)
-    return np.concatenate([sess.run(None, {k: v[i:i + batch] for k, v in inputs.items()})[0]
+    return np.concatenate([sess.run({k: v[i:i + batch] for k, v in inputs.items()})[0]
                            for i in range(0, len(labels), batch)])
 
 

@@ -14,15 +14,6 @@ from typing import Mapping
 
 HOST = "127.0.0.1"  # every server binds loopback only
 
-BUCKETS = ("genaug-datasets", "genaug-checkpoints", "genaug-mlflow", "genaug-triton")
-MLFLOW_BUCKET = "genaug-mlflow"
-TRITON_BUCKET = "genaug-triton"
-TRITON_MODELS_PREFIX = "models"          # s3://genaug-triton/models is Triton's repository
-TRITON_PLACEHOLDER_KEY = f"{TRITON_MODELS_PREFIX}/README.txt"
-TRITON_PLACEHOLDER = (b"Triton model repository of genaug: one folder per model, "
-                      b"<model>/config.pbtxt and <model>/<version>/model.onnx.\n"
-                      b"This file exists because Triton refuses to start on an empty S3 prefix "
-                      b"('repository path is not a valid directory'); Triton ignores plain files here.\n")
 
 STATE_DIR_ENV = "GENAUG_STATE_DIR"
 TRITON_VENV_ENV = "GENAUG_TRITON_VENV"

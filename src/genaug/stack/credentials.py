@@ -22,17 +22,7 @@ from pathlib import Path
 from genaug.stack.config import StatePaths, default_state_dir
 from genaug.stack.errors import StackError
 
-ADMIN_KEY_ENV = "GENAUG_TRITON_ADMIN_KEY"
-# The header named in --grpc/--http-restricted-*=model-repository:<header>=<key>. Over gRPC
-# Triton expects it with the prefix below (its own rule: restricted gRPC metadata keys are
-# namespaced); over HTTP the bare name.
-ADMIN_HEADER = "genaug-admin-key"
-# Triton 2.51's API groups that answer only requests carrying the admin key: everything that
-# changes the server or reads its internals. Open to every client: health (probes), metadata,
-# inference, and model-config (`genaug infer` reads a model's shapes and class names there).
-RESTRICTED_APIS = ("model-repository", "shared-memory", "statistics", "trace", "logging")
-OPEN_APIS = ("health", "metadata", "inference", "model-config")
-GRPC_HEADER_PREFIX = "triton-grpc-protocol-"
+from genaug.services.names import ADMIN_KEY_ENV
 
 _ALNUM_UPPER = string.ascii_uppercase + string.digits
 _ALNUM = string.ascii_letters + string.digits
@@ -130,11 +120,3 @@ def admin_key(state_dir: str | os.PathLike | None = None) -> str:
                          f" --state-dir {paths.root}` or export {ADMIN_KEY_ENV}")
     return _read_secret(paths.admin_key)
 
-
-def admin_headers(key: str, protocol: str = "grpc") -> dict[str, str]:
-    """Request headers that unlock Triton's model-repository API for ``protocol`` grpc|http."""
-    if protocol == "grpc":
-        return {GRPC_HEADER_PREFIX + ADMIN_HEADER: key}
-    if protocol == "http":
-        return {ADMIN_HEADER: key}
-    raise ValueError(f"unknown protocol {protocol!r}; choose 'grpc' or 'http'")

@@ -17,7 +17,8 @@ from typing import Callable, Protocol
 
 from genaug.stack import ports as port_plan
 from genaug.stack import procs
-from genaug.stack.config import TRITON_BUCKET, StackConfig, StatePaths
+from genaug.services.names import TRITON_BUCKET
+from genaug.stack.config import StackConfig, StatePaths
 from genaug.stack.credentials import ADMIN_KEY_ENV, load_or_create_admin_key, load_or_create_s3_identities
 from genaug.stack.envfile import write_env
 from genaug.stack.errors import StackError

@@ -12,7 +12,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from genaug.stack.config import MLFLOW_BUCKET, StackConfig
+from genaug.services.names import MLFLOW_BUCKET
+from genaug.stack.config import StackConfig
 from genaug.stack.credentials import S3Credentials
 from genaug.stack.errors import StackError
 

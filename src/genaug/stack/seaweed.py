@@ -19,7 +19,8 @@ import urllib3
 from minio import Minio
 from minio.error import S3Error
 
-from genaug.stack.config import BUCKETS, MLFLOW_BUCKET, TRITON_BUCKET, StackConfig
+from genaug.services.names import BUCKETS, MLFLOW_BUCKET, TRITON_BUCKET
+from genaug.stack.config import StackConfig
 from genaug.stack.credentials import S3Credentials, StackIdentities
 from genaug.stack.errors import StackError
 

@@ -21,9 +21,10 @@ from pathlib import Path
 from minio.error import S3Error
 
 from genaug.stack import seaweed
-from genaug.stack.config import (TRITON_BUCKET, TRITON_MODELS_PREFIX, TRITON_PLACEHOLDER as PLACEHOLDER,
-                                 TRITON_PLACEHOLDER_KEY as PLACEHOLDER_KEY, StackConfig)
-from genaug.stack.credentials import ADMIN_HEADER, RESTRICTED_APIS, S3Credentials
+from genaug.services.names import (ADMIN_HEADER, RESTRICTED_APIS, TRITON_BUCKET, TRITON_MODELS_PREFIX,
+                                   TRITON_PLACEHOLDER as PLACEHOLDER, TRITON_PLACEHOLDER_KEY as PLACEHOLDER_KEY)
+from genaug.stack.config import StackConfig
+from genaug.stack.credentials import S3Credentials
 from genaug.stack.errors import StackError
 from genaug.stack.triton_venv import TritonRuntime, ensure_triton_venv
 

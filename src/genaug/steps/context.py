@@ -35,7 +35,7 @@ def training_context(data_path: str, profile: str, seed: int) -> TrainingContext
 def optional_store():
     """The object store when one is configured (always, in a pipeline run), else None, so
     that a step run by hand works without servers."""
-    from genaug.endpoints import load_stack_env
+    from genaug.services.endpoints import load_stack_env
 
     load_stack_env()
     if not os.environ.get("GENAUG_S3_ENDPOINT"):

@@ -1,4 +1,4 @@
-"""Step 0c: which raw data this run uses; prepare_data is cached by it."""
+"""Which raw data this run uses; prepare_data is cached by it."""
 
 from __future__ import annotations
 

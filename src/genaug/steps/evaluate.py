@@ -1,4 +1,4 @@
-"""Step 5: test-set scores of both classifiers, and a look at the synthetic data."""
+"""Test-set scores of both classifiers, and a look at the synthetic data."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Step 5a: how close the generator's images are to the real ones: FID, KID,
+"""How close the generator's images are to the real ones: FID, KID,
 precision/recall, per-class FID and, when the network has logits, the Inception Score."""
 
 from __future__ import annotations

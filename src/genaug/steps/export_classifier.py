@@ -1,4 +1,4 @@
-"""Step 6b: the better classifier's ONNX file under the serving contract, checked against
+"""The better classifier's ONNX file under the serving contract, checked against
 PyTorch."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Step 6a: the generator's ONNX file under the serving contract, checked against PyTorch.
+"""The generator's ONNX file under the serving contract, checked against PyTorch.
 
 It needs only the trained generator, so it runs beside synthesis rather than after the
 classifiers: a diffusion model's export (its K-step sampler unrolled into one graph) is the

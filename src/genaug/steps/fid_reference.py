@@ -1,5 +1,5 @@
-"""Step 5a (before generators are measured in parallel): the real data's reference
-features for FID, computed once per (dataset, split, N, mode, network) and cached in S3."""
+"""The real data's reference features for FID, before the experiment measures its generators
+in parallel, computed once per (dataset, split, N, mode, network) and cached in S3."""
 
 from __future__ import annotations
 

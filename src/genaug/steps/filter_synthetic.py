@@ -1,4 +1,4 @@
-"""Step 3b (optional): keep only the synthetic images that a classifier trained on the
+"""Optional, in the experiment: keep only the synthetic images that a classifier trained on the
 real data assigns to their own label with confidence above a threshold."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Step 0 of the experiment: check its lists and lay out the flat configuration list."""
+"""The experiment's first step: check its lists and lay out the flat configuration list."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Step 1: raw dataset -> uint8 train/val/test arrays with a content hash."""
+"""Raw dataset -> uint8 train/val/test arrays with a content hash."""
 
 from __future__ import annotations
 

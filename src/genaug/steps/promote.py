@@ -1,4 +1,4 @@
-"""Step 8: promote the run's generator or its classifier to Triton, through the gates."""
+"""Promote the run's generator or its classifier to Triton, through the gates."""
 
 from __future__ import annotations
 
@@ -10,15 +10,13 @@ from genaug import catalog, checkpoint, tracking
 from genaug.data import imageset
 from genaug.serving import scoring
 from genaug.serving.client import Triton
+from genaug.serving.scoring import CLASSIFIER_TOLERANCE, GENERATOR_TOLERANCE
 from genaug.serving.promote import Candidate, promote as run_promotion
 from genaug.serving.repository import classifier_model_name, generator_model_name, render_config
 from genaug.steps.timing import timed_step
 from genaug.store import promotion_store
 from genaug.train.classifier import predict
 
-# ONNX vs PyTorch at export, and Triton vs onnxruntime when served.
-CLASSIFIER_TOLERANCE = 1e-3  # logits
-GENERATOR_TOLERANCE = 1.0    # uint8 levels: rounding at .5 may flip one level
 # A run that meets another promotion of the same model (a manual rollback, an overlapping
 # scheduled run) waits for it rather than failing; a dead holder's lease expires sooner.
 LOCK_WAIT_S = 900.0

@@ -1,4 +1,4 @@
-"""Step 7: one summary.json per run that answers the question, plus a printable table."""
+"""One summary.json per run that answers the question, plus a printable table."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Step 4 of the experiment: one configuration, trained and scored on the real test split."""
+"""The experiment's work: one configuration, trained and scored on the real test split."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Step 0b: open the MLflow parent run that every later step logs under."""
+"""Open the MLflow parent run that every later step logs under."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Step 3: a labelled synthetic dataset from a trained generator, with provenance."""
+"""A labelled synthetic dataset from a trained generator, with provenance."""
 
 from __future__ import annotations
 

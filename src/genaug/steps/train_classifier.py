@@ -1,4 +1,4 @@
-"""Step 4: train a classifier on real data, or on real + synthetic data at ratio r."""
+"""Train a classifier on real data, or on real + synthetic data at ratio r."""
 
 from __future__ import annotations
 

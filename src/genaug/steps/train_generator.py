@@ -1,4 +1,4 @@
-"""Step 2: train a class-conditional generator on the real training split."""
+"""Train a class-conditional generator on the real training split."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Step 0: reject bad run parameters before any data loads or any training starts."""
+"""Reject bad run parameters before any data loads or any training starts."""
 
 from __future__ import annotations
 

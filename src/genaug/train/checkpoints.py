@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-BUCKET = "genaug-checkpoints"
+from genaug.services.names import CHECKPOINTS_BUCKET as BUCKET
 
 
 def run_key(**fields) -> str:

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Sequence
+
+from genaug.services.names import ADMIN_KEY_ENV
 
 STACK_ENV_VAR = "GENAUG_STACK_ENV"
 
 
 # The checkout this package runs from (an editable install): where `make up` wrote it.
-CHECKOUT_STACK_ENV = Path(__file__).resolve().parents[2] / ".genaug" / "stack.env"
+CHECKOUT_STACK_ENV = Path(__file__).resolve().parents[3] / ".genaug" / "stack.env"
 
 
 def stack_env_path() -> Path:
@@ -48,8 +51,30 @@ def load_stack_env(path: str | Path | None = None) -> dict[str, str]:
     return values
 
 
-def require(name: str, fix: str = "run `make up` (or export it)") -> str:
-    value = os.environ.get(name)
-    if not value:
-        raise RuntimeError(f"{name} is not set; {fix}")
-    return value
+def load_admin_env() -> dict[str, str]:
+    """Fill unset variables from ``admin.env`` beside the stack's env file: the Triton admin
+    key and the promote identity's S3 keys, which only promotion and operators read."""
+    return load_stack_env(stack_env_path().with_name("admin.env"))
+
+
+def admin_key() -> str:
+    """Triton's admin key: $GENAUG_TRITON_ADMIN_KEY (from a Secret on a cluster), else the
+    local stack's ``admin.env``."""
+    load_admin_env()
+    (key,) = require([ADMIN_KEY_ENV], "Triton's admin key (the local stack keeps it in .genaug/admin.env)")
+    return key
+
+
+def require(names: Sequence[str], what: str, error: type[Exception] = RuntimeError) -> list[str]:
+    """The values of the environment variables ``names``, after ``load_stack_env``.
+
+    Raises ``error`` naming every unset one and the fix: `make up` writes them, or export
+    ``what`` (e.g. "the S3 endpoint and keys").
+    """
+    load_stack_env()
+    missing = [name for name in names if not os.environ.get(name)]
+    if missing:
+        verb = "is" if len(missing) == 1 else "are"
+        raise error(f"{', '.join(missing)} {verb} not set; run `make up` (it writes .genaug/stack.env) "
+                    f"or export {what}")
+    return [os.environ[name] for name in names]
