@@ -48,9 +48,6 @@ class CpuSession:
         self.session = ort.InferenceSession(self.graph, options, providers=["CPUExecutionProvider"])
         self.threads = count
 
-    def get_inputs(self):
-        return self.session.get_inputs()
-
     def run(self, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
         share = None if self.fixed_threads else genaug_threads.share()
         if share is not None and share != self.threads:
