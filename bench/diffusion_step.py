@@ -24,7 +24,8 @@ from bench.harness import Report, interleaved
 from genaug import accel as accel_mod
 from genaug.diffusion import Diffusion
 from genaug.generators import accel_for
-from genaug.train.diffusion import DiffusionConfig, train_diffusion
+from genaug.sections import DiffusionConfig
+from genaug.train.diffusion import train_diffusion
 
 
 def reference_steps(net, x: torch.Tensor, y: torch.Tensor, steps: int, batch: int, acc):

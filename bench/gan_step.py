@@ -25,7 +25,8 @@ from bench.flops import macs, params
 from bench.harness import Report, interleaved
 from genaug import accel as accel_mod
 from genaug.models.gan import DCGANDiscriminator, DCGANGenerator
-from genaug.train.gan import GanConfig, train_gan
+from genaug.sections import GanConfig
+from genaug.train.gan import train_gan
 
 SHAPE = (3, 32, 32)
 

@@ -28,13 +28,14 @@ import torch
 from bench.harness import sync
 from genaug import accel as accel_mod
 from genaug.data.batches import Batches
-from genaug.diffusion import Diffusion, SamplerConfig
+from genaug.diffusion import Diffusion
 from genaug.generators import DiffusionSampler, sample
 from genaug.models.classifiers import CNN
 from genaug.models.gan import DCGANDiscriminator, DCGANGenerator
 from genaug.models.unet import UNet
-from genaug.train.diffusion import DiffusionConfig, train_diffusion
-from genaug.train.gan import GanConfig, train_gan
+from genaug.sections import DiffusionConfig, GanConfig, SamplerConfig
+from genaug.train.diffusion import train_diffusion
+from genaug.train.gan import train_gan
 
 # Dense bf16 tensor-core peaks from the vendors' datasheets (SXM parts), FLOP/s.
 BF16_PEAK = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "L4": 121e12}

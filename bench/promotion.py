@@ -74,8 +74,8 @@ def main(argv: list[str]) -> dict:
     y = rng.integers(0, SPEC.num_classes, 200)
     with tempfile.TemporaryDirectory() as tmp, private_stack() as (_, env):
         os.environ.update(env)
-        from genaug.serving.client import Triton
-        from genaug.store import promotion_store
+        from genaug.services.triton import Triton
+        from genaug.services.store import promotion_store
 
         onnx = Path(export_classifier(CNN(SPEC.shape, SPEC.num_classes, width=8), SPEC.shape,
                                       Path(tmp) / "clf.onnx")["path"])

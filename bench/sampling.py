@@ -19,8 +19,9 @@ import torch
 from bench import unets
 from bench.harness import Report, interleaved
 from genaug import accel as accel_mod
-from genaug.diffusion import Diffusion, SamplerConfig
+from genaug.diffusion import Diffusion
 from genaug.generators import DiffusionSampler, accel_for, sample, to_uint8
+from genaug.sections import SamplerConfig
 
 
 def reference_sampler(net, n: int, guidance: float, steps: int, acc):

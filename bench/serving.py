@@ -113,8 +113,8 @@ def main(argv=None) -> dict:
     results = {}
     with private_stack() as (tmp, env):
         os.environ.update(env)
-        from genaug.serving.client import Triton
-        from genaug.store import promotion_store
+        from genaug.services.triton import Triton
+        from genaug.services.store import promotion_store
 
         # Publishing to Triton's repository takes the promote identity (admin.env).
         store, triton = promotion_store(), Triton(env["GENAUG_TRITON_GRPC"], env["GENAUG_TRITON_ADMIN_KEY"])

@@ -10,15 +10,17 @@ from components.steps import component
 
 @component
 def plan_experiment(dataset: str, generator: str, profile: str, ratios: list, seeds: list, classifiers: list,
-                    fractions: list, filter_threshold: float, generator_seed: int, plan: Output[Artifact]) -> list:
+                    fractions: list, filter_threshold: float, generator_seed: int, sampling: dict,
+                    plan: Output[Artifact], options: Output[Artifact]) -> list:
     """Check every list and lay out the flat configuration list (this task's output); the
-    resolved parameters go to ``plan``. Fails the run before any work."""
+    resolved parameters go to ``plan``, the arms' RunConfig (run_options.json) to
+    ``options``. Fails the run before any work."""
     import json
 
     from genaug.steps import get
 
     resolved = get("plan_experiment")(dataset, generator, profile, ratios, seeds, classifiers, fractions,
-                                      filter_threshold, generator_seed)
+                                      filter_threshold, generator_seed, sampling, options.path)
     plan.metadata.update({k: v for k, v in resolved.items() if k != "configs"})
     with open(plan.path, "w") as f:
         json.dump(resolved, f)
@@ -47,21 +49,35 @@ def parent_run(run: Input[Artifact]) -> str:
 
 
 @component
-def fid_reference(dataset: str, profile: str, parent_run_id: str) -> dict:
+def arm_data(options: Input[Artifact], fraction: float) -> dict:
+    """The data section of the arm at ``fraction``: what its prepare_data is cached by."""
+    from dataclasses import replace
+
+    from genaug.params import load_options
+
+    return replace(load_options(options.path).data, fraction=float(fraction)).as_dict()
+
+
+@component
+def fid_reference(options: Input[Artifact], parent_run_id: str) -> dict:
     """The real data's FID reference features, computed once and cached in S3."""
+    from genaug.params import load_options
     from genaug.steps import get
 
-    return get("fid_reference")(dataset, profile, parent_run_id=parent_run_id)
+    run = load_options(options.path)
+    return get("fid_reference")(run.data.dataset, parent_run_id=parent_run_id, metrics=run.metrics)
 
 
 @component
 def filter_synthetic(data: Input[Dataset], synthetic: Input[Dataset], threshold: float, ratio: float,
-                     profile: str, seed: int, parent_run_id: str, filtered: Output[Dataset]):
+                     options: Input[Artifact], parent_run_id: str, filtered: Output[Dataset]):
     """Keep the synthetic images a real-data classifier assigns to their label with p > threshold."""
+    from genaug.params import load_options
     from genaug.steps import get
 
-    meta = get("filter_synthetic")(data.path, synthetic.path, threshold, ratio, profile, seed, filtered.path,
-                                   parent_run_id=parent_run_id)
+    run = load_options(options.path)
+    meta = get("filter_synthetic")(data.path, synthetic.path, threshold, ratio, filtered.path,
+                                   parent_run_id=parent_run_id, classifier=run.classifier, seed=run.seed)
     filtered.metadata.update({"filter": meta["filter"], "n_total": meta["n_total"]})
 
 
@@ -75,21 +91,23 @@ def bundle_arms(datas: Input[List[Dataset]], synthetics: Input[List[Dataset]], a
 
 
 @component
-def run_config(config: dict, arms: Input[Artifact], profile: str, run: Input[Artifact], model: Output[Model],
-               curves: Output[HTML], scores: Output[Metrics], confusion: Output[ClassificationMetrics]) -> str:
+def run_config(config: dict, arms: Input[Artifact], options: Input[Artifact], run: Input[Artifact],
+               model: Output[Model], curves: Output[HTML], scores: Output[Metrics],
+               confusion: Output[ClassificationMetrics]) -> str:
     """Train one configuration (classifier, fraction, ratio, seed) and score it on the test split.
     ``run`` is start_tracking's artifact (see parent_run for why not the id itself). Returns
     the result as JSON text: KFP parameters cannot carry nulls."""
     import json
 
+    from genaug.params import load_options
     from genaug.steps import get
     from genaug.steps.bundle_arms import arm_paths
 
     with open(run.path) as f:
         parent_run_id = f.read().strip()
     data_path, synthetic_path = arm_paths(arms.path, config["fraction"])
-    result = get("run_config")(config, data_path, synthetic_path, profile, model.path, curves.path,
-                               parent_run_id=parent_run_id)
+    result = get("run_config")(config, data_path, synthetic_path, model.path, curves.path,
+                               parent_run_id=parent_run_id, classifier=load_options(options.path).classifier)
     scores.log_metric("test_accuracy", result["accuracy"])
     scores.log_metric("test_macro_f1", result["macro_f1"])
     with open(scores.path, "w") as f:

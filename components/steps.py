@@ -16,19 +16,18 @@ component = dsl.component(base_image=IMAGE, install_kfp_package=False)
 
 
 @component
-def validate_params(dataset: str, generator: str, classifier: str, profile: str, seed: int,
-                    ratio: float, margin: float, floor: float, sample_steps: int, eta: float, guidance: float,
-                    fraction: float, data_version: str, params: Output[Artifact]):
-    """Fail the run before any work when a parameter is unknown or out of range."""
-    import json
-
+def resolve_config(parameters: dict, options: Output[Artifact]) -> dict:
+    """Resolve the run's configuration once, before any work: every parameter checked and the
+    profile's values filled in (genaug.params.resolve). ``options`` is run_options.json, from
+    which later tasks take their sections; the returned data section is what prepare_data is
+    cached by."""
     from genaug.steps import get
 
-    meta = get("validate_params")(dataset, generator, classifier, profile, seed, ratio, margin, floor,
-                                  sample_steps, eta, guidance, fraction, data_version)
-    params.metadata.update(meta)
-    with open(params.path, "w") as f:
-        json.dump(meta, f)
+    meta = get("resolve_config")(parameters, options.path)
+    # Unset sampler settings (a GAN's) are left out: KFP metadata holds no nulls.
+    options.metadata.update({**{k: v for k, v in meta["parameters"].items() if v is not None},
+                             "seconds": meta["seconds"]})
+    return meta["config"]["data"]
 
 
 @component
@@ -53,26 +52,27 @@ def data_version(dataset: str, requested: str) -> str:
 
 
 @component
-def prepare_data(dataset: str, profile: str, fraction: float, data_version: str, data: Output[Dataset]):
+def prepare_data(section: dict, data_version: str, data: Output[Dataset]):
     """Real images as uint8 train/val/test arrays with a content hash.
 
-    Cached by KFP: its inputs are the dataset, the profile, the fraction and the data
-    version, never a run id, so runs on unchanged data share one prepared copy."""
+    Cached by KFP: its inputs are the run's data section and the resolved data version,
+    never a run id, so runs on unchanged data share one prepared copy."""
     from genaug.steps import get
 
-    data.metadata.update(get("prepare_data")(dataset, profile, data.path, fraction=fraction,
-                                             data_version=data_version))
+    data.metadata.update(get("prepare_data")(data.path, data_version=data_version, data=section))
 
 
 @component
-def train_generator(data: Input[Dataset], generator: str, profile: str, seed: int, parent_run_id: str,
-                    sample_steps: int, eta: float, guidance: float, model: Output[Model], samples: Output[HTML]):
+def train_generator(data: Input[Dataset], options: Input[Artifact], parent_run_id: str, model: Output[Model],
+                    samples: Output[HTML]):
     """Train the class-conditional generator (a diffusion model also records how it samples)."""
+    from genaug.params import load_options
     from genaug.steps import get
 
-    model.metadata.update(get("train_generator")(data.path, generator, profile, seed, model.path, samples.path,
-                                                 parent_run_id=parent_run_id, sample_steps=sample_steps,
-                                                 eta=eta, guidance=guidance))
+    run = load_options(options.path)
+    model.metadata.update(get("train_generator")(data.path, model.path, samples.path, parent_run_id=parent_run_id,
+                                                 generator=run.generator, seed=run.seed, gan=run.gan,
+                                                 diffusion=run.diffusion, sampler=run.sampler))
 
 
 @component
@@ -86,16 +86,18 @@ def synthesize(model: Input[Model], data: Input[Dataset], ratio: float, seed: in
 
 
 @component
-def train_classifier(data: Input[Dataset], classifier: str, profile: str, seed: int, ratio: float,
-                     parent_run_id: str, model: Output[Model], curves: Output[HTML],
-                     synthetic: Input[Dataset] = None, synthetic_only: bool = False):
+def train_classifier(data: Input[Dataset], options: Input[Artifact], parent_run_id: str, model: Output[Model],
+                     curves: Output[HTML], synthetic: Input[Dataset] = None, synthetic_only: bool = False):
     """Train on the real data, on real + synthetic when ``synthetic`` is given, or on the
     synthetic images alone with ``synthetic_only`` (for the Classification Accuracy Score)."""
+    from genaug.params import load_options
     from genaug.steps import get
 
-    meta = get("train_classifier")(data.path, classifier, profile, seed, model.path, curves.path,
-                                   synthetic.path if synthetic is not None else "", ratio,
-                                   parent_run_id=parent_run_id, synthetic_only=synthetic_only)
+    run = load_options(options.path)
+    meta = get("train_classifier")(data.path, model.path, curves.path,
+                                   synthetic.path if synthetic is not None else "", run.synthesis.ratio,
+                                   parent_run_id=parent_run_id, synthetic_only=synthetic_only,
+                                   classifier=run.classifier, seed=run.seed)
     model.metadata.update(meta)
 
 
@@ -126,17 +128,18 @@ def evaluate(data: Input[Dataset], classifier_real: Input[Model], classifier_aug
 
 
 @component
-def evaluate_generator(data: Input[Dataset], generator: Input[Model], profile: str, parent_run_id: str,
+def evaluate_generator(data: Input[Dataset], generator: Input[Model], options: Input[Artifact], parent_run_id: str,
                        scores: Output[Metrics], report: Output[Artifact], page: Output[HTML]) -> str:
     """FID, KID, precision/recall, per-class FID and IS (when the network has logits) of the
     generator's images against the real training split; what each was measured on is recorded.
     Returns the same as JSON text (KFP parameters cannot carry the nulls of unavailable metrics)."""
     import json
 
+    from genaug.params import load_options
     from genaug.steps import get
 
-    result = get("evaluate_generator")(data.path, generator.path, profile, report.path, page.path,
-                                       parent_run_id=parent_run_id)
+    result = get("evaluate_generator")(data.path, generator.path, report.path, page.path, parent_run_id=parent_run_id,
+                                       metrics=load_options(options.path).metrics)
     for mode, value in result["fid"].items():
         if value is not None:
             scores.log_metric(f"fid_{mode}", value)
@@ -183,31 +186,31 @@ def export_classifier(classifier_real: Input[Model], classifier_augmented: Input
 
 @component
 def promote_generator(data: Input[Dataset], classifier_real: Input[Model], generator_onnx: Input[Model],
-                      export: Input[Artifact], margin: float, floor: float, pipeline_run_id: str,
+                      export: Input[Artifact], options: Input[Artifact], pipeline_run_id: str,
                       parent_run_id: str, decisions: Output[Artifact], verdict: Output[Markdown]):
     """Serve the generator if its label fidelity (judged by the classifier trained on real
     data) passes the gates; record the decision in the ledger. A generator no better than its
     champion leaves the champion serving, and the verdict says so."""
     from genaug.steps.promote import promote_task
 
-    promote_task("generator", data, generator_onnx, export, margin, floor, pipeline_run_id, parent_run_id,
-                 decisions, verdict, classifier_real)
+    promote_task("generator", data, generator_onnx, export, options, pipeline_run_id, parent_run_id, decisions,
+                 verdict, classifier_real)
 
 
 @component
 def promote_classifier(data: Input[Dataset], classifier_onnx: Input[Model], export: Input[Artifact],
-                       margin: float, floor: float, pipeline_run_id: str, parent_run_id: str,
+                       options: Input[Artifact], pipeline_run_id: str, parent_run_id: str,
                        decisions: Output[Artifact], verdict: Output[Markdown]):
     """Serve the classifier if its test accuracy passes the gates; record the decision in the
     ledger. A classifier no better than its champion leaves the champion serving."""
     from genaug.steps.promote import promote_task
 
-    promote_task("classifier", data, classifier_onnx, export, margin, floor, pipeline_run_id, parent_run_id,
-                 decisions, verdict)
+    promote_task("classifier", data, classifier_onnx, export, options, pipeline_run_id, parent_run_id, decisions,
+                 verdict)
 
 
 @component
-def report(params: Input[Artifact], run: Input[Artifact], data: Input[Dataset], generator: Input[Model],
+def report(options: Input[Artifact], run: Input[Artifact], data: Input[Dataset], generator: Input[Model],
            synthetic: Input[Dataset], classifier_real: Input[Model], classifier_augmented: Input[Model],
            classifier_synthetic: Input[Model], evaluation: Input[Artifact], generator_metrics: Input[Artifact],
            generator_export: Input[Artifact], classifier_export: Input[Artifact],
@@ -216,6 +219,7 @@ def report(params: Input[Artifact], run: Input[Artifact], data: Input[Dataset], 
     """summary.json for the run, and the same figures as a table in the KFP UI."""
     import json
 
+    from genaug.params import load_options
     from genaug.steps import get
     from genaug.steps.report import table as as_table
 
@@ -224,9 +228,9 @@ def report(params: Input[Artifact], run: Input[Artifact], data: Input[Dataset], 
             return json.load(f)
 
     # KFP metadata turns every number into a float; files written by the steps keep types.
-    run_params = load(params)
+    config = load_options(options.path)
     ev = {**load(evaluation), "seconds": evaluation.metadata["seconds"]}
-    steps = {"validate_params": {"seconds": run_params.pop("seconds")}, "start_tracking": dict(run.metadata),
+    steps = {"resolve_config": {"seconds": options.metadata["seconds"]}, "start_tracking": dict(run.metadata),
              "prepare_data": dict(data.metadata), "train_generator": dict(generator.metadata),
              "synthesize": dict(synthetic.metadata), "train_classifier_real": dict(classifier_real.metadata),
              "train_classifier_augmented": dict(classifier_augmented.metadata),
@@ -240,7 +244,7 @@ def report(params: Input[Artifact], run: Input[Artifact], data: Input[Dataset], 
         ("evaluation", evaluation), ("generator_metrics", generator_metrics),
         ("generator_export", generator_export), ("classifier_export", classifier_export),
         ("generator_decision", generator_decision), ("classifier_decision", classifier_decision))}
-    result = get("report")(run_params, steps, artifacts, summary.path)
+    result = get("report")(config.parameters(), steps, artifacts, summary.path, config=config.as_dict())
     summary.metadata.update({k: result[k] for k in ("accuracy_real", "accuracy_augmented", "accuracy_delta")})
     with open(table.path, "w") as f:
         f.write("```\n" + as_table(result) + "\n```\n")

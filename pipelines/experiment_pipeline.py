@@ -18,10 +18,11 @@ from kfp import dsl
 
 from components import experiment as exp
 from components import settings, steps
-from pipelines import placement
+from genaug.params import default
 from genaug.profiles import PROFILES
+from pipelines import placement
 
-QUICK = PROFILES["quick"]
+QUICK = PROFILES[default("profile")].experiment
 # Tasks at once inside each loop. Locally KFP runs at most 2 anyway; on a cluster every
 # configuration could run at once, but the arms' GPU generators should not crowd a node.
 ARM_PARALLELISM = 2
@@ -36,19 +37,19 @@ CONFIG_PARALLELISM = 8
                 "t-interval over seeds, plus FID, KID, precision/recall and CAS per generator.",
 )
 def experiment_pipeline(
-    dataset: str = "fashion_mnist",
-    generator: str = "dcgan",
-    profile: str = "quick",
-    ratios: list = list(QUICK.exp_ratios),
-    seeds: list = list(QUICK.exp_seeds),
-    classifiers: list = list(QUICK.exp_classifiers),
-    fractions: list = list(QUICK.exp_fractions),
+    dataset: str = default("dataset"),
+    generator: str = default("generator"),
+    profile: str = default("profile"),
+    ratios: list = list(QUICK.ratios),
+    seeds: list = list(QUICK.seeds),
+    classifiers: list = list(QUICK.classifiers),
+    fractions: list = list(QUICK.fractions),
     filter_threshold: float = 0.0,
-    generator_seed: int = 0,
-    sample_steps: int = 0,
-    eta: float = -1.0,
-    guidance: float = -1.0,
-    data_version: str = "latest",
+    generator_seed: int = default("seed"),
+    sample_steps: int = default("sample_steps"),
+    eta: float = default("eta"),
+    guidance: float = default("guidance"),
+    data_version: str = default("data_version"),
 ) -> str:
     """The sweep: one generator per fraction, every (classifier, fraction, ratio, seed).
 
@@ -69,12 +70,15 @@ def experiment_pipeline(
     """
     plan = exp.plan_experiment(dataset=dataset, generator=generator, profile=profile, ratios=ratios, seeds=seeds,
                                classifiers=classifiers, fractions=fractions, filter_threshold=filter_threshold,
-                               generator_seed=generator_seed).set_display_name("plan experiment")
+                               generator_seed=generator_seed,
+                               sampling={"sample_steps": sample_steps, "eta": eta, "guidance": guidance,
+                                         "data_version": data_version}).set_display_name("plan experiment")
+    options = plan.outputs["options"]
     run = steps.start_tracking(dataset=dataset, generator=generator, classifier="experiment", profile=profile,
                                seed=generator_seed, ratio=0.0, pipeline_run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
                                kind="experiment").after(plan)
     run.set_display_name("start MLflow run")
-    ref = exp.fid_reference(dataset=dataset, profile=profile, parent_run_id=run.outputs["Output"])
+    ref = exp.fid_reference(options=options, parent_run_id=run.outputs["Output"])
     ref.set_display_name("FID reference features")
     # Loop bodies take only pipeline inputs, loop items and artifacts from outside: KFP's
     # local runner replaces any other outside parameter with the loop item (see
@@ -84,23 +88,21 @@ def experiment_pipeline(
         ratio = exp.synthesis_ratio(ratios=ratios, filter_threshold=filter_threshold).set_display_name(
             "synthesis ratio").output
         version = steps.data_version(dataset=dataset, requested=data_version).set_display_name("data version")
-        data = steps.prepare_data(dataset=dataset, profile=profile, fraction=fraction, data_version=version.output)
-        gen = steps.train_generator(data=data.outputs["data"], generator=generator, profile=profile,
-                                    seed=generator_seed, parent_run_id=parent, sample_steps=sample_steps, eta=eta,
-                                    guidance=guidance)
+        section = exp.arm_data(options=options, fraction=fraction).set_display_name("arm data section")
+        data = steps.prepare_data(section=section.output, data_version=version.output)
+        gen = steps.train_generator(data=data.outputs["data"], options=options, parent_run_id=parent)
         synth = steps.synthesize(model=gen.outputs["model"], data=data.outputs["data"], ratio=ratio,
                                  seed=generator_seed, parent_run_id=parent)
         kept = exp.filter_synthetic(data=data.outputs["data"], synthetic=synth.outputs["synthetic"],
-                                    threshold=filter_threshold, ratio=ratio, profile=profile, seed=generator_seed,
-                                    parent_run_id=parent)
+                                    threshold=filter_threshold, ratio=ratio, options=options, parent_run_id=parent)
         kept.set_display_name("filter synthetic")
         quality = steps.evaluate_generator(data=data.outputs["data"], generator=gen.outputs["model"],
-                                           profile=profile, parent_run_id=parent).after(ref)
+                                           options=options, parent_run_id=parent).after(ref)
         quality.set_display_name("generator metrics")
     arms = exp.bundle_arms(datas=dsl.Collected(data.outputs["data"]),
                            synthetics=dsl.Collected(kept.outputs["filtered"])).set_display_name("bundle arms")
     with dsl.ParallelFor(plan.outputs["Output"], parallelism=CONFIG_PARALLELISM) as config:
-        trained = exp.run_config(config=config, arms=arms.outputs["arms"], profile=profile, run=run.outputs["run"])
+        trained = exp.run_config(config=config, arms=arms.outputs["arms"], options=options, run=run.outputs["run"])
         trained.set_display_name("train and score configuration")
     summary = exp.summarize_experiment(plan=plan.outputs["plan"], results=dsl.Collected(trained.outputs["Output"]),
                                        generators=dsl.Collected(quality.outputs["Output"]),

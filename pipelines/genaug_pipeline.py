@@ -4,8 +4,8 @@ promotion -> summary.
 
 Which task feeds which:
 
-    validate_params -> start_tracking (the MLflow parent run), data_version
-    data_version -> prepare_data (cached by dataset, profile, fraction and data version)
+    resolve_config (run_options.json) -> start_tracking (the MLflow parent run), data_version
+    resolve_config's data section, data_version -> prepare_data (cached by both)
     prepare_data -> train_generator, train_classifier(real)
     train_generator -> synthesize, evaluate_generator (FID, KID, precision/recall), export_generator
     synthesize -> train_classifier(real + synthetic), train_classifier(synthetic only: CAS)
@@ -21,90 +21,63 @@ and marks the run's MLflow runs with how it ended.
 from kfp import dsl
 
 from components import settings, steps
+from genaug.params import BY_NAME, default, pipeline_docstring
 from pipelines import placement
-from genaug.params import RunParams
 
-DEFAULTS = RunParams()
+SUMMARY = "One run: generator, synthetic set, classifiers on real / real+synthetic / synthetic."
+PLACEMENT = {"accelerator_type": "the GPU resource the heavy steps request (Kubernetes resource name).",
+             "accelerator_count": "GPUs per heavy step."}
 
 
-@dsl.pipeline(
-    name="genaug",
-    description="Does adding generator samples to the training set improve the classifier? "
-                "Trains a class-conditional generator, synthesizes ratio * n_real labelled images, "
-                "trains the classifier on real and on real+synthetic data, compares test accuracy, "
-                "and promotes models that pass their gates to Triton.",
-)
 def genaug_pipeline(
-    dataset: str = DEFAULTS.dataset,
-    generator: str = DEFAULTS.generator,
-    classifier: str = DEFAULTS.classifier,
-    profile: str = DEFAULTS.profile,
-    seed: int = DEFAULTS.seed,
-    ratio: float = DEFAULTS.ratio,
-    margin: float = DEFAULTS.margin,
-    floor: float = DEFAULTS.floor,
-    sample_steps: int = DEFAULTS.sample_steps,
-    eta: float = DEFAULTS.eta,
-    guidance: float = DEFAULTS.guidance,
-    fraction: float = DEFAULTS.fraction,
-    data_version: str = DEFAULTS.data_version,
+    dataset: str = default("dataset"),
+    generator: str = default("generator"),
+    classifier: str = default("classifier"),
+    profile: str = default("profile"),
+    seed: int = default("seed"),
+    ratio: float = default("ratio"),
+    margin: float = default("margin"),
+    floor: float = default("floor"),
+    sample_steps: int = default("sample_steps"),
+    eta: float = default("eta"),
+    guidance: float = default("guidance"),
+    fraction: float = default("fraction"),
+    data_version: str = default("data_version"),
     accelerator_type: str = settings.ACCELERATOR_TYPE,
     accelerator_count: int = settings.ACCELERATOR_COUNT,
 ):
-    """One run: generator, synthetic set, classifiers on real / real+synthetic / synthetic.
-
-    Args:
-        dataset: fashion_mnist, cifar10 or mnist.
-        generator: vanilla_gan, dcgan, wgan_gp, ddpm or ddim (class-conditional).
-        classifier: shallow_mlp, deep_mlp, cnn or transfer (ResNet-18; meant for GPUs).
-        profile: smoke (seconds), quick (minutes on a CPU) or full (paper-scale, GPU).
-        seed: fixes initialisation, data order and generator noise; an integer >= 0.
-        ratio: synthetic images per real one, r = n_synthetic / n_real, in (0, 10].
-        margin: promotion: a candidate must beat the champion by more than this, in [0, 1].
-        floor: promotion: the least test accuracy (classifier) or label fidelity (generator) to serve.
-        sample_steps: diffusion only: K sampling steps, as synthesized and as served; 0 = the profile's.
-        eta: ddim only: 0 deterministic, 1 DDPM-like noise; -1 = the profile's.
-        guidance: diffusion only: classifier-free guidance scale; -1 = the profile's.
-        fraction: share of the real training images to use, in (0, 1]; below 1 the small-data regime.
-        data_version: "latest" (the raw files as they are now, fingerprinted) or a pinned label; prepare_data is cached by it.
-        accelerator_type: the GPU resource the heavy steps request (Kubernetes resource name).
-        accelerator_count: GPUs per heavy step.
-    """
+    # The run's parameters (genaug.params.PARAMETERS) go to resolve_config as one dict; the
+    # signature above is KFP's copy of that list (tests/unit/test_params.py checks they agree).
+    parameters = {name: value for name, value in locals().items() if name in BY_NAME}
     final = steps.record_final_status(pipeline_run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER)
     final.set_display_name("record final status in MLflow")
     with dsl.ExitHandler(final, name="genaug run"):
-        checked = steps.validate_params(dataset=dataset, generator=generator, classifier=classifier, profile=profile,
-                                        seed=seed, ratio=ratio, margin=margin, floor=floor, sample_steps=sample_steps,
-                                        eta=eta, guidance=guidance, fraction=fraction,
-                                        data_version=data_version)
-        checked.set_display_name("validate parameters")
+        resolved = steps.resolve_config(parameters=parameters)
+        resolved.set_display_name("resolve configuration")
+        options = resolved.outputs["options"]
         run = steps.start_tracking(dataset=dataset, generator=generator, classifier=classifier, profile=profile,
                                    seed=seed, ratio=ratio, pipeline_run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER)
-        run.after(checked)
+        run.after(resolved)
         run.set_display_name("start MLflow run")
         parent = run.outputs["Output"]
-        version = steps.data_version(dataset=dataset, requested=data_version).after(checked)
+        version = steps.data_version(dataset=dataset, requested=data_version).after(resolved)
         version.set_display_name("data version")
-        data = steps.prepare_data(dataset=dataset, profile=profile, fraction=fraction, data_version=version.output)
+        data = steps.prepare_data(section=resolved.outputs["Output"], data_version=version.output)
         data.set_display_name("prepare data")
-        gen = steps.train_generator(data=data.outputs["data"], generator=generator, profile=profile, seed=seed,
-                                    parent_run_id=parent, sample_steps=sample_steps, eta=eta,
-                                    guidance=guidance).set_display_name("train generator")
+        gen = steps.train_generator(data=data.outputs["data"], options=options,
+                                    parent_run_id=parent).set_display_name("train generator")
         synth = steps.synthesize(model=gen.outputs["model"], data=data.outputs["data"], ratio=ratio, seed=seed,
                                  parent_run_id=parent)
-        clf_real = steps.train_classifier(data=data.outputs["data"], classifier=classifier, profile=profile,
-                                          seed=seed, ratio=ratio, parent_run_id=parent)
+        clf_real = steps.train_classifier(data=data.outputs["data"], options=options, parent_run_id=parent)
         clf_real.set_display_name("classifier on real data")
         clf_aug = steps.train_classifier(data=data.outputs["data"], synthetic=synth.outputs["synthetic"],
-                                         classifier=classifier, profile=profile, seed=seed, ratio=ratio,
-                                         parent_run_id=parent)
+                                         options=options, parent_run_id=parent)
         clf_aug.set_display_name("classifier on real + synthetic")
         clf_synth = steps.train_classifier(data=data.outputs["data"], synthetic=synth.outputs["synthetic"],
-                                           synthetic_only=True, classifier=classifier, profile=profile, seed=seed,
-                                           ratio=ratio, parent_run_id=parent)
+                                           synthetic_only=True, options=options, parent_run_id=parent)
         clf_synth.set_display_name("classifier on synthetic only (CAS)")
         quality = steps.evaluate_generator(data=data.outputs["data"], generator=gen.outputs["model"],
-                                           profile=profile, parent_run_id=parent)
+                                           options=options, parent_run_id=parent)
         quality.set_display_name("generator metrics (FID, KID, precision/recall)")
         ev = steps.evaluate(data=data.outputs["data"], classifier_real=clf_real.outputs["model"],
                             classifier_augmented=clf_aug.outputs["model"],
@@ -119,18 +92,18 @@ def genaug_pipeline(
         clf_onnx.set_display_name("export classifier to ONNX")
         gen_promoted = steps.promote_generator(
             data=data.outputs["data"], classifier_real=clf_real.outputs["model"],
-            generator_onnx=gen_onnx.outputs["generator_onnx"], export=gen_onnx.outputs["export"], margin=margin,
-            floor=floor, pipeline_run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER, parent_run_id=parent)
+            generator_onnx=gen_onnx.outputs["generator_onnx"], export=gen_onnx.outputs["export"], options=options,
+            pipeline_run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER, parent_run_id=parent)
         gen_promoted.set_display_name("promote generator to Triton")
         clf_promoted = steps.promote_classifier(
             data=data.outputs["data"], classifier_onnx=clf_onnx.outputs["classifier_onnx"],
-            export=clf_onnx.outputs["export"], margin=margin, floor=floor,
+            export=clf_onnx.outputs["export"], options=options,
             pipeline_run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER, parent_run_id=parent)
         clf_promoted.set_display_name("promote classifier to Triton")
         # The summary is the report task's "summary" artifact: KFP allows no pipeline output
         # from inside an exit handler (pipelines/run_local.py finds it in the pipeline root).
         steps.report(
-            params=checked.outputs["params"], run=run.outputs["run"], data=data.outputs["data"],
+            options=options, run=run.outputs["run"], data=data.outputs["data"],
             generator=gen.outputs["model"], synthetic=synth.outputs["synthetic"],
             classifier_real=clf_real.outputs["model"], classifier_augmented=clf_aug.outputs["model"],
             classifier_synthetic=clf_synth.outputs["model"],
@@ -139,3 +112,13 @@ def genaug_pipeline(
             generator_decision=gen_promoted.outputs["decisions"],
             classifier_decision=clf_promoted.outputs["decisions"])
     placement.place_tasks(accelerator_type, accelerator_count)
+
+
+genaug_pipeline.__doc__ = pipeline_docstring(SUMMARY, PLACEMENT)
+genaug_pipeline = dsl.pipeline(
+    name="genaug",
+    description="Does adding generator samples to the training set improve the classifier? "
+                "Trains a class-conditional generator, synthesizes ratio * n_real labelled images, "
+                "trains the classifier on real and on real+synthetic data, compares test accuracy, "
+                "and promotes models that pass their gates to Triton.",
+)(genaug_pipeline)

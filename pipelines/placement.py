@@ -38,7 +38,8 @@ GPU = Resources("4", "8", "16Gi", "48Gi", gpu=True)
 OFFLINE = Resources("250m", "1", "512Mi", "2Gi", services=False)
 
 POLICY: dict[str, Resources] = {
-    "validate-params": OFFLINE, "plan-experiment": OFFLINE, "synthesis-ratio": OFFLINE, "parent-run": OFFLINE,
+    "resolve-config": OFFLINE, "plan-experiment": OFFLINE, "synthesis-ratio": OFFLINE, "parent-run": OFFLINE,
+    "arm-data": OFFLINE,
     "bundle-arms": Resources("500m", "2", "2Gi", "8Gi", services=False),
     "start-tracking": LIGHT, "data-version": LIGHT, "record-final-status": LIGHT, "report": LIGHT, "summarize-experiment": LIGHT,
     "prepare-data": CPU, "evaluate": CPU, "export-generator": CPU, "export-classifier": CPU,

@@ -18,11 +18,12 @@ import sys
 from pathlib import Path
 
 from genaug.experiment.plan import configurations, validate
-from genaug.params import ParamError
+from genaug.params import ParamError, add_arguments, default, pipeline_arguments
 from pipelines.run_local import (add_runner_arguments, connect_services, execute, next_run_dir, print_result,
                                  task_output, write_summary)
 
 LISTS = ("ratios", "seeds", "classifiers", "fractions")
+SAMPLING = ("sample_steps", "eta", "guidance", "data_version")
 
 
 def run(params, runs: Path, sampling: dict, cache: bool = True) -> Path:
@@ -40,24 +41,27 @@ def run(params, runs: Path, sampling: dict, cache: bool = True) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", default="fashion_mnist")
-    parser.add_argument("--generator", default="dcgan")
-    parser.add_argument("--profile", default="quick")
+    for name in ("dataset", "generator", "profile"):
+        parser.add_argument(f"--{name}", default=None, help=f"default: {default(name)}")
     for name in LISTS:
         parser.add_argument(f"--{name}", default="", help="comma-separated; default: the profile's")
-    parser.add_argument("--filter_threshold", default=0.0)
-    parser.add_argument("--generator_seed", default=0)
-    parser.add_argument("--sample_steps", type=int, default=0)
-    parser.add_argument("--eta", type=float, default=-1.0)
-    parser.add_argument("--guidance", type=float, default=-1.0)
-    parser.add_argument("--data_version", default="latest")
+    parser.add_argument("--filter_threshold", default=None, help="default: 0 (keep every synthetic image)")
+    parser.add_argument("--generator_seed", default=None, help=f"default: {default('seed')}")
+    sampling = argparse.ArgumentParser(add_help=False)
+    add_arguments(sampling)  # the run parameters; the experiment takes these four of them
+    for action in sampling._actions:
+        if action.dest in SAMPLING:
+            parser._add_action(action)
     add_runner_arguments(parser)
     args = vars(parser.parse_args(argv))
     runs, cache = Path(args.pop("runs")), args.pop("cache")
-    # Passed to the pipeline as they are; its steps check them.
-    sampling = {k: args.pop(k) for k in ("sample_steps", "eta", "guidance", "data_version")}
+    sampling = {k: args.pop(k) for k in SAMPLING}
     try:
-        params = validate(**{k: (None if k in LISTS and v == "" else v) for k, v in args.items()})
+        params = validate(**{k: (None if v is None or str(v).strip() == "" else v) for k, v in args.items()})
+        # Checked now as the pipeline's plan_experiment will; passed on with KFP's stand-ins for unset.
+        arguments = pipeline_arguments({"dataset": params.dataset, "generator": params.generator,
+                                        "profile": params.profile, "seed": params.generator_seed, **sampling})
+        sampling = {k: arguments[k] for k in SAMPLING}
     except ParamError as err:
         print(f"genaug: invalid experiment parameters: {err}", file=sys.stderr)
         return 2

@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from genaug.params import ParamError, RunParams, validate
+from genaug.params import ParamError, RunConfig, add_arguments, pipeline_arguments, resolve, write_options
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -42,11 +42,11 @@ def next_run_dir(runs: Path, name: str) -> Path:
     return runs / f"{max(numbers, default=-1) + 1:05d}-{name}"
 
 
-def run_dir_for(runs: Path, params: RunParams) -> Path:
+def run_dir_for(runs: Path, config: RunConfig) -> Path:
     """The next numbered folder under ``runs``: 00000-<dataset>-<generator>-<profile>-s<seed>."""
-    name = f"{params.dataset}-{params.generator}-{params.profile}-s{params.seed}"
-    if params.fraction < 1.0:
-        name += f"-f{params.fraction:g}"
+    name = f"{config.data.dataset}-{config.generator}-{config.profile}-s{config.seed}"
+    if config.data.fraction < 1.0:
+        name += f"-f{config.data.fraction:g}"
     return next_run_dir(runs, name)
 
 
@@ -86,9 +86,9 @@ def connect_services() -> None:
     """Load the stack's endpoints and fail now, naming the server, if one is down."""
     from genaug.services.endpoints import load_admin_env, load_stack_env
     from genaug.services.names import DATASETS_BUCKET
-    from genaug.serving.client import Triton
-    from genaug.store import Store
-    from genaug.tracking import check_server
+    from genaug.services.triton import Triton
+    from genaug.services.store import Store
+    from genaug.services.tracking import check_server
 
     load_stack_env()
     load_admin_env()
@@ -149,13 +149,15 @@ def execute(pipeline_file: str, arguments: dict, run_dir: Path, cache: bool = Tr
     return task, time.perf_counter() - t0
 
 
-def run(params: RunParams, runs: Path, cache: bool = True, parallel: bool = True) -> Path:
-    """Run the pipeline locally; return the path of the run's summary.json."""
+def run(params: dict, runs: Path, cache: bool = True, parallel: bool = True) -> Path:
+    """Run the pipeline locally with the run parameters ``params`` (name -> value; unset ones
+    take their defaults); return the path of the run's summary.json."""
+    config = resolve(params)
     connect_services()
-    run_dir = run_dir_for(runs, params)
+    run_dir = run_dir_for(runs, config)
     run_dir.mkdir(parents=True)
-    (run_dir / "run_options.json").write_text(json.dumps(params.as_dict(), indent=2))
-    _, wall = execute("genaug.yaml", params.as_dict(), run_dir, cache, parallel)
+    write_options(config, str(run_dir / "run_options.json"))
+    _, wall = execute("genaug.yaml", pipeline_arguments(params), run_dir, cache, parallel)
     return write_summary(task_output(run_dir / "kfp", "report", "summary"), run_dir, wall)
 
 
@@ -212,24 +214,22 @@ def infer_lines(summary: dict, run_dir: Path) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    defaults = RunParams()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    for name, value in defaults.as_dict().items():
-        parser.add_argument(f"--{name}", default=value, help=f"default: {value}")
+    add_arguments(parser)
     add_runner_arguments(parser)
     parser.add_argument("--parallel", type=int, choices=(0, 1), default=1,
                         help="1: independent tasks run at the same time, sharing the cores; 0: one at a time")
     args = vars(parser.parse_args(argv))
     runs, cache, parallel = Path(args.pop("runs")), args.pop("cache"), args.pop("parallel")
     try:
-        params = validate(**args)
+        resolve(args)
     except ParamError as err:
         print(f"genaug: invalid parameters: {err}", file=sys.stderr)
         return 2
     from genaug.steps.report import table
 
     try:
-        path = run(params, runs, cache, bool(parallel))
+        path = run(args, runs, cache, bool(parallel))
     except RuntimeError as err:  # a service that is down or a failed step: the message names it and the fix
         print(f"genaug: {err}", file=sys.stderr)
         return 1

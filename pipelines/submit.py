@@ -26,7 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-from genaug.params import ParamError, RunParams, validate
+from genaug.params import BY_NAME, ParamError, add_arguments, pipeline_arguments
 from pipelines.compile import BUILD
 from pipelines.kfp_connect import KfpConnectionError, check_host, connect
 
@@ -128,11 +128,11 @@ def prepare(args) -> tuple:
     return client, package, pipeline_id, version_id, experiment.experiment_id
 
 
-def submit_run(args, params: RunParams) -> str:
+def submit_run(args, params: dict) -> str:
     """Create one run; return its id. Prints the run URL; --wait follows it to the end."""
     client, package, pipeline_id, version_id, experiment_id = prepare(args)
-    job = f"{PIPELINE_NAME}-{params.dataset}-{params.generator}-{params.profile}-s{params.seed}"
-    run = client.run_pipeline(experiment_id, job, params=params.as_dict(),
+    job = f"{PIPELINE_NAME}-{params['dataset']}-{params['generator']}-{params['profile']}-s{params['seed']}"
+    run = client.run_pipeline(experiment_id, job, params=params,
                               service_account=args.service_account or None,
                               **job_source(pipeline_id, version_id, package, bool(args.cache)))
     print(f"[genaug] run URL: {run_url(args.host, run.run_id)}", flush=True)
@@ -176,8 +176,8 @@ def follow(client, run_id: str, host: str, poll_s: float, timeout_s: float) -> s
         time.sleep(poll_s)
 
 
-def schedule_name(args, params: RunParams) -> str:
-    return args.name or f"{PIPELINE_NAME}-retrain-{params.dataset}-{params.generator}-{params.classifier}"
+def schedule_name(args, params: dict) -> str:
+    return args.name or f"{PIPELINE_NAME}-retrain-{params['dataset']}-{params['generator']}-{params['classifier']}"
 
 
 def recurring_runs(client, experiment_id: str, name: str) -> list:
@@ -185,7 +185,7 @@ def recurring_runs(client, experiment_id: str, name: str) -> list:
     return list(found or [])
 
 
-def schedule(args, params: RunParams) -> str:
+def schedule(args, params: dict) -> str:
     """Create (or replace) the recurring run ``schedule_name``; return its id."""
     cron = check_cron(args.cron)
     client, package, pipeline_id, version_id, experiment_id = prepare(args)
@@ -196,8 +196,8 @@ def schedule(args, params: RunParams) -> str:
     # No catch-up: after a pause, one retrain on the latest data, not one per missed day;
     # max_concurrency 1: two retrains never race to promote.
     recurring = client.create_recurring_run(
-        experiment_id, name, description=f"genaug retraining: {json.dumps(params.as_dict())}",
-        cron_expression=cron, max_concurrency=1, no_catchup=True, params=params.as_dict(), enabled=True,
+        experiment_id, name, description=f"genaug retraining: {json.dumps(params)}",
+        cron_expression=cron, max_concurrency=1, no_catchup=True, params=params, enabled=True,
         service_account=args.service_account or None,
         **job_source(pipeline_id, version_id, package, bool(args.cache)))
     print(f"[genaug] recurring run {name} ({recurring.recurring_run_id}): cron {cron!r}, no catch-up, "
@@ -240,8 +240,7 @@ def parser() -> argparse.ArgumentParser:
         c.add_argument("--build_dir", default=str(BUILD), help="where the uploaded YAML is compiled to")
         c.add_argument("--cache", type=int, choices=(0, 1), default=1,
                        help="0: the run takes nothing from KFP's cache, prepare_data included")
-        for name, value in RunParams().as_dict().items():
-            c.add_argument(f"--{name}", default=value)
+        add_arguments(c)
         if command == "run":
             c.add_argument("--wait", type=int, choices=(0, 1), default=0, help="1: follow the run to its end")
             c.add_argument("--wait_timeout", type=float, default=6 * 3600, help="seconds")
@@ -253,9 +252,9 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    fields = RunParams().as_dict()
     try:
-        params = validate(**{k: getattr(args, k) for k in fields})
+        # Resolved here, as the run's first task will resolve them: a bad value fails now.
+        params = pipeline_arguments({k: getattr(args, k) for k in BY_NAME})
         check_host(args.host)
         if args.command == "schedule":
             check_cron(args.cron)

@@ -1,15 +1,16 @@
 """``genaug``: run any pipeline step from the shell, without KFP.
 
     genaug steps                                   list the steps
-    genaug step prepare_data --dataset fashion_mnist --profile smoke --out-path /tmp/data.npz
+    genaug step prepare_data --data '{"dataset": "mnist", "max_train": 1200}' --out-path /tmp/data.npz
     genaug validate --generator dcgan ...          the parameter check alone
     genaug infer generator --model M --labels 0,1,2 --out grid.png
     genaug infer classifier --model M IMAGE...     class names and probabilities
     genaug promote --rollback MODEL                serve the previous version again
     genaug promote --status [--json]               what serves, from the ledger (--json: for scripts)
 
-A step's options come from its function signature; dict parameters take JSON, lists JSON or
-"a,b,c", booleans true/false.
+A step's options come from its function signature; dict parameters and sections
+(genaug.sections: JSON objects whose missing fields take their defaults) take JSON, lists JSON
+or "a,b,c", booleans true/false.
 """
 
 from __future__ import annotations
@@ -18,11 +19,13 @@ import argparse
 import inspect
 import json
 import sys
+import types
 import typing
 
 from genaug import steps
 from genaug.params import ParamError
 from genaug.params import main as validate_main
+from genaug.sections import Section
 
 def _flag(text: str) -> bool:
     value = text.strip().lower()
@@ -48,7 +51,11 @@ def _step_parser(name: str) -> tuple[argparse.ArgumentParser, typing.Callable]:
                                      description=inspect.getdoc(target))
     for pname, param in inspect.signature(target).parameters.items():
         kind = hints.get(pname, str)
+        if typing.get_origin(kind) in (typing.Union, types.UnionType):  # X | None -> X
+            kind = next(k for k in typing.get_args(kind) if k is not type(None))
         kind = typing.get_origin(kind) or kind  # list[str] -> list
+        if isinstance(kind, type) and issubclass(kind, Section):
+            kind = dict  # the step coerces it (Section.coerce)
         flag = "--" + pname.replace("_", "-")
         if param.default is inspect.Parameter.empty:
             parser.add_argument(flag, dest=pname, type=_PARSERS[kind], required=True)
@@ -113,11 +120,11 @@ def _infer(argv: list[str]) -> int:
 
 
 def _promote(argv: list[str]) -> int:
-    from genaug.serving.client import Triton
+    from genaug.services.triton import Triton
     from genaug.serving.ledger import Ledger
     from genaug.serving.promote import rollback
     from genaug.serving.repository import Repository
-    from genaug.store import promotion_store
+    from genaug.services.store import promotion_store
 
     parser = argparse.ArgumentParser(prog="genaug promote", description="Inspect or roll back what Triton serves.")
     group = parser.add_mutually_exclusive_group(required=True)
@@ -164,7 +171,7 @@ def _promote(argv: list[str]) -> int:
 
 
 def _class_names(model: str) -> list[str]:
-    from genaug.serving.client import Triton
+    from genaug.services.triton import Triton
     from genaug.serving.infer import class_names
 
     return class_names(Triton(), model)

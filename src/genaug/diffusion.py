@@ -31,8 +31,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-SCHEDULES = ("linear", "cosine")
-SAMPLERS = ("ddpm", "ddim")
+from genaug.sections import SCHEDULES, SamplerConfig, sampler_fits
+
 
 # Nichol & Dhariwal (2021), sec. 3.2: the cosine schedule's offset, and its beta ceiling,
 # which keeps the last steps from being pure noise (abar_T = 0 gives beta_T = 1).
@@ -91,54 +91,16 @@ def spaced_timesteps(timesteps: int, steps: int) -> list[int]:
     return sorted(round(timesteps - 1 - j * stride) for j in range(steps))
 
 
-@dataclass(frozen=True)
-class SamplerConfig:
-    """How to sample: which sampler, over how many steps, how noisy and how guided.
+def draw_noise(sampler: SamplerConfig, batch: int, shape: tuple[int, int, int],
+               generator: torch.Generator) -> torch.Tensor:
+    """Standard normal noise float32 [B, K+1, C, H, W] for ``sampler`` on the generator's device.
 
-    kind: "ddpm" (ancestral, Ho et al. 2020) or "ddim" (Song et al. 2021).
-    steps: K denoising steps, 1 <= K <= T; fewer than T respaces the process.
-    eta: DDIM only; 0 is deterministic given x_T, 1 has the DDPM posterior variance.
-    guidance: classifier-free guidance scale w; 0 unconditional, 1 conditional, > 1 sharper.
-    clip_x0: clamp each step's estimate of x_0 to [-1, 1], the range of the data.
+    Drawn one image at a time: one draw of B images equals draws of B1 then B2 images
+    from the same generator, so synthesized images do not depend on the batch size.
+    (A single randn of the whole tensor does not promise that on the CPU.)
     """
-
-    kind: str = "ddim"
-    steps: int = 50
-    eta: float = 0.0
-    guidance: float = 1.0
-    clip_x0: bool = True
-
-    def __post_init__(self):
-        if self.kind not in SAMPLERS:
-            raise ValueError(f"unknown sampler {self.kind!r}; choose one of {', '.join(SAMPLERS)}")
-        if self.steps < 1:
-            raise ValueError(f"sampler steps={self.steps} must be >= 1 (and at most the "
-                             "diffusion's timesteps)")
-        if self.eta < 0:
-            raise ValueError(f"eta={self.eta} must be >= 0 (0: deterministic DDIM, "
-                             "1: the DDPM posterior variance)")
-        if self.kind == "ddpm" and self.eta != 0:
-            raise ValueError(f"eta={self.eta} applies to the ddim sampler only; for ddpm leave it "
-                             "at 0, or use kind='ddim' with eta=1 for DDPM-like noise")
-        if self.guidance < 0:
-            raise ValueError(f"guidance={self.guidance} must be >= 0 (0: unconditional, "
-                             "1: conditional, > 1: stronger class guidance)")
-
-    def noise_shape(self, batch: int, shape: tuple[int, int, int]) -> tuple[int, ...]:
-        """(B, K+1, C, H, W): x_T plus one noise image per step."""
-        return (batch, self.steps + 1, *shape)
-
-    def draw_noise(self, batch: int, shape: tuple[int, int, int],
-                   generator: torch.Generator) -> torch.Tensor:
-        """Standard normal noise float32 [B, K+1, C, H, W] on the generator's device.
-
-        Drawn one image at a time: one draw of B images equals draws of B1 then B2 images
-        from the same generator, so synthesized images do not depend on the batch size.
-        (A single randn of the whole tensor does not promise that on the CPU.)
-        """
-        one = self.noise_shape(1, shape)[1:]
-        return torch.stack([torch.randn(one, generator=generator, device=generator.device)
-                            for _ in range(batch)])
+    one = sampler.noise_shape(1, shape)[1:]
+    return torch.stack([torch.randn(one, generator=generator, device=generator.device) for _ in range(batch)])
 
 
 def _gather(values: torch.Tensor, t: torch.Tensor, ndim: int) -> torch.Tensor:
@@ -313,13 +275,10 @@ class Diffusion(nn.Module):
                sampler: SamplerConfig) -> torch.Tensor:
         """Images float [B, C, H, W] in [-1, 1] (when clip_x0) for labels int64 [B].
 
-        noise: float [B, K+1, C, H, W] with K = sampler.steps (see SamplerConfig.draw_noise).
+        noise: float [B, K+1, C, H, W] with K = sampler.steps (see draw_noise).
         Runs the chosen sampler on the process respaced to K steps.
         """
-        if sampler.steps > self.num_timesteps:
-            raise ValueError(f"sampler steps={sampler.steps} exceeds this diffusion's "
-                             f"{self.num_timesteps} timesteps; choose 1 <= steps <= "
-                             f"{self.num_timesteps}")
+        sampler_fits(sampler.steps, self.num_timesteps)
         steps = _steps(*self._spaced(sampler.steps))
         if sampler.kind == "ddpm":
             return _ancestral(model, labels, noise, steps, self, sampler.guidance, sampler.clip_x0)
@@ -354,7 +313,7 @@ def _denoise(process: Diffusion, model: nn.Module, labels: torch.Tensor, noise: 
     if noise.ndim != 5 or noise.shape[1] != len(steps) + 1:
         raise ValueError(f"noise has shape {tuple(noise.shape)}; expected [B, {len(steps) + 1}, "
                          f"C, H, W] (x_T plus one image per step of {len(steps)}); draw it with "
-                         "SamplerConfig.draw_noise")
+                         "draw_noise")
     x = noise[:, 0]
     for k, s in enumerate(steps, start=1):
         t = torch.full_like(labels, s.t)

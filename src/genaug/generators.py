@@ -20,10 +20,11 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from genaug import catalog, checkpoint
+from genaug import checkpoint
 from genaug.accel import Accel
-from genaug.diffusion import Diffusion, SamplerConfig, make_betas
+from genaug.diffusion import Diffusion
 from genaug.onnx_runtime import OnnxForward
+from genaug.sections import DiffusionConfig, SamplerConfig, sampler_fits
 from genaug.train.progress import bar
 
 
@@ -54,9 +55,7 @@ class DiffusionSampler(nn.Module):
 
     def __init__(self, unet: nn.Module, process: Diffusion, sampler: SamplerConfig):
         super().__init__()
-        if sampler.steps > process.num_timesteps:
-            raise ValueError(f"sample_steps={sampler.steps} exceeds the diffusion's {process.num_timesteps} "
-                             f"timesteps; choose 1 <= sample_steps <= {process.num_timesteps}")
+        sampler_fits(sampler.steps, process.num_timesteps)
         self.net, self.process, self.sampler = unet, process, sampler
         self.noise_dims = sampler.noise_shape(1, unet.shape)[1:]
 
@@ -88,27 +87,12 @@ class OnnxUNet(nn.Module):
         return self.run(x, t, labels).to(x.device)
 
 
-def sampling_settings(generator: str, prof, sample_steps: int = 0, eta: float | None = None,
-                      guidance: float | None = None) -> dict:
-    """What a generator checkpoint records about how it samples, from a profile with
-    optional overrides (0 / None: the profile's). JSON-serialisable.
-
-    Raises ValueError naming the value when the sampler cannot work (steps > T, eta < 0,
-    eta with ddpm, guidance < 0, an unknown schedule), so a run fails before training.
-    """
-    family = catalog.GENERATORS[catalog.choose("generator", generator, catalog.GENERATORS)]
-    if family == "gan":
-        return {"family": family}
-    sampler = SamplerConfig(kind=generator, steps=sample_steps or prof.sample_steps,
-                            eta=prof.eta if eta is None else float(eta),
-                            guidance=prof.guidance if guidance is None else float(guidance))
-    make_betas(prof.schedule, prof.timesteps)
-    if sampler.steps > prof.timesteps:
-        raise ValueError(f"sample_steps={sampler.steps} exceeds the diffusion's {prof.timesteps} timesteps "
-                         f"(profile {prof.name!r}); choose 1 <= sample_steps <= {prof.timesteps}")
-    return {"family": family, "schedule": prof.schedule, "timesteps": prof.timesteps, "p_uncond": prof.p_uncond,
-            "sampler": {"kind": sampler.kind, "steps": sampler.steps, "eta": sampler.eta,
-                        "guidance": sampler.guidance}}
+def sampling_settings(diffusion: DiffusionConfig | None, sampler: SamplerConfig | None) -> dict:
+    """What a generator checkpoint records about how it samples (JSON): the family alone for
+    a GAN; the process and the sampler for a diffusion model."""
+    if diffusion is None:
+        return {"family": "gan"}
+    return {"family": "diffusion", **diffusion.process_args(), "sampler": sampler.as_dict()}
 
 
 def sampler_module(arch: str, net: nn.Module, config: dict, sampling: dict) -> nn.Module:
@@ -116,7 +100,7 @@ def sampler_module(arch: str, net: nn.Module, config: dict, sampling: dict) -> n
     if sampling["family"] == "gan":
         return GanSampler(net, config["z_dim"])
     process = Diffusion.from_schedule(sampling["schedule"], sampling["timesteps"], sampling["p_uncond"])
-    return DiffusionSampler(net, process, SamplerConfig(**sampling["sampler"]))
+    return DiffusionSampler(net, process, SamplerConfig.from_dict(sampling["sampler"]))
 
 
 def load(path: str) -> tuple[nn.Module, dict]:

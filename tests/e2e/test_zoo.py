@@ -71,7 +71,7 @@ def test_diffusion_serves_its_whole_sampler_in_one_call(zoo):
 
     from genaug.profiles import PROFILES
 
-    k = PROFILES["smoke"].sample_steps
+    k = PROFILES["smoke"].sampler.steps
     for generator in ("ddim", "ddpm"):
         path = zoo[generator]["summary"]["onnx_paths"]["generator"]
         noise = ort.InferenceSession(path).get_inputs()[1]
@@ -83,7 +83,7 @@ def test_ddpm_reuses_the_model_that_ddim_trained(zoo):
     ddpm run finds ddim's finished training and only samples differently."""
     from genaug.profiles import PROFILES
 
-    steps = PROFILES["smoke"].diffusion_steps
+    steps = PROFILES["smoke"].diffusion.steps
     assert zoo["ddim"]["summary"]["generator_resumed_from_step"] is None
     assert zoo["ddpm"]["summary"]["generator_resumed_from_step"] == steps
     assert f"resuming from step {steps}" in zoo["ddpm"]["stdout"] + zoo["ddpm"]["stderr"]

@@ -1,5 +1,8 @@
 """Recorded behaviour that a refactor must keep: a smoke run's summary.json and the compiled
-pipelines' parameters, recorded before issue 19's configuration refactor.
+pipelines' parameters, recorded before issue 19's configuration refactor (the summary
+re-recorded after it for its four meant changes: the resolved ``config``, None instead of the
+sampler settings' -1/0 stand-ins, ``resolve_config`` for ``validate_params``, and no
+``profile`` inside ``generator_metrics``).
 
     python -m tests.golden.recorded summary RUN_DIR/summary.json   re-record the summary
     python -m tests.golden.recorded parameters                     re-record the parameters
@@ -54,6 +57,9 @@ def comparable_summary(summary: dict) -> dict:
 # relative in FID; a behaviour change moves them by far more. Everything else (parameters,
 # counts, names, decisions, hashes of the data) must be equal.
 MEASURED_ABS, MEASURED_REL = 0.02, 0.05
+# The smoke run's CAS is a classifier trained on 30-step GAN samples, at chance level, where
+# that noise flips whole test images: three fresh runs of one commit gave 0.100, 0.108 and 0.134.
+NEAR_CHANCE = {"/cas": 0.05}
 DECIMAL = re.compile(r"(\d+\.\d+)")
 
 
@@ -68,20 +74,20 @@ def differences(got, want, path: str = "") -> list[str]:
     if isinstance(want, list) and isinstance(got, list) and len(want) == len(got):
         return [d for i, (g, w) in enumerate(zip(got, want)) for d in differences(g, w, f"{path}[{i}]")]
     parameter = path.count("/") == 1 and path[1:] in PARAMETER_KEYS
-    if got == want or not parameter and _close(got, want):
+    if got == want or not parameter and _close(got, want, NEAR_CHANCE.get(path, MEASURED_ABS)):
         return []
     return [f"{path}: {got!r}, recorded {want!r}"]
 
 
-def _close(got, want) -> bool:
+def _close(got, want, absolute: float = MEASURED_ABS) -> bool:
     """Equal up to measurement noise: numbers within the tolerance; strings equal once the
     decimals in them (a decision's reason quotes the scores) are compared that way."""
     if isinstance(want, float) and isinstance(got, (int, float)) and not isinstance(got, bool):
-        return abs(got - want) <= max(MEASURED_ABS, MEASURED_REL * abs(want))
+        return abs(got - want) <= max(absolute, MEASURED_REL * abs(want))
     if isinstance(want, str) and isinstance(got, str):
         got_parts, want_parts = DECIMAL.split(got), DECIMAL.split(want)
         return (len(got_parts) == len(want_parts) and got_parts[::2] == want_parts[::2]
-                and all(_close(float(g), float(w)) for g, w in zip(got_parts[1::2], want_parts[1::2])))
+                and all(_close(float(g), float(w), absolute) for g, w in zip(got_parts[1::2], want_parts[1::2])))
     return False
 
 

@@ -1,8 +1,8 @@
 """Ledger records for models that tests upload by hand, as promotion would write them."""
 
+from genaug.services.store import promotion_store
 from genaug.serving.integrity import manifest
 from genaug.serving.ledger import Ledger, empty_record
-from genaug.store import promotion_store
 from genaug.serving.repository import Repository
 
 

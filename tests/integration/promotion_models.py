@@ -11,10 +11,11 @@ from genaug import accel as accel_mod
 from genaug import catalog, models
 from genaug.export.onnx import export_classifier, export_generator
 from genaug.generators import GanSampler
+from genaug.sections import ClassifierConfig
 from genaug.serving import scoring
 from genaug.serving.promote import Candidate
 from genaug.serving.repository import render_config
-from genaug.train.classifier import ClassifierConfig, train_classifier
+from genaug.train.classifier import train_classifier
 
 SPEC = catalog.dataset("fashion_mnist")
 CLF = "promo_test-classifier"

@@ -14,10 +14,11 @@ import torch
 from genaug import accel as accel_mod
 from genaug import models
 from genaug.diffusion import Diffusion
-from genaug.store import Store
+from genaug.sections import DiffusionConfig, GanConfig
+from genaug.services.store import Store
 from genaug.train.checkpoints import Checkpointer
-from genaug.train.diffusion import DiffusionConfig, train_diffusion
-from genaug.train.gan import GanConfig, train_gan
+from genaug.train.diffusion import train_diffusion
+from genaug.train.gan import train_gan
 from genaug.train.gan_losses import WassersteinGP
 
 STEPS, EVERY = 60, 3

@@ -12,7 +12,7 @@ from http.server import ThreadingHTTPServer
 
 from genaug.deploy import reconciler
 from genaug.services.names import BUCKETS, TRITON_BUCKET, TRITON_PLACEHOLDER_KEY, admin_headers
-from genaug.store import promotion_store
+from genaug.services.store import promotion_store
 from tests.integration.ledger_records import approve
 from tests.integration.test_stack import TINY_CONFIG, _s3, _triton, _upload, onnx_files  # noqa: F401 - a fixture
 
@@ -109,7 +109,7 @@ def test_a_ledger_of_an_earlier_release_is_moved_to_one_record_per_model(stack, 
     import io
     import json as json_module
 
-    from genaug.serving.client import Triton
+    from genaug.services.triton import Triton
     from genaug.serving.ledger import Ledger
     from genaug.serving.reconcile import reconcile
 

@@ -5,14 +5,14 @@ import pytest
 from PIL import Image
 
 from genaug import accel as accel_mod
-from genaug import tracking
+from genaug.services import tracking
+from genaug.services.store import promotion_store
+from genaug.services.triton import ServingError, Triton
 from genaug.serving import infer, scoring
-from genaug.serving.client import ServingError, Triton
 from genaug.serving.infer import CAPTION_PX, captioned
 from genaug.serving.ledger import Ledger
 from genaug.serving.promote import Candidate, promote, rollback
 from genaug.serving.repository import Repository, render_config
-from genaug.store import promotion_store
 from genaug.train.classifier import predict
 from tests.integration.promotion_models import CLF, SPEC, _clf_candidate, files  # noqa: F401 - a fixture
 

@@ -12,10 +12,11 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from genaug import tracking
+from genaug.services import tracking
+from genaug.services.store import promotion_store
+from genaug.services.triton import Triton
 from genaug.serving import integrity, scoring
 from genaug.serving import promote as promote_mod
-from genaug.serving.client import Triton
 from genaug.serving.lease import Lease, LeaseLost, LockedError, lock_key
 from genaug.serving.ledger import BUCKET, Ledger
 from genaug.serving.promote import promote, rollback
@@ -23,7 +24,6 @@ from genaug.serving.reconcile import reconcile
 from genaug.serving.repository import Repository
 from genaug.serving.retention import kept_versions
 from genaug.serving.status import status
-from genaug.store import promotion_store
 from tests.integration.lock_racer import race
 from tests.integration.promotion_models import _clf_candidate, files  # noqa: F401 - a fixture
 
@@ -64,7 +64,7 @@ def _assert_agree(name, files):
 
 @pytest.fixture(scope="module")
 def hashed(files):
-    from genaug.store import sha256_file
+    from genaug.services.store import sha256_file
 
     return {**files, "good_sha256": sha256_file(files["good"])}
 

@@ -10,7 +10,7 @@ import time
 import pytest
 import torch
 
-from genaug.store import Store
+from genaug.services.store import Store
 from genaug.train.checkpoints import BUCKET, Checkpointer
 from tests.conftest import REPO
 

@@ -18,11 +18,11 @@ from minio import Minio
 from minio.error import S3Error
 from tritonclient.utils import InferenceServerException
 
-from genaug.services.names import BUCKETS, TRITON_BUCKET, admin_headers
-from genaug.stack import admin_key
-from genaug.store import promotion_store
-from tests.integration.ledger_records import approve
 from genaug.services.endpoints import read_env_file as read_env
+from genaug.services.names import BUCKETS, TRITON_BUCKET, admin_headers
+from genaug.services.store import promotion_store
+from genaug.stack import admin_key
+from tests.integration.ledger_records import approve
 
 MODELS = "models"
 
@@ -309,7 +309,7 @@ def test_each_identity_reaches_only_its_buckets(stack):
     promote.remove_object(TRITON_BUCKET, key)
     pipeline.put_object("genaug-checkpoints", key, io.BytesIO(body), 1)
     pipeline.remove_object("genaug-checkpoints", key)
-    from genaug.store import Store, StoreError
+    from genaug.services.store import Store, StoreError
 
     with pytest.raises(StoreError, match="refused access key"):
         Store().put_bytes(TRITON_BUCKET, "models/evil/config.pbtxt", b'backend: "python"')

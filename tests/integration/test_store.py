@@ -1,4 +1,4 @@
-"""genaug.store against the real S3 server of the test stack."""
+"""genaug.services.store against the real S3 server of the test stack."""
 
 import hashlib
 import io
@@ -10,7 +10,7 @@ from minio import Minio
 
 from genaug import catalog
 from genaug.data import cache
-from genaug.store import S3Config, Store, StoreError
+from genaug.services.store import S3Config, Store, StoreError
 
 BUCKET = "genaug-test-store"
 
@@ -95,8 +95,9 @@ def test_step_with_s3_down_fails_naming_the_endpoint(tiny_fmnist, tmp_path):
 
     env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "GENAUG_S3_ENDPOINT": "127.0.0.1:9",
            "GENAUG_S3_ACCESS_KEY": "k", "GENAUG_S3_SECRET_KEY": "s"}
-    proc = subprocess.run([sys.executable, "-m", "genaug.cli", "step", "prepare_data", "--dataset", "fashion_mnist",
-                           "--profile", "smoke", "--out-path", str(tmp_path / "out" / "data")],
+    proc = subprocess.run([sys.executable, "-m", "genaug.cli", "step", "prepare_data", "--data",
+                           '{"dataset": "fashion_mnist", "max_train": 1200, "max_test": 500}',
+                           "--out-path", str(tmp_path / "out" / "data")],
                           capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode != 0
     assert "cannot reach S3 server 127.0.0.1:9" in proc.stderr and "make up" in proc.stderr

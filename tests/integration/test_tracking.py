@@ -1,9 +1,9 @@
-"""genaug.tracking against the real MLflow server of the test stack."""
+"""genaug.services.tracking against the real MLflow server of the test stack."""
 
 import mlflow
 import pytest
 
-from genaug import tracking
+from genaug.services import tracking
 from genaug.steps.timing import timed_step
 
 
@@ -94,7 +94,7 @@ def _step_results(label_fidelity: float) -> dict:
 
 
 def test_the_experiment_shows_model_training_and_settings_are_params_not_metrics(stack, tmp_path):
-    from genaug.params import RunParams
+    from genaug.params import resolve
     from genaug.steps import get
     from genaug.steps.report import table
 
@@ -103,8 +103,8 @@ def test_the_experiment_shows_model_training_and_settings_are_params_not_metrics
     experiment = client.get_experiment_by_name(tracking.EXPERIMENT)
     # MLflow 3 opens an experiment without this tag in its GenAI view (traces, prompts).
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
-    settings = RunParams(dataset="mnist", generator="ddim", profile="smoke", seed=3, eta=-1.0, guidance=2.0,
-                         sample_steps=20, fraction=0.5).as_dict()
+    settings = resolve({"dataset": "mnist", "generator": "ddim", "profile": "smoke", "seed": 3, "guidance": 2.0,
+                        "sample_steps": 20, "fraction": 0.5}).parameters()
     summary = get("report")(settings, {"start_tracking": start, **_step_results(0.91)}, {},
                             str(tmp_path / "summary.json"))
     assert summary["label_fidelity"] == 0.91 and "synthetic label fidelity" in table(summary)
@@ -113,7 +113,7 @@ def test_the_experiment_shows_model_training_and_settings_are_params_not_metrics
     for name in ("seed", "ratio", "eta", "guidance", "sample_steps", "fraction", "margin", "floor"):
         assert name not in run.data.metrics, name
         assert name in run.data.params, name
-    assert run.data.params["eta"] == "-1.0" and run.data.params["fraction"] == "0.5"
+    assert run.data.params["eta"] == "0.0" and run.data.params["fraction"] == "0.5"  # the profile's, resolved
     assert run.data.metrics["label_fidelity"] == 0.91 and run.data.metrics["accuracy_real"] == 0.8
     assert run.info.status == "FINISHED"
 

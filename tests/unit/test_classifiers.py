@@ -10,7 +10,8 @@ from genaug import accel as accel_mod
 from genaug import catalog, models
 from genaug.export.onnx import export_classifier
 from genaug.models import pretrained
-from genaug.train.classifier import ClassifierConfig, predict, train_classifier
+from genaug.sections import ClassifierConfig
+from genaug.train.classifier import predict, train_classifier
 
 
 def _stripes(n: int, seed: int, shape):

@@ -8,8 +8,9 @@ import pytest
 
 from genaug import catalog
 from genaug.data import version
-from genaug.params import ParamError, RunParams, validate
+from genaug.params import ParamError, resolve
 from genaug.steps import get
+from tests.configs import smoke
 
 SPEC = catalog.dataset("fashion_mnist")
 
@@ -29,7 +30,7 @@ def test_a_pinned_label_is_used_as_it_is_and_a_bad_one_names_the_fix(tiny_fmnist
     with pytest.raises(ValueError, match="DATA_VERSION=2026-12-01"):
         version.resolve(SPEC, "../etc")
     with pytest.raises(ParamError, match="data_version 'has space'"):
-        validate(**{**RunParams().as_dict(), "data_version": "has space"})
+        resolve({"data_version": "has space"})
 
 
 def test_without_any_source_the_step_says_no_copy_was_found_and_claims_no_download(offline_env, capsys):
@@ -44,6 +45,6 @@ def test_without_any_source_the_step_says_no_copy_was_found_and_claims_no_downlo
 
 def test_the_step_returns_the_version_and_prepare_data_records_it(tiny_fmnist, tmp_path):
     resolved = get("data_version")("fashion_mnist", "latest")
-    meta = get("prepare_data")("fashion_mnist", "smoke", str(tmp_path / "prepared"),
-                               data_version=resolved["data_version"])
+    meta = get("prepare_data")(str(tmp_path / "prepared"), data_version=resolved["data_version"],
+                               data=smoke().data)
     assert meta["data_version"] == resolved["data_version"] and resolved["seconds"] >= 0

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from genaug.diffusion import Diffusion, SamplerConfig, spaced_timesteps
+from genaug.diffusion import Diffusion, draw_noise, spaced_timesteps
 from genaug.models.unet import UNet
+from genaug.sections import SamplerConfig
 
 SMALL = (2, 8, 8)
 NUM_CLASSES = 3
@@ -96,7 +97,7 @@ def test_respacing_keeps_the_marginals():
 # ---------------------------------------------------------------- samplers
 
 def _noise(sampler: SamplerConfig, batch: int = 3, seed: int = 1) -> torch.Tensor:
-    return sampler.draw_noise(batch, SMALL, torch.Generator().manual_seed(seed))
+    return draw_noise(sampler, batch, SMALL, torch.Generator().manual_seed(seed))
 
 
 def test_draw_noise_is_seeded():
@@ -105,7 +106,7 @@ def test_draw_noise_is_seeded():
     assert a.shape == (3, 5, *SMALL) and torch.equal(a, b) and not torch.equal(a, c)
     # Split into batches of 1 and 2 from one generator: the same images.
     g = torch.Generator().manual_seed(5)
-    assert torch.equal(a, torch.cat([s.draw_noise(1, SMALL, g), s.draw_noise(2, SMALL, g)]))
+    assert torch.equal(a, torch.cat([draw_noise(s, 1, SMALL, g), draw_noise(s, 2, SMALL, g)]))
 
 
 def test_ddim_eta0_is_deterministic_and_ignores_step_noise():
@@ -238,10 +239,10 @@ def test_diffusion_loss_decreases_on_a_tiny_dataset():
      "unknown beta schedule 'cosin'; choose one of linear, cosine"),
     (lambda: Diffusion.from_schedule("linear", 10), "timesteps=10"),
     (lambda: Diffusion.from_schedule("linear", 100, p_uncond=1.0), r"p_uncond=1.0 must be in \[0, 1\)"),
-    (lambda: SamplerConfig("ddim", steps=0), "steps=0 must be >= 1"),
-    (lambda: SamplerConfig("ddim", eta=-0.5), "eta=-0.5 must be >= 0"),
-    (lambda: SamplerConfig("ddpm", eta=1.0), "eta=1.0 applies to the ddim sampler only"),
-    (lambda: SamplerConfig("ddim", guidance=-1.0), "guidance=-1.0 must be >= 0"),
+    (lambda: SamplerConfig("ddim", steps=0), "sample_steps 0 must be an integer >= 1"),
+    (lambda: SamplerConfig("ddim", eta=-0.5), "eta -0.5 must be a number >= 0"),
+    (lambda: SamplerConfig("ddpm", eta=1.0), "eta 1.0 applies to the ddim sampler only"),
+    (lambda: SamplerConfig("ddim", guidance=-1.0), "guidance -1.0 must be a number >= 0"),
     (lambda: SamplerConfig("ddmi"), "unknown sampler 'ddmi'; choose one of ddpm, ddim"),
     (lambda: UNet((1, 28, 28), 10, 8, (1, 2, 2), 1, (16,), 0.0),
      r"attention_resolutions \(16,\).*choose among \(28, 14, 7\)"),
@@ -254,7 +255,7 @@ def test_bad_hyperparameters_name_the_value_and_the_choices(make, message):
 def test_sampler_rejects_more_steps_than_timesteps_and_misshapen_noise():
     d, model, labels = Diffusion.from_schedule("linear", 30), tiny_unet(), torch.tensor([0])
     too_many = SamplerConfig("ddim", steps=31)
-    with pytest.raises(ValueError, match=r"steps=31 exceeds .* 30 timesteps; choose 1 <= steps <= 30"):
+    with pytest.raises(ValueError, match=r"sample_steps 31 exceeds .* 30 timesteps; choose 1 <= sample_steps <= 30"):
         d.sample(model, labels, torch.zeros(1, 32, *SMALL), too_many)
     s = SamplerConfig("ddim", steps=5)
     with pytest.raises(ValueError, match=r"noise has shape \(1, 5, 2, 8, 8\); expected \[B, 6, C, H, W\]"):

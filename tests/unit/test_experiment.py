@@ -77,7 +77,9 @@ def test_plan_defaults_come_from_the_profile():
     p = plan.validate("fashion_mnist", "ddim", "quick")
     from genaug.profiles import PROFILES
 
-    assert p.classifiers == PROFILES["quick"].exp_classifiers and len(p.seeds) >= 3
+    assert p.classifiers == PROFILES["quick"].experiment.classifiers and len(p.seeds) >= 3
+    # Nothing given: the run parameters' defaults, and the default profile's lists.
+    assert plan.validate() == plan.validate("fashion_mnist", "dcgan", "quick")
 
 
 @pytest.mark.parametrize("kwargs, message", [

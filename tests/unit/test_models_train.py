@@ -7,8 +7,9 @@ from genaug import models
 from genaug.data.batches import Batches, random_crop_flip
 from genaug.generators import GanSampler, sample
 from genaug.metrics.classification import report
-from genaug.train.classifier import ClassifierConfig, predict, train_classifier
-from genaug.train.gan import GanConfig, train_gan
+from genaug.sections import ClassifierConfig, GanConfig
+from genaug.train.classifier import predict, train_classifier
+from genaug.train.gan import train_gan
 
 
 @pytest.mark.parametrize("arch", sorted(models.GAN_ARCHS))

@@ -1,17 +1,25 @@
+import json
+import os
 import re
 import subprocess
 import sys
 
 import pytest
 
-from genaug.params import MAX_RATIO, ParamError, RunParams, validate
+from genaug.params import (BY_NAME, DEFAULTS, PARAMETERS, ParamError, RunConfig, pipeline_arguments, resolve,
+                           resolve_pipeline_arguments)
+from genaug.sections import MAX_RATIO
 from tests.conftest import REPO
 
-GOOD = RunParams().as_dict()
+GOOD = DEFAULTS.parameters()
 
 
-def test_defaults_are_valid():
-    assert validate(**GOOD) == RunParams()
+def validate(**params) -> RunConfig:
+    return resolve(params)
+
+
+def test_defaults_are_valid_and_nothing_given_is_the_default():
+    assert validate(**GOOD) == resolve() == resolve({name: "" for name in BY_NAME}) == DEFAULTS
 
 
 @pytest.mark.parametrize("field,value,listed", [
@@ -52,38 +60,119 @@ def test_module_cli_exit_code():
 
 
 @pytest.mark.parametrize("changes,message", [
-    ({"generator": "ddim", "sample_steps": 1001}, "sample_steps 1001 must be 0 (the profile's) or 1 up to "
-                                                  "the profile's 1000 timesteps"),
-    ({"generator": "ddim", "profile": "smoke", "sample_steps": 101}, "up to the profile's 100 timesteps"),
+    ({"generator": "ddim", "sample_steps": 1001}, "sample_steps 1001 exceeds the diffusion's 1000 timesteps"),
+    ({"generator": "ddim", "profile": "smoke", "sample_steps": 101}, "exceeds the diffusion's 100 timesteps"),
     ({"generator": "ddim", "sample_steps": -2}, "sample_steps -2"),
+    ({"generator": "ddim", "sample_steps": 0}, "sample_steps 0 must be an integer >= 1"),
+    ({"generator": "ddim", "sample_steps": 2.5}, "sample_steps 2.5 must be an integer"),
     ({"generator": "ddim", "eta": -0.5}, "eta -0.5 must be a number >= 0"),
     ({"generator": "ddpm", "eta": 1.0}, "eta 1.0 applies to the ddim sampler only"),
     ({"generator": "ddim", "guidance": -2}, "guidance -2.0 must be a number >= 0"),
     ({"generator": "ddim", "guidance": "strong"}, "guidance 'strong'"),
+    ({"generator": "ddim", "eta": -1}, "eta -1.0 must be a number >= 0"),  # no sentinel outside KFP
 ])
 def test_bad_sampler_settings_are_rejected_before_any_work(changes, message):
     with pytest.raises(ParamError, match=re.escape(message)):
         validate(**{**GOOD, **changes})
 
 
-def test_sampler_settings_default_to_the_profile():
+def test_sampler_settings_default_to_the_profile_and_a_gan_has_none():
+    from genaug.profiles import PROFILES
+
+    quick = PROFILES["quick"].sampler
     p = validate(**{**GOOD, "generator": "ddim"})
-    assert (p.sample_steps, p.eta, p.guidance) == (0, -1.0, -1.0)
+    assert (p.sampler.kind, p.sampler.steps, p.sampler.eta, p.sampler.guidance) == \
+        ("ddim", quick.steps, quick.eta, quick.guidance)
     p = validate(**{**GOOD, "generator": "ddim", "sample_steps": "50", "eta": "1", "guidance": "3"})
-    assert (p.sample_steps, p.eta, p.guidance) == (50, 1.0, 3.0)
+    assert (p.sampler.steps, p.sampler.eta, p.sampler.guidance) == (50, 1.0, 3.0)
+    assert p.diffusion == PROFILES["quick"].diffusion and p.gan is None
+    gan = validate(**GOOD)
+    assert gan.sampler is None and gan.diffusion is None and gan.gan == PROFILES["quick"].gan
+    assert gan.parameters()["sample_steps"] is None
 
 
-@pytest.mark.parametrize("fraction", [0, -0.1, 1.5, "half"])
+def test_the_kfp_stand_ins_for_unset_are_read_at_that_boundary_only():
+    arguments = pipeline_arguments({"generator": "ddim", "sample_steps": "20"})
+    assert (arguments["sample_steps"], arguments["eta"], arguments["guidance"]) == (20, -1.0, -1.0)
+    assert resolve_pipeline_arguments(arguments) == resolve({"generator": "ddim", "sample_steps": 20})
+    # As KFP hands them to a task: numbers as text.
+    as_text = {k: str(float(v)) if isinstance(v, (int, float)) else v for k, v in arguments.items()}
+    assert resolve_pipeline_arguments(as_text) == resolve({"generator": "ddim", "sample_steps": 20})
+
+
+def test_the_resolved_configuration_survives_its_json_file(tmp_path):
+    from genaug.params import load_options, write_options
+
+    for params in ({}, {"generator": "ddim", "profile": "full", "eta": 0.5}, {"generator": "wgan_gp", "fraction": 0.1}):
+        config = resolve(params)
+        write_options(config, str(tmp_path / "run_options.json"))
+        assert load_options(str(tmp_path / "run_options.json")) == config
+
+
+def test_each_section_checks_itself_once_on_construction():
+    from dataclasses import replace
+
+    from genaug.sections import ConfigError
+
+    config = resolve({"generator": "ddim"})
+    for section, changes, message in (("diffusion", {"attention_levels": (3,)}, "attention_levels [3]"),
+                                      ("diffusion", {"schedule": "sqrt"}, "schedule='sqrt' is unknown"),
+                                      ("metrics", {"fid_network": "vgg"}, "fid_network='vgg'"),
+                                      ("classifier", {"name": "resnet"}, "unknown classifier 'resnet'"),
+                                      ("data", {"max_train": 3}, "max_train=3")):
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            replace(getattr(config, section), **changes)
+    with pytest.raises(ConfigError, match="sample_steps 50 exceeds the diffusion's 40 timesteps"):
+        replace(config, diffusion=replace(config.diffusion, timesteps=40), sampler=replace(config.sampler, steps=50))
+
+
+def test_the_parameter_list_agrees_with_the_makefile_and_the_pipeline_signature():
+    """PARAMETERS, the Makefile's RUN_PARAMS and genaug_pipeline's signature name the same
+    parameters in the same order, with the same make variables, types and defaults."""
+    import inspect
+
+    from kfp import dsl  # noqa: F401  (the pipeline module needs it)
+
+    from genaug.params import default, kfp_help
+    from pipelines.genaug_pipeline import genaug_pipeline
+
+    text = (REPO / "Makefile").read_text().replace("\\\n", " ")
+    listed = re.search(r"^RUN_PARAMS := (.+)$", text, re.M).group(1).split()
+    assert listed == [f"{p.name}={p.make}" for p in PARAMETERS]
+    for p in PARAMETERS:  # no make default: an unset variable takes the module's
+        assert not re.search(rf"^{p.make}\s*\??=", text, re.M), p.make
+    signature = inspect.signature(genaug_pipeline.pipeline_func).parameters
+    run_level = [name for name in signature if not name.startswith("accelerator_")]
+    assert run_level == [p.name for p in PARAMETERS]
+    for p in PARAMETERS:
+        assert signature[p.name].annotation is p.kind and signature[p.name].default == default(p.name), p.name
+        assert f"{p.name}: {kfp_help(p)}" in genaug_pipeline.pipeline_func.__doc__
+
+
+def test_make_pipeline_dry_run_prints_the_resolved_configuration_and_starts_nothing(tmp_path):
+    proc = subprocess.run(["make", "--no-print-directory", "pipeline", "DRY_RUN=1", "GEN=ddim", "STEPS=20"], cwd=REPO,
+                          capture_output=True, text=True, timeout=60, env={**os.environ, "RUNS": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    printed = json.loads(proc.stdout)
+    expected = resolve({"generator": "ddim"}).as_dict()
+    expected["sampler"]["steps"] = 20
+    assert printed == expected
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("fraction", [0, -0.1, 1.5, "nan"])
 def test_fraction_must_be_a_share_of_the_training_set(fraction):
     with pytest.raises(ParamError, match=r"fraction \S+ must be in \(0, 1\]: the share of the real training"):
         validate(**{**GOOD, "fraction": fraction})
+    with pytest.raises(ParamError, match=r"fraction 'half' must be a finite number, e.g. FRACTION=0.1"):
+        validate(**{**GOOD, "fraction": "half"})
 
 
 @pytest.mark.parametrize("changes,message", [
-    ({"generator": "ddim", "eta": "nan"}, "eta 'nan' must be a number >= 0"),
+    ({"generator": "ddim", "eta": "nan"}, "eta nan must be a number >= 0"),
     ({"generator": "ddim", "eta": float("inf")}, "eta inf must be a number >= 0"),
-    ({"generator": "ddim", "guidance": "nan"}, "guidance 'nan' must be a number >= 0"),
-    ({"generator": "ddim", "guidance": "-inf"}, "guidance '-inf' must be a number >= 0"),
+    ({"generator": "ddim", "guidance": "nan"}, "guidance nan must be a number >= 0"),
+    ({"generator": "ddim", "guidance": "-inf"}, "guidance -inf must be a number >= 0"),
     ({"seed": 2**63}, "seed 9223372036854775808 must be an integer from 0 to 2^63-1"),
     ({"ratio": "nan"}, "ratio nan is out of range"),
     ({"margin": float("nan")}, "margin nan must be a fraction"),
@@ -98,22 +187,26 @@ def test_numbers_that_cannot_work_are_refused_before_any_work(changes, message):
 
 def test_the_largest_seed_and_a_ratio_of_one_image_per_class_still_work():
     assert validate(**{**GOOD, "seed": 2**63 - 1}).seed == 2**63 - 1
-    assert validate(**{**GOOD, "ratio": 10 / 54000}).ratio == pytest.approx(1.85e-4, rel=1e-2)
+    assert validate(**{**GOOD, "ratio": 10 / 54000}).synthesis.ratio == pytest.approx(1.85e-4, rel=1e-2)
 
 
 def test_the_predicted_training_size_is_what_prepare_data_holds(tiny_fmnist, tmp_path):
+    from dataclasses import replace
+
     from genaug import catalog
     from genaug.data import imageset
-    from genaug.profiles import PROFILES
     from genaug.steps.prepare_data import prepare_data
 
     spec = catalog.dataset("fashion_mnist")
     for fraction in (1.0, 0.1):
         out = tmp_path / f"data-{fraction}.npz"
-        prepare_data.__wrapped__("fashion_mnist", "smoke", str(out), fraction=fraction)
+        data = resolve({"profile": "smoke", "fraction": fraction}).data
+        prepare_data.__wrapped__(str(out), data=data)
         _, meta = imageset.load(str(out), "prepared dataset")
-        assert (meta["n_train_full"], meta["n_train"]) == PROFILES["smoke"].train_counts(600, fraction,
-                                                                                            spec.num_classes)
+        # tiny_fmnist holds 600 official training images, not the 60,000 the catalog knows.
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setitem(catalog.DATASETS, "fashion_mnist", replace(spec, train_images=600))
+            assert (meta["n_train_full"], meta["n_train"]) == data.train_counts()
 
 
 def test_make_help_and_the_readme_show_the_profiles_defaults():
@@ -124,13 +217,14 @@ def test_make_help_and_the_readme_show_the_profiles_defaults():
     out = subprocess.run(["make", "--no-print-directory", "help"], cwd=REPO, capture_output=True, text=True,
                          check=True).stdout
     assert "[GUIDANCE=2]" not in out and "[FRACTIONS=0.1,1]" not in out
-    quick = PROFILES["quick"]
+    quick, exp = PROFILES["quick"].sampler, PROFILES["quick"].experiment
     row = next(line.split() for line in out.splitlines() if line.split()[:1] == ["quick"])
-    assert row == ["quick", str(quick.sample_steps), f"{quick.eta:g}", f"{quick.guidance:g}",
-                   _listed(quick.exp_ratios), _listed(quick.exp_seeds), _listed(quick.exp_classifiers),
-                   _listed(quick.exp_fractions)]
+    assert row == ["quick", str(quick.steps), f"{quick.eta:g}", f"{quick.guidance:g}",
+                   _listed(exp.ratios), _listed(exp.seeds), _listed(exp.classifiers), _listed(exp.fractions)]
+    for p in PARAMETERS:  # and the run parameters' table, from genaug.params
+        assert any(line.split()[:1] == [p.make] for line in out.splitlines()), p.make
     readme = (REPO / "README.md").read_text()
-    assert f"DDIM-{quick.sample_steps} and guidance {quick.guidance:g}" in readme
-    for name, field in (("RATIOS", "exp_ratios"), ("SEEDS", "exp_seeds"), ("CLASSIFIERS", "exp_classifiers"),
-                        ("FRACTIONS", "exp_fractions")):
-        assert f"| `{name}` | `{_listed(getattr(quick, field))}` |" in readme, name
+    assert f"DDIM-{quick.steps} and guidance {quick.guidance:g}" in readme
+    for name, field in (("RATIOS", "ratios"), ("SEEDS", "seeds"), ("CLASSIFIERS", "classifiers"),
+                        ("FRACTIONS", "fractions")):
+        assert f"| `{name}` | `{_listed(getattr(exp, field))}` |" in readme, name

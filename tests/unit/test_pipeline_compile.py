@@ -49,7 +49,7 @@ def test_both_pipelines_parse_into_pipeline_and_platform_specs(compiled):
     assert params["generator"].default_value.string_value == "dcgan"
     assert params["data_version"].default_value.string_value == "latest"
     tasks = dict(all_tasks(spec))
-    assert {"validate-params", "start-tracking", "data-version", "promote-generator", "promote-classifier",
+    assert {"resolve-config", "start-tracking", "data-version", "promote-generator", "promote-classifier",
             "prepare-data", "train-generator", "synthesize", "train-classifier", "train-classifier-2",
             "train-classifier-3", "evaluate", "evaluate-generator", "export-generator", "export-classifier",
             "report", "record-final-status"} <= set(tasks)
@@ -57,8 +57,8 @@ def test_both_pipelines_parse_into_pipeline_and_platform_specs(compiled):
     cas = tasks["train-classifier-3"].inputs.parameters["synthetic_only"].runtime_value.constant
     assert cas.bool_value is True and "train-classifier-3" in tasks["evaluate"].dependent_tasks
     # Nothing may start before the parameters are checked.
-    assert "validate-params" in tasks["start-tracking"].dependent_tasks
-    assert "validate-params" in tasks["data-version"].dependent_tasks
+    assert "resolve-config" in tasks["start-tracking"].dependent_tasks
+    assert "resolve-config" in tasks["data-version"].dependent_tasks
     # The KFP run view shows each promotion verdict (a model no better than its champion says so).
     for role in ("generator", "classifier"):
         promote = spec.components[tasks[f"promote-{role}"].component_ref.name]
@@ -68,7 +68,7 @@ def test_both_pipelines_parse_into_pipeline_and_platform_specs(compiled):
     # end of a DDIM run.
     assert set(tasks["export-generator"].dependent_tasks) == {"train-generator", "start-tracking"}
     assert set(tasks["promote-generator"].dependent_tasks) == {"export-generator", "train-classifier",
-                                                                "prepare-data", "start-tracking"}
+                                                                "prepare-data", "start-tracking", "resolve-config"}
     assert "train-classifier-2" in tasks["export-classifier"].dependent_tasks
 
 
@@ -80,17 +80,21 @@ def test_an_exit_handler_records_the_final_status_even_when_a_step_fails(compile
     assert final.trigger_policy.strategy == final.trigger_policy.TriggerStrategy.ALL_UPSTREAM_TASKS_COMPLETED
     assert final.inputs.parameters["status"].task_final_status.producer_task == "exit-handler-1"
     body = {name for name, _ in all_tasks(spec, spec.components[root["exit-handler-1"].component_ref.name].dag)}
-    assert {"validate-params", "train-generator", "promote-generator", "promote-classifier", "report"} <= body
+    assert {"resolve-config", "train-generator", "promote-generator", "promote-classifier", "report"} <= body
 
 
-def test_prepare_data_is_keyed_by_dataset_and_data_version_never_by_run(compiled):
+def test_prepare_data_is_keyed_by_its_data_section_and_data_version_never_by_run(compiled):
     for name, (_, spec, _) in compiled.items():
         tasks = dict(all_tasks(spec))
         prepare = tasks["prepare-data"]
-        assert set(prepare.inputs.parameters) == {"dataset", "profile", "fraction", "data_version"}, name
+        assert set(prepare.inputs.parameters) == {"section", "data_version"}, name
         assert prepare.inputs.parameters["data_version"].task_output_parameter.producer_task == "data-version"
-        # Nothing that differs per run reaches its inputs, directly or through a producer.
-        assert set(prepare.dependent_tasks) == {"data-version"}, name
+        section = prepare.inputs.parameters["section"].task_output_parameter.producer_task
+        assert section == ("resolve-config" if name == "genaug.yaml" else "arm-data"), name
+        # Nothing that differs per run reaches its inputs, directly or through a producer: the
+        # section's producer takes only the run's parameters (or the arm's options and fraction).
+        assert set(prepare.dependent_tasks) == {"data-version", section}, name
+        assert "pipeline_run_id" not in str(tasks[section].inputs), name
         version_inputs = tasks["data-version"].inputs.parameters
         assert {k: v.component_input_parameter for k, v in version_inputs.items()} \
             == {"dataset": "pipelinechannel--dataset", "requested": "pipelinechannel--data_version"}, name

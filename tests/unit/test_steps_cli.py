@@ -12,6 +12,7 @@ import pytest
 from genaug import checkpoint
 from genaug.data import imageset
 from genaug.steps import get
+from tests.configs import smoke
 from tests.conftest import REPO
 
 
@@ -19,11 +20,11 @@ from tests.conftest import REPO
 def chain(tiny_fmnist, tmp_path):
     """Every step once, smoke profile, on the tiny Fashion-MNIST; returns the paths."""
     p = {k: str(tmp_path / "out" / k) for k in ("data", "gen", "synth", "real", "aug", "eval", "gonnx", "connx")}
-    get("prepare_data")("fashion_mnist", "smoke", p["data"])
-    get("train_generator")(p["data"], "dcgan", "smoke", 0, p["gen"], str(tmp_path / "gen.html"))
+    get("prepare_data")(p["data"], data=smoke().data)
+    get("train_generator")(p["data"], p["gen"], str(tmp_path / "gen.html"), generator="dcgan", seed=0, gan=smoke().gan)
     get("synthesize")(p["gen"], p["data"], 0.5, 0, p["synth"])
-    get("train_classifier")(p["data"], "cnn", "smoke", 0, p["real"])
-    get("train_classifier")(p["data"], "cnn", "smoke", 0, p["aug"], "", p["synth"], 0.5)
+    get("train_classifier")(p["data"], p["real"], classifier=smoke().classifier, seed=0)
+    get("train_classifier")(p["data"], p["aug"], "", p["synth"], 0.5, classifier=smoke().classifier, seed=0)
     return p
 
 
@@ -64,8 +65,9 @@ def test_corrupt_checkpoint_is_named(chain, tmp_path):
 def test_cli_runs_a_step(tiny_fmnist, tmp_path):
     out = tmp_path / "out" / "data"
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
-    proc = subprocess.run([sys.executable, "-m", "genaug.cli", "step", "prepare_data", "--dataset",
-                           "fashion_mnist", "--profile", "smoke", "--out-path", str(out)],
+    # A section is JSON; the fields it leaves out take their defaults.
+    proc = subprocess.run([sys.executable, "-m", "genaug.cli", "step", "prepare_data", "--data",
+                           '{"dataset": "fashion_mnist", "max_test": 500}', "--out-path", str(out)],
                           capture_output=True, text=True, env=env, check=True)
     meta = json.loads(proc.stdout)
     assert meta["n_test"] == 200 and out.exists()
@@ -79,7 +81,7 @@ def test_cli_runs_a_step(tiny_fmnist, tmp_path):
 def test_train_classifier_step_runs_every_classifier(chain, tmp_path, classifier, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "hub"))  # no ImageNet weights here
     out = tmp_path / f"{classifier}.pt"
-    meta = get("train_classifier")(chain["data"], classifier, "smoke", 0, str(out))
+    meta = get("train_classifier")(chain["data"], str(out), classifier=smoke(classifier=classifier).classifier, seed=0)
     net, ckpt = checkpoint.load(out, "classifier")
     assert ckpt["arch"] == classifier and meta["classifier"] == classifier
     assert 0.0 <= meta["val_accuracy"] <= 1.0
@@ -90,21 +92,21 @@ def test_train_classifier_step_runs_every_classifier(chain, tmp_path, classifier
 
 
 def test_prepare_data_keeps_a_stratified_fraction_of_the_training_split(tiny_fmnist, tmp_path):
-    whole = get("prepare_data")("fashion_mnist", "smoke", str(tmp_path / "whole"))
-    tenth = get("prepare_data")("fashion_mnist", "smoke", str(tmp_path / "tenth"), fraction=0.1)
+    whole = get("prepare_data")(str(tmp_path / "whole"), data=smoke().data)
+    tenth = get("prepare_data")(str(tmp_path / "tenth"), data=smoke(fraction=0.1).data)
     assert tenth["n_train"] == round(0.1 * whole["n_train"]) and tenth["n_train_full"] == whole["n_train"]
     assert (tenth["n_val"], tenth["n_test"]) == (whole["n_val"], whole["n_test"])  # scored alike
     assert tenth["content_hash"] != whole["content_hash"]  # so no checkpoint is shared by mistake
     arrays, _ = imageset.load(str(tmp_path / "tenth"))
     assert np.bincount(arrays["y_train"], minlength=10).min() >= 4  # every class keeps its share
-    with pytest.raises(ValueError, match=r"fraction=0 must be in \(0, 1\]"):
-        get("prepare_data")("fashion_mnist", "smoke", str(tmp_path / "none"), fraction=0)
+    with pytest.raises(ValueError, match=r"fraction 0 must be in \(0, 1\]"):
+        get("prepare_data")(str(tmp_path / "none"), data={"dataset": "fashion_mnist", "fraction": 0})
 
 
 def test_cas_classifier_trains_on_synthetic_images_alone(chain, tmp_path):
     out = tmp_path / "synthetic_only.pt"
-    meta = get("train_classifier")(chain["data"], "cnn", "smoke", 0, str(out), synthetic_path=chain["synth"],
-                                   ratio=0.5, synthetic_only=True)
+    meta = get("train_classifier")(chain["data"], str(out), synthetic_path=chain["synth"], ratio=0.5,
+                                   synthetic_only=True, classifier=smoke().classifier, seed=0)
     synth, _ = imageset.load(chain["synth"])
     assert meta["variant"] == "synthetic" and meta["n_train_real"] == 0
     assert meta["n_train_synthetic"] == len(synth["y"])
@@ -112,16 +114,18 @@ def test_cas_classifier_trains_on_synthetic_images_alone(chain, tmp_path):
                          classifier_synthetic_path=str(out))
     assert 0.0 <= ev["cas"] <= 1.0
     with pytest.raises(ValueError, match="synthetic_only needs synthetic_path"):
-        get("train_classifier")(chain["data"], "cnn", "smoke", 0, str(tmp_path / "x.pt"), synthetic_only=True)
+        get("train_classifier")(chain["data"], str(tmp_path / "x.pt"), synthetic_only=True,
+                                classifier=smoke().classifier, seed=0)
 
 
 def test_filter_synthetic_keeps_confident_images_and_reports_top_ups(chain, tmp_path):
     synth, smeta = imageset.load(chain["synth"])
     # Threshold 0: the set passes through unchanged, and no classifier is trained.
-    same = get("filter_synthetic")(chain["data"], chain["synth"], 0.0, 0.5, "smoke", 0, str(tmp_path / "f0"))
+    same = get("filter_synthetic")(chain["data"], chain["synth"], 0.0, 0.5, str(tmp_path / "f0"),
+                                  classifier=smoke().classifier, seed=0)
     assert same["filter"] is None and imageset.load(tmp_path / "f0")[1]["content_hash"] == smeta["content_hash"]
     out = str(tmp_path / "f")
-    meta = get("filter_synthetic")(chain["data"], chain["synth"], 0.6, 0.25, "smoke", 0, out)
+    meta = get("filter_synthetic")(chain["data"], chain["synth"], 0.6, 0.25, out, classifier=smoke().classifier, seed=0)
     kept, kmeta = imageset.load(out)
     _, dmeta = imageset.load(chain["data"])
     need = int(round(0.25 * dmeta["n_train"] / 10))
@@ -134,7 +138,8 @@ def test_filter_synthetic_keeps_confident_images_and_reports_top_ups(chain, tmp_
         assert counts[c] == max(confident, need) and f["topped_up"][name] == max(0, need - confident)
     assert kmeta["unfiltered_hash"] == smeta["content_hash"]
     # The mix can still take the ratio it was filtered for.
-    get("train_classifier")(chain["data"], "shallow_mlp", "smoke", 0, str(tmp_path / "c"), "", out, 0.25)
+    get("train_classifier")(chain["data"], str(tmp_path / "c"), "", out, 0.25,
+                            classifier=smoke(classifier="shallow_mlp").classifier, seed=0)
 
 
 def test_every_step_has_a_working_help(capsys):
@@ -150,8 +155,8 @@ def test_every_step_has_a_working_help(capsys):
 
 def test_label_fidelity_is_the_real_classifiers_agreement_with_the_synthetic_labels(tiny_fmnist, tmp_path):
     data, real = str(tmp_path / "out" / "data"), str(tmp_path / "out" / "real.pt")
-    get("prepare_data")("fashion_mnist", "smoke", data)
-    get("train_classifier")(data, "cnn", "smoke", 0, real)
+    get("prepare_data")(data, data=smoke().data)
+    get("train_classifier")(data, real, classifier=smoke().classifier, seed=0)
     arrays, _ = imageset.load(data)
     # Real test images, as if generated for their true labels: their label fidelity is the
     # real-data classifier's test accuracy, whatever that classifier learned.
@@ -165,6 +170,6 @@ def test_label_fidelity_is_the_real_classifiers_agreement_with_the_synthetic_lab
 
 def test_promote_names_an_unknown_role_and_a_generator_without_its_judge():
     with pytest.raises(ValueError, match="unknown role 'model'; choose one of generator, classifier"):
-        get("promote")("model", "data.npz", "model.onnx", {})
+        get("promote")("model", "data.npz", "model.onnx", {}, promotion=smoke().promotion)
     with pytest.raises(ValueError, match="needs classifier_real_path"):
-        get("promote")("generator", "data.npz", "model.onnx", {})
+        get("promote")("generator", "data.npz", "model.onnx", {}, promotion=smoke().promotion)

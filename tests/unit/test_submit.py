@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from genaug.params import RunParams
+from genaug.params import pipeline_arguments
 from pipelines import submit
 from tests.conftest import REPO
 from tests.kfp_api_fixture import FakeKfp, KfpApiServer
 
 PARAMS = ["--dataset", "cifar10", "--generator", "ddim", "--profile", "smoke", "--seed", "3"]
-EXPECTED = {**RunParams().as_dict(), "dataset": "cifar10", "generator": "ddim", "profile": "smoke", "seed": "3"}
+EXPECTED = pipeline_arguments({"dataset": "cifar10", "generator": "ddim", "profile": "smoke", "seed": "3"})
 
 
 @pytest.fixture

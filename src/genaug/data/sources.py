@@ -193,7 +193,7 @@ def prestage_hint(spec: DatasetSpec) -> str:
 def load_raw(spec: DatasetSpec, store=None) -> RawSplits:
     """Load the official train and test splits of ``spec`` as uint8 arrays.
 
-    store: a genaug.store.Store for the object-storage cache, or None to skip it. A copy
+    store: a genaug.services.store.Store for the object-storage cache, or None to skip it. A copy
     loaded from a local source or a download is published to the cache.
     """
     from genaug.data import cache

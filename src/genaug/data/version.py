@@ -14,7 +14,7 @@ import hashlib
 from genaug.catalog import DatasetSpec
 from genaug.data import cache
 from genaug.data.sources import prestage_hint, source_files
-from genaug.params import LATEST_DATA, data_version_problem
+from genaug.sections import LATEST_DATA, data_version_problem
 
 
 def resolve(spec: DatasetSpec, requested: str = LATEST_DATA, store=None) -> dict:

@@ -23,7 +23,7 @@ import sys
 from dataclasses import dataclass
 
 from genaug.services.names import BUCKETS, MLFLOW_BUCKET, TRITON_BUCKET, TRITON_PLACEHOLDER, TRITON_PLACEHOLDER_KEY
-from genaug.store import Store, StoreError
+from genaug.services.store import Store, StoreError
 
 READ = ["s3:GetObject", "s3:GetBucketLocation", "s3:ListBucket"]
 WRITE = READ + ["s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts",

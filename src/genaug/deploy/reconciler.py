@@ -32,8 +32,8 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from genaug.serving.reconcile import ReconcileReport, reconcile
 from genaug.services.endpoints import admin_key
+from genaug.serving.reconcile import ReconcileReport, reconcile
 
 
 class ModelStates:
@@ -123,7 +123,7 @@ def triton_live(triton_grpc: str) -> bool:
 
 def run_pass(states: ModelStates, triton_grpc: str, key: str, store, log=print) -> bool:
     """One reconciliation pass; False (nothing recorded) while Triton is not live yet."""
-    from genaug.serving.client import Triton
+    from genaug.services.triton import Triton
 
     if not triton_live(triton_grpc):
         return False
@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--once", action="store_true", help="one pass, then exit (1 if a model failed)")
     args = parser.parse_args(argv)
 
-    from genaug.store import Store
+    from genaug.services.store import Store
 
     key, s3 = admin_key(), Store(timeout_s=5.0)
     # A pass may load several models, each bounded by reconcile's load timeout.

@@ -19,8 +19,9 @@ import sys
 from dataclasses import asdict, dataclass, field
 
 from genaug.catalog import CLASSIFIERS, DATASETS, GENERATORS, choose
-from genaug.params import MAX_RATIO, ParamError, checked
+from genaug.params import ParamError, default
 from genaug.profiles import PROFILES
+from genaug.sections import MAX_RATIO
 
 CAS_CLASSIFIER = "cnn"   # the classifier that scores synthetic-only training (CAS)
 MIN_SEEDS_FOR_INTERVAL = 2
@@ -76,6 +77,19 @@ def _listed(value, cast, name: str, example: str, problems: list) -> tuple:
     return out
 
 
+def _checked(value, cast, ok, problem: str, problems: list):
+    """``cast(value)`` when that works and passes ``ok``; otherwise ``problem`` is appended to
+    ``problems`` and ``value`` comes back as it was."""
+    try:
+        out = cast(value)
+        if ok(out):
+            return out
+    except (TypeError, ValueError):
+        pass
+    problems.append(problem)
+    return value
+
+
 def _int(v) -> int:
     f = float(v)
     if f != int(f):
@@ -83,10 +97,16 @@ def _int(v) -> int:
     return int(f)
 
 
-def validate(dataset: str, generator: str, profile: str, ratios=None, seeds=None, classifiers=None,
-             fractions=None, filter_threshold: float = 0.0, generator_seed: int = 0) -> ExperimentParams:
+def validate(dataset: str | None = None, generator: str | None = None, profile: str | None = None, ratios=None,
+             seeds=None, classifiers=None, fractions=None, filter_threshold: float | None = None,
+             generator_seed: int | None = None) -> ExperimentParams:
     """Check every experiment parameter (lists may be lists, JSON or "a,b,c"); None takes the
-    profile's default. Raises ParamError listing every problem at once."""
+    default (for the lists, the profile's). Raises ParamError listing every problem at once."""
+    dataset = default("dataset") if dataset is None else dataset
+    generator = default("generator") if generator is None else generator
+    profile = default("profile") if profile is None else profile
+    filter_threshold = 0.0 if filter_threshold is None else filter_threshold
+    generator_seed = default("seed") if generator_seed is None else generator_seed
     problems = []
     for kind, value, valid in (("dataset", dataset, DATASETS), ("generator", generator, GENERATORS),
                                ("profile", profile, PROFILES)):
@@ -94,12 +114,12 @@ def validate(dataset: str, generator: str, profile: str, ratios=None, seeds=None
             choose(kind, value, valid)
         except ValueError as err:
             problems.append(str(err))
-    prof = PROFILES.get(profile, PROFILES["quick"])
-    ratios = _listed(prof.exp_ratios if ratios is None else ratios, float, "ratios", "RATIOS=0,0.5,1", problems)
-    seeds = _listed(prof.exp_seeds if seeds is None else seeds, _int, "seeds", "SEEDS=0,1,2", problems)
-    classifiers = _listed(prof.exp_classifiers if classifiers is None else classifiers, str, "classifiers",
+    prof = PROFILES.get(profile, PROFILES["quick"]).experiment
+    ratios = _listed(prof.ratios if ratios is None else ratios, float, "ratios", "RATIOS=0,0.5,1", problems)
+    seeds = _listed(prof.seeds if seeds is None else seeds, _int, "seeds", "SEEDS=0,1,2", problems)
+    classifiers = _listed(prof.classifiers if classifiers is None else classifiers, str, "classifiers",
                           "CLASSIFIERS=cnn,shallow_mlp", problems)
-    fractions = _listed(prof.exp_fractions if fractions is None else fractions, float, "fractions",
+    fractions = _listed(prof.fractions if fractions is None else fractions, float, "fractions",
                         "FRACTIONS=0.1,1", problems)
     bad = [r for r in ratios if not 0.0 <= r <= MAX_RATIO]
     if bad:
@@ -118,11 +138,11 @@ def validate(dataset: str, generator: str, profile: str, ratios=None, seeds=None
     bad = [f for f in fractions if not 0.0 < f <= 1.0]
     if bad:
         problems.append(f"fractions {bad} out of range; each is a share of the real training images in (0, 1]")
-    filter_threshold = checked(filter_threshold, float, lambda v: 0.0 <= v < 1.0,
+    filter_threshold = _checked(filter_threshold, float, lambda v: 0.0 <= v < 1.0,
                                f"filter_threshold {filter_threshold!r} must be in [0, 1): 0 keeps every synthetic "
                                "image, 0.9 keeps those the real classifier assigns to their label with p > 0.9",
                                problems)
-    generator_seed = checked(generator_seed, _int, lambda v: v >= 0,
+    generator_seed = _checked(generator_seed, _int, lambda v: v >= 0,
                              f"generator_seed {generator_seed!r} must be a non-negative integer", problems)
     if problems:
         raise ParamError("; ".join(problems))
@@ -154,11 +174,11 @@ def configurations(p: ExperimentParams) -> list[dict]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Validate and print an experiment's configurations.")
     for name in ("dataset", "generator", "profile"):
-        parser.add_argument(f"--{name}", required=True)
+        parser.add_argument(f"--{name}", default=None, help=f"default: {default(name)}")
     for name in ("ratios", "seeds", "classifiers", "fractions"):
         parser.add_argument(f"--{name}", default=None, help="comma-separated; default: the profile's")
-    parser.add_argument("--filter_threshold", default=0.0)
-    parser.add_argument("--generator_seed", default=0)
+    parser.add_argument("--filter_threshold", default=None)
+    parser.add_argument("--generator_seed", default=None)
     parser.add_argument("--print", action="store_true", help="print the resolved configuration list")
     args = vars(parser.parse_args(argv))
     show = args.pop("print")

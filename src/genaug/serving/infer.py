@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from genaug.serving.client import Triton
+from genaug.services.triton import Triton
 
 
 def served_shape(triton: Triton, model: str, tensor: str) -> list[int]:

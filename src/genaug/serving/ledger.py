@@ -29,9 +29,9 @@ import uuid
 from datetime import datetime, timezone
 
 from genaug.services.names import TRITON_BUCKET as BUCKET
+from genaug.services.store import S3Config
 from genaug.serving.lease import Lease, LockedError, holder
 from genaug.serving.records import Conflict, Record, Records
-from genaug.store import S3Config
 
 MODELS_PREFIX = "ledger/models/"
 EVENTS_PREFIX = "ledger/events/"

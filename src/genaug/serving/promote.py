@@ -27,12 +27,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from genaug import tracking
+from genaug.services import tracking
+from genaug.services.triton import Triton
 from genaug.serving import integrity, recovery, retention
-from genaug.serving.client import Triton
 from genaug.serving.gates import decide
-from genaug.serving.ledger import Ledger, now, with_event
 from genaug.serving.lease import Lease, LeaseLost
+from genaug.serving.ledger import Ledger, now, with_event
 from genaug.serving.repository import Repository
 
 STAGING_SUFFIX = "-staging"

@@ -20,11 +20,11 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
-from genaug import tracking
+from genaug.services import tracking
+from genaug.services.triton import Triton
 from genaug.serving import integrity, recovery, retention
-from genaug.serving.client import Triton
-from genaug.serving.ledger import LEGACY_CHAMPIONS, Ledger, empty_record, model_key
 from genaug.serving.lease import LockedError
+from genaug.serving.ledger import LEGACY_CHAMPIONS, Ledger, empty_record, model_key
 from genaug.serving.records import Conflict
 from genaug.serving.repository import Repository
 

@@ -12,7 +12,7 @@ SDK turns unknown headers into user metadata, so these calls go through boto3, w
 ``IfNoneMatch``/``IfMatch`` arguments are S3's own.
 
 Each record carries its sha256 in its metadata and is checked on every read, like every
-object that genaug.store writes.
+object that genaug.services.store writes.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from genaug.store import S3Config, StoreError
+from genaug.services.store import S3Config, StoreError
 
 SHA_META = "sha256"
 

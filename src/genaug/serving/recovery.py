@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import copy
 
-from genaug import tracking
+from genaug.services import tracking
+from genaug.services.triton import Triton
 from genaug.serving import integrity
-from genaug.serving.client import Triton
 from genaug.serving.ledger import Ledger, now, with_event
 from genaug.serving.repository import Repository
 

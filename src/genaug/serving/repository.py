@@ -65,7 +65,7 @@ def pinned_version(config_text: str) -> int | None:
 
 
 class Repository:
-    """Reads and writes one model repository through a genaug.store.Store."""
+    """Reads and writes one model repository through a genaug.services.store.Store."""
 
     def __init__(self, store, bucket: str = BUCKET, prefix: str = PREFIX):
         self.store, self.bucket, self.prefix = store, bucket, prefix

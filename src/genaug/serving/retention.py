@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 
-from genaug import tracking
+from genaug.services import tracking
 from genaug.serving.repository import Repository
 
 KEEP_OTHERS = 3

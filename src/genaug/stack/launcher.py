@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol
 
+from genaug.services.names import TRITON_BUCKET
 from genaug.stack import ports as port_plan
 from genaug.stack import procs
-from genaug.services.names import TRITON_BUCKET
 from genaug.stack.config import StackConfig, StatePaths
 from genaug.stack.credentials import ADMIN_KEY_ENV, load_or_create_admin_key, load_or_create_s3_identities
 from genaug.stack.envfile import write_env
@@ -140,7 +140,7 @@ def _fail(started: Started, paths: StatePaths, detail: str, exited: bool) -> Non
 
 
 def promote_env(creds) -> dict[str, str]:
-    from genaug.store import PROMOTE_ACCESS_ENV, PROMOTE_SECRET_ENV
+    from genaug.services.store import PROMOTE_ACCESS_ENV, PROMOTE_SECRET_ENV
 
     return {PROMOTE_ACCESS_ENV: creds.access_key, PROMOTE_SECRET_ENV: creds.secret_key}
 
@@ -214,9 +214,9 @@ def _reconcile(cfg: StackConfig, s3: SeaweedS3, triton: TritonServer, env: dict)
     that stopped before its commit; the aliases too, through the stack's MLflow."""
     import os
 
-    from genaug.serving.client import Triton
+    from genaug.services.triton import Triton
     from genaug.serving.reconcile import reconcile
-    from genaug.store import S3Config, Store
+    from genaug.services.store import S3Config, Store
 
     os.environ["MLFLOW_TRACKING_URI"] = env["MLFLOW_TRACKING_URI"]
     promote = s3.identities.promote

@@ -1,14 +1,14 @@
 """One module per pipeline step: a plain typed function, runnable without KFP.
 
 ``genaug step <name> --arg value ...`` calls the same function from the shell. Modules
-are imported on first use, so ``validate_params`` never waits for torch.
+are imported on first use, so ``resolve_config`` never waits for torch.
 """
 
 from __future__ import annotations
 
 import importlib
 
-STEP_NAMES = ("validate_params", "start_tracking", "data_version", "prepare_data", "train_generator", "synthesize",
+STEP_NAMES = ("resolve_config", "start_tracking", "data_version", "prepare_data", "train_generator", "synthesize",
               "train_classifier", "evaluate", "fid_reference", "evaluate_generator", "export_generator",
               "export_classifier", "promote", "report", "final_status",
               # the augmentation experiment (pipelines/experiment_pipeline.py)

@@ -1,4 +1,4 @@
-"""What every training step starts from: the prepared data, its spec, the profile, the device."""
+"""What every training step starts from: the prepared data, its spec and the device."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from genaug import catalog
 from genaug.accel import Accel
 from genaug.catalog import DatasetSpec
 from genaug.data import imageset
-from genaug.profiles import PROFILES, Profile
 
 
 @dataclass(frozen=True)
@@ -20,16 +19,14 @@ class TrainingContext:
     arrays: dict[str, np.ndarray]  # x_train/x_val/x_test uint8 [N, C, H, W], y_* int64 [N]
     data_meta: dict
     spec: DatasetSpec
-    profile: Profile
     accel: Accel
 
 
-def training_context(data_path: str, profile: str, seed: int) -> TrainingContext:
-    """Load the prepared dataset, resolve profile and device, and seed every RNG with ``seed``."""
+def training_context(data_path: str, seed: int) -> TrainingContext:
+    """Load the prepared dataset, pick the device, and seed every RNG with ``seed``."""
     arrays, data_meta = imageset.load(data_path, "prepared dataset")
     accel_mod.seed_everything(seed)
-    return TrainingContext(arrays, data_meta, catalog.dataset(data_meta["dataset"]),
-                           PROFILES[profile], accel_mod.pick())
+    return TrainingContext(arrays, data_meta, catalog.dataset(data_meta["dataset"]), accel_mod.pick())
 
 
 def optional_store():
@@ -40,6 +37,6 @@ def optional_store():
     load_stack_env()
     if not os.environ.get("GENAUG_S3_ENDPOINT"):
         return None
-    from genaug.store import Store
+    from genaug.services.store import Store
 
     return Store()

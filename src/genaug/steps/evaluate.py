@@ -7,11 +7,12 @@ import tempfile
 from pathlib import Path
 
 from genaug import accel as accel_mod
-from genaug import catalog, checkpoint, tracking
+from genaug import catalog, checkpoint
 from genaug.atomic import atomic_path
 from genaug.data import imageset
 from genaug.data.splits import stratified_take
 from genaug.metrics import classification, html, plots
+from genaug.services import tracking
 from genaug.steps import figures
 from genaug.steps.timing import timed_step
 from genaug.train.classifier import predict

@@ -11,14 +11,15 @@ from pathlib import Path
 
 import numpy as np
 
-from genaug import accel, catalog, generators, tracking
+from genaug import accel, catalog, generators
 from genaug.atomic import atomic_path
 from genaug.data import imageset
 from genaug.data.sources import load_raw
 from genaug.metrics import feature_net, generative, html, plots
 from genaug.metrics.features import extract
 from genaug.metrics.reference import reference
-from genaug.profiles import PROFILES
+from genaug.sections import MetricsConfig
+from genaug.services import tracking
 from genaug.steps import figures
 from genaug.steps.context import optional_store
 from genaug.steps.timing import timed_step
@@ -37,13 +38,13 @@ def _unavailable(reason: str, n: int, modes) -> dict:
 
 
 @timed_step
-def evaluate_generator(data_path: str, generator_path: str, profile: str, out_path: str,
-                       html_path: str = "", parent_run_id: str = "") -> dict:
+def evaluate_generator(data_path: str, generator_path: str, out_path: str, html_path: str = "",
+                       parent_run_id: str = "", *, metrics: MetricsConfig) -> dict:
     """Measure a trained generator against the real training split.
 
-    Draws the profile's N images from the generator (N / K per class, fixed noise seed)
-    whatever the augmentation ratio, so that FIDs of every run and arm rest on the same
-    count, and uses the profile's FID modes and feature network. Returns and writes (JSON
+    Draws ``metrics.fid_samples`` images from the generator (N / K per class, fixed noise
+    seed) whatever the augmentation ratio, so that FIDs of every run and arm rest on the same
+    count, and uses the section's FID modes and feature network. Returns and writes (JSON
     at ``out_path``) ``fid`` {mode: value}, ``kid``, ``precision``, ``recall`` (k=3),
     ``per_class_fid`` {class: value},
     ``inception_score`` (+ ``_std``) or null with ``inception_score_reason``, and what
@@ -53,25 +54,25 @@ def evaluate_generator(data_path: str, generator_path: str, profile: str, out_pa
     """
     data_meta = imageset.read_meta(data_path, "prepared dataset")
     module, ckpt = generators.load(generator_path)
-    spec, prof = catalog.dataset(data_meta["dataset"]), PROFILES[profile]
+    spec, metrics = catalog.dataset(data_meta["dataset"]), MetricsConfig.coerce(metrics)
     if ckpt["meta"]["dataset"] != spec.name:
         raise ValueError(f"the generator was trained on {ckpt['meta']['dataset']!r} but the real data is "
                          f"{spec.name!r}; measure a generator trained on {spec.name}")
     store = optional_store()
     acc = accel.pick()
-    net, origin = feature_net.for_profile(prof.fid_network, store, acc.device)
+    net, origin = feature_net.for_profile(metrics.fid_network, store, acc.device)
     if net is None:
         print(f"[genaug] generator metrics unavailable: {origin}", file=sys.stderr, flush=True)
-        result = _unavailable(origin, prof.fid_samples, prof.fid_modes)
+        result = _unavailable(origin, metrics.fid_samples, metrics.fid_modes)
     else:
         raw = load_raw(spec, store=store)
-        fake_y = np.repeat(np.arange(spec.num_classes, dtype=np.int64), prof.fid_samples // spec.num_classes)
+        fake_y = np.repeat(np.arange(spec.num_classes, dtype=np.int64), metrics.fid_samples // spec.num_classes)
         fake_x = generators.sample(module, fake_y, generators.accel_for(ckpt["meta"]["family"], acc), METRICS_SEED,
                                    progress="generate for FID", fast=len(fake_y) >= generators.FAST_FROM)
         result = {"network": net.describe(), "network_note": origin, "n_generated": int(len(fake_y)),
                   "reference_split": "train", "fid": {}, "reference_keys": {}, "kid": None}
-        for mode in prof.fid_modes:
-            ref = reference(spec, raw, prof.fid_samples, mode, net, store)
+        for mode in metrics.fid_modes:
+            ref = reference(spec, raw, metrics.fid_samples, mode, net, store)
             fake, probs = extract(fake_x, net, mode, probabilities=net.has_logits and mode == "clean",
                                   desc=f"FID generated ({mode})")
             result["fid"][mode] = generative.frechet_distance(generative.Gaussian.of(fake),
@@ -96,9 +97,9 @@ def evaluate_generator(data_path: str, generator_path: str, profile: str, out_pa
         if not net.is_inception:
             result["network_note"] = "stand-in network: these values rank sets but match nothing published"
         result["generator_noise_seed"] = METRICS_SEED
-    result.update({"dataset": spec.name, "generator": ckpt["arch"], "profile": profile,
+    result.update({"dataset": spec.name, "generator": ckpt["arch"],
                    "fraction": float(data_meta.get("fraction", 1.0)), "n_train_real": int(data_meta["n_train"]),
-                   "modes": list(prof.fid_modes),
+                   "modes": list(metrics.fid_modes),
                    "generator_sha256": hashlib.sha256(Path(generator_path).read_bytes()).hexdigest()})
     with atomic_path(out_path) as tmp:
         Path(tmp).write_text(json.dumps(result, indent=2))

@@ -3,8 +3,9 @@ PyTorch."""
 
 from __future__ import annotations
 
-from genaug import catalog, checkpoint, tracking
+from genaug import catalog, checkpoint
 from genaug.export import onnx
+from genaug.services import tracking
 from genaug.steps.timing import timed_step
 
 

@@ -7,8 +7,9 @@ longest export, and at the end of the run it would hold up promotion.
 
 from __future__ import annotations
 
-from genaug import catalog, generators, tracking
+from genaug import catalog, generators
 from genaug.export import onnx
+from genaug.services import tracking
 from genaug.steps.timing import timed_step
 
 

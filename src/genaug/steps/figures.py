@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from genaug import tracking
 from genaug.metrics import html
+from genaug.services import tracking
 
 
 def publish(html_path: str, title: str, parts: list[tuple[str, str | Path]], folder: str = "figures") -> None:

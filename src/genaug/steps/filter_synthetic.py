@@ -3,15 +3,19 @@ real data assigns to their own label with confidence above a threshold."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
-from genaug import models, tracking
+from genaug import models
 from genaug.data import imageset
 from genaug.data.mixing import synthetic_per_class
 from genaug.data.splits import content_hash
+from genaug.sections import ClassifierConfig
+from genaug.services import tracking
 from genaug.steps.context import training_context
 from genaug.steps.timing import timed_step
-from genaug.train.classifier import ClassifierConfig, predict, train_classifier
+from genaug.train.classifier import predict, train_classifier
 
 FILTER_CLASSIFIER = "cnn"
 
@@ -23,10 +27,11 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
 
 
 @timed_step
-def filter_synthetic(data_path: str, synthetic_path: str, threshold: float, ratio: float, profile: str,
-                     seed: int, out_path: str, parent_run_id: str = "") -> dict:
+def filter_synthetic(data_path: str, synthetic_path: str, threshold: float, ratio: float, out_path: str,
+                     parent_run_id: str = "", *, classifier: ClassifierConfig, seed: int) -> dict:
     """Write ``out_path``: the synthetic images whose p(label | image) > ``threshold`` under a
-    cnn trained on the real training split, ``ratio * n_real / K`` per class.
+    cnn trained on the real training split (as ``classifier`` trains), ``ratio * n_real / K``
+    per class.
 
     threshold 0 keeps the set as it is (no classifier is trained). A class with too few
     confident images is topped up with its most confident remaining ones, and the
@@ -37,11 +42,10 @@ def filter_synthetic(data_path: str, synthetic_path: str, threshold: float, rati
     if threshold <= 0:
         imageset.save(out_path, synth, {**synth_meta, "filter": None})
         return {**synth_meta, "filter": None}
-    ctx = training_context(data_path, profile, seed)
-    spec, prof, acc, arrays = ctx.spec, ctx.profile, ctx.accel, ctx.arrays
-    model = models.build_classifier(FILTER_CLASSIFIER, shape=spec.shape, num_classes=spec.num_classes,
-                                    width=prof.clf_width)
-    cfg = ClassifierConfig(epochs=prof.clf_epochs, patience=prof.clf_patience, batch=prof.clf_batch, lr=prof.clf_lr)
+    cfg = replace(ClassifierConfig.coerce(classifier), name=FILTER_CLASSIFIER)
+    ctx = training_context(data_path, seed)
+    spec, acc, arrays = ctx.spec, ctx.accel, ctx.arrays
+    model = models.build_classifier(cfg.name, shape=spec.shape, num_classes=spec.num_classes, width=cfg.width)
     history = train_classifier(model, (arrays["x_train"], arrays["y_train"]), (arrays["x_val"], arrays["y_val"]),
                                cfg, acc, seed)
     confidence = _softmax(predict(acc.prepare(model), synth["x"], acc))[np.arange(len(synth["y"])), synth["y"]]

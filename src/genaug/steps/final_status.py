@@ -7,7 +7,7 @@ stay RUNNING for ever, and a run that failed validation would leave no trace at 
 
 from __future__ import annotations
 
-from genaug import tracking
+from genaug.services import tracking
 from genaug.steps.timing import timed_step
 
 # KFP's PipelineTaskFinalStatus.state -> the MLflow run status it ends as.

@@ -4,17 +4,29 @@ from __future__ import annotations
 
 import time
 
+from genaug.atomic import atomic_path
 from genaug.experiment.plan import configurations, validate
+from genaug.params import resolve_pipeline_arguments, write_options
 
 
 def plan_experiment(dataset: str, generator: str, profile: str, ratios: list, seeds: list, classifiers: list,
-                    fractions: list, filter_threshold: float = 0.0, generator_seed: int = 0) -> dict:
+                    fractions: list, filter_threshold: float = 0.0, generator_seed: int = 0,
+                    sampling: dict | None = None, options_path: str = "") -> dict:
     """Validate (ParamError names every bad value) and return the resolved parameters,
     ``configs`` (one dict per classifier training), ``fractions`` (one arm each: data,
-    generator, synthetic set) and ``synthesis_ratio`` (synthetic images per real one)."""
+    generator, synthetic set) and ``synthesis_ratio`` (synthetic images per real one).
+
+    sampling: sample_steps, eta, guidance and data_version as the pipeline got them. With
+    ``options_path``, the arms' RunConfig (generator_seed as its seed; genaug.params.resolve)
+    is written there as run_options.json: the sections the arms' steps take."""
     t0 = time.perf_counter()
     p = validate(dataset, generator, profile, ratios, seeds, classifiers, fractions, filter_threshold,
                  generator_seed)
+    config = resolve_pipeline_arguments({"dataset": dataset, "generator": generator, "profile": profile,
+                                         "seed": p.generator_seed, **(sampling or {})})
+    if options_path:
+        with atomic_path(options_path) as tmp:
+            write_options(config, str(tmp))
     configs = configurations(p)
     return {**p.as_dict(), "configs": configs, "n_configs": len(configs),
             "synthesis_ratio": p.synthesis_ratio, "seconds": round(time.perf_counter() - t0, 3)}

@@ -6,15 +6,18 @@ import json
 from pathlib import Path
 
 from genaug import accel as accel_mod
-from genaug import catalog, checkpoint, tracking
+from genaug import catalog, checkpoint
 from genaug.data import imageset
+from genaug.params import load_options
+from genaug.sections import PromotionConfig
+from genaug.services import tracking
+from genaug.services.store import promotion_store
+from genaug.services.triton import Triton
 from genaug.serving import scoring
-from genaug.serving.client import Triton
-from genaug.serving.scoring import CLASSIFIER_TOLERANCE, GENERATOR_TOLERANCE
 from genaug.serving.promote import Candidate, promote as run_promotion
 from genaug.serving.repository import classifier_model_name, generator_model_name, render_config
+from genaug.serving.scoring import CLASSIFIER_TOLERANCE, GENERATOR_TOLERANCE
 from genaug.steps.timing import timed_step
-from genaug.store import promotion_store
 from genaug.train.classifier import predict
 
 # A run that meets another promotion of the same model (a manual rollback, an overlapping
@@ -26,8 +29,8 @@ ROLES = ("generator", "classifier")
 
 
 @timed_step(run_name=lambda args: f"promote_{args['role']}")
-def promote(role: str, data_path: str, onnx_path: str, export: dict, margin: float = 0.0, floor: float = 0.2,
-            classifier_real_path: str = "", pipeline_run_id: str = "", parent_run_id: str = "") -> dict:
+def promote(role: str, data_path: str, onnx_path: str, export: dict, classifier_real_path: str = "",
+            pipeline_run_id: str = "", parent_run_id: str = "", *, promotion: PromotionConfig) -> dict:
     """Promote the run's generator or classifier (``role``) if its gates pass; return
     {role: decision}.
 
@@ -36,8 +39,10 @@ def promote(role: str, data_path: str, onnx_path: str, export: dict, margin: flo
     export: what export_generator or export_classifier returned (parity, MLflow artifact URI).
     Classifiers are gated on test accuracy; generators on label fidelity, judged by the
     classifier trained on real data only (``classifier_real_path``). Champions are re-scored
-    on the same test split or the same noise.
+    on the same test split or the same noise. promotion: the gates (margin over the champion,
+    floor).
     """
+    promotion = PromotionConfig.coerce(promotion)
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}; choose one of {', '.join(ROLES)}")
     if role == "generator" and not classifier_real_path:
@@ -54,7 +59,8 @@ def promote(role: str, data_path: str, onnx_path: str, export: dict, margin: flo
                "dataset": spec.name}
     cand = (_generator(spec, Path(onnx_path), meta, lineage, classifier_real_path) if role == "generator"
             else _classifier(spec, Path(onnx_path), meta, lineage, arrays))
-    decision = run_promotion(cand, promotion_store(), Triton(), margin, floor, lock_wait_s=LOCK_WAIT_S)
+    decision = run_promotion(cand, promotion_store(), Triton(), promotion.margin, promotion.floor,
+                             lock_wait_s=LOCK_WAIT_S)
     result = {k: decision.get(k) for k in ("model", "decision", "reason", "version", "mlflow_version",
                                            "champion_version_before", "champion_version_after")}
     result["served_version"] = decision.get("champion_version_after")
@@ -70,16 +76,18 @@ def promote(role: str, data_path: str, onnx_path: str, export: dict, margin: flo
     return {role: result}
 
 
-def promote_task(role: str, data, onnx, export, margin: float, floor: float, pipeline_run_id: str,
-                 parent_run_id: str, decisions, verdict, classifier_real=None) -> dict:
+def promote_task(role: str, data, onnx, export, options, pipeline_run_id: str, parent_run_id: str, decisions,
+                 verdict, classifier_real=None) -> dict:
     """The body of the promote_generator and promote_classifier components: ``promote`` on
-    the paths of KFP artifacts (objects with .path and .metadata), its decision written to
-    ``decisions`` (JSON and metadata) and ``verdict`` (Markdown for the run view)."""
+    the paths of KFP artifacts (objects with .path and .metadata) with the run's promotion
+    section (from ``options``, run_options.json), its decision written to ``decisions`` (JSON
+    and metadata) and ``verdict`` (Markdown for the run view)."""
     with open(export.path) as f:
         export_meta = json.load(f)
-    meta = promote(role, data.path, onnx.path, export_meta, margin, floor,
+    meta = promote(role, data.path, onnx.path, export_meta,
                    classifier_real_path=classifier_real.path if classifier_real is not None else "",
-                   pipeline_run_id=pipeline_run_id, parent_run_id=parent_run_id)
+                   pipeline_run_id=pipeline_run_id, parent_run_id=parent_run_id,
+                   promotion=load_options(options.path).promotion)
     decisions.metadata.update(meta)
     with open(decisions.path, "w") as f:
         json.dump(meta, f)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from genaug import tracking
 from genaug.atomic import atomic_path
 from genaug.experiment.table import generator_line
+from genaug.services import tracking
 from genaug.steps.timing import timed_step
 
-STEP_ORDER = ("validate_params", "start_tracking", "prepare_data", "train_generator", "synthesize",
+STEP_ORDER = ("resolve_config", "start_tracking", "prepare_data", "train_generator", "synthesize",
               "train_classifier_real", "train_classifier_augmented", "train_classifier_synthetic", "evaluate",
               "evaluate_generator", "export_generator", "export_classifier", "promote_generator",
               "promote_classifier")
@@ -18,11 +18,12 @@ ROLES = ("generator", "classifier")
 
 
 @timed_step
-def report(params: dict, steps: dict, artifacts: dict, out_path: str) -> dict:
+def report(params: dict, steps: dict, artifacts: dict, out_path: str, config: dict | None = None) -> dict:
     """Write ``out_path`` (summary.json) from the run parameters and each step's metadata;
     log it to the MLflow parent run (when start_tracking ran) and close that run.
 
-    params: the validated run parameters. steps: step name -> the metadata it returned
+    params: the run parameters as resolved; config: the whole RunConfig (run_options.json),
+    kept in the summary as ``config``. steps: step name -> the metadata it returned
     (with its ``seconds``). artifacts: artifact name -> local path or URI.
     """
     ev = steps["evaluate"]
@@ -58,6 +59,7 @@ def report(params: dict, steps: dict, artifacts: dict, out_path: str) -> dict:
         "generator_metrics": {k: v for k, v in steps.get("evaluate_generator", {}).items() if k != "seconds"} or None,
         "step_seconds": {name: steps[name]["seconds"] for name in STEP_ORDER if name in steps},
         "artifacts": artifacts,
+        "config": config,
     }
     parent = steps.get("start_tracking", {}).get("parent_run_id")
     if parent:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
-from genaug import catalog, checkpoint, tracking
 from genaug import accel as accel_mod
+from genaug import catalog, checkpoint
 from genaug.data import imageset
 from genaug.metrics import classification, plots
+from genaug.sections import ClassifierConfig
+from genaug.services import tracking
 from genaug.steps.timing import timed_step
 from genaug.steps.train_classifier import train_classifier
 from genaug.train.classifier import predict
@@ -19,10 +22,11 @@ def _run_name(args: dict) -> str:
 
 
 @timed_step(run_name=_run_name)
-def run_config(config: dict, data_path: str, synthetic_path: str, profile: str, out_path: str,
-               html_path: str = "", parent_run_id: str = "") -> dict:
+def run_config(config: dict, data_path: str, synthetic_path: str, out_path: str, html_path: str = "",
+               parent_run_id: str = "", *, classifier: ClassifierConfig) -> dict:
     """Train ``config`` (classifier, fraction, ratio, seed, variant; see
-    genaug.experiment.plan) on its arm's data and score it on the test split.
+    genaug.experiment.plan) on its arm's data and score it on the test split. ``classifier``:
+    how classifiers train (the section's name is replaced by the configuration's).
 
     Returns the configuration with ``accuracy``, ``macro_f1``, ``val_accuracy``, the
     confusion matrix, the training counts and ``mlflow_run_id`` (this configuration's run,
@@ -31,9 +35,11 @@ def run_config(config: dict, data_path: str, synthetic_path: str, profile: str, 
     variant, seed, ratio = config["variant"], int(config["seed"]), float(config["ratio"])
     tracking.log_params({"config": config["name"], "variant": variant, "fraction": config["fraction"]})
     # Unwrapped: the training logs into this configuration's run instead of opening its own.
-    meta = train_classifier.__wrapped__(data_path, config["classifier"], profile, seed, out_path, html_path,
-                                        synthetic_path if variant != "real" else "", ratio if variant != "synthetic"
-                                        else 0.0, synthetic_only=variant == "synthetic")
+    meta = train_classifier.__wrapped__(data_path, out_path, html_path, synthetic_path if variant != "real" else "",
+                                        ratio if variant != "synthetic" else 0.0,
+                                        synthetic_only=variant == "synthetic", seed=seed,
+                                        classifier=replace(ClassifierConfig.coerce(classifier),
+                                                           name=config["classifier"]))
     arrays, data_meta = imageset.load(data_path, "prepared dataset")
     if abs(float(data_meta.get("fraction", 1.0)) - float(config["fraction"])) > 1e-9:
         raise ValueError(f"configuration {config['name']} is for fraction {config['fraction']} but the data "

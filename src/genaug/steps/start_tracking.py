@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from genaug import tracking
+from genaug.services import tracking
 from genaug.steps.timing import timed_step
 
 

@@ -6,10 +6,10 @@ import json
 import time
 from pathlib import Path
 
-from genaug import tracking
 from genaug.atomic import atomic_path
 from genaug.experiment import stats, table
 from genaug.experiment.table import generator_line
+from genaug.services import tracking
 
 
 def _metric_key(row: dict, what: str) -> str:

@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 
 from genaug import accel as accel_mod
-from genaug import catalog, generators, tracking
+from genaug import catalog, generators
 from genaug.data import imageset
 from genaug.data.mixing import synthetic_per_class
 from genaug.data.splits import content_hash
+from genaug.services import tracking
 from genaug.steps.timing import timed_step
 
 

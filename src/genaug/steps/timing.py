@@ -9,7 +9,7 @@ import inspect
 import sys
 import time
 
-from genaug import tracking
+from genaug.services import tracking
 
 
 FAILED_MARK = ": failed after "

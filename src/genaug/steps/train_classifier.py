@@ -6,15 +6,17 @@ import sys
 import tempfile
 from pathlib import Path
 
-from genaug import catalog, checkpoint, models, tracking
+from genaug import checkpoint, models
 from genaug.data import imageset
 from genaug.data.mixing import mix
 from genaug.metrics import plots
-from genaug.steps import figures
 from genaug.models.pretrained import load_imagenet
+from genaug.sections import ClassifierConfig
+from genaug.services import tracking
+from genaug.steps import figures
 from genaug.steps.context import optional_store, training_context
 from genaug.steps.timing import timed_step
-from genaug.train.classifier import ClassifierConfig, train_classifier as fit
+from genaug.train.classifier import train_classifier as fit
 
 # Random-crop padding in pixels for datasets where crops and mirror images are still
 # valid examples (natural images); digits and garments keep their orientation.
@@ -30,10 +32,11 @@ def _run_name(args: dict) -> str:
 
 
 @timed_step(run_name=_run_name)
-def train_classifier(data_path: str, classifier: str, profile: str, seed: int, out_path: str,
-                     html_path: str = "", synthetic_path: str = "", ratio: float = 0.0,
-                     parent_run_id: str = "", synthetic_only: bool = False) -> dict:
-    """Train ``classifier``; with ``synthetic_path``, add ratio * n_real synthetic images.
+def train_classifier(data_path: str, out_path: str, html_path: str = "", synthetic_path: str = "",
+                     ratio: float = 0.0, parent_run_id: str = "", synthetic_only: bool = False, *,
+                     classifier: ClassifierConfig, seed: int) -> dict:
+    """Train ``classifier`` (its section: which one, and how); with ``synthetic_path``, add
+    ratio * n_real synthetic images.
 
     synthetic_only: train on the synthetic images alone (no real training image), for the
     Classification Accuracy Score (Ravuri & Vinyals, 2019): how well a generator's samples
@@ -42,9 +45,9 @@ def train_classifier(data_path: str, classifier: str, profile: str, seed: int, o
     Early stopping on the real validation split restores the best epoch's weights, which
     are written to ``out_path``. html_path (optional): train/val curves.
     """
-    catalog.choose("classifier", classifier, catalog.CLASSIFIERS)
-    ctx = training_context(data_path, profile, seed)
-    arrays, data_meta, spec, prof, acc = ctx.arrays, ctx.data_meta, ctx.spec, ctx.profile, ctx.accel
+    cfg = ClassifierConfig.coerce(classifier)
+    ctx = training_context(data_path, seed)
+    arrays, data_meta, spec, acc = ctx.arrays, ctx.data_meta, ctx.spec, ctx.accel
     x, y = arrays["x_train"], arrays["y_train"]
     n_synth, synth_meta = 0, None
     variant = _variant(synthetic_path, synthetic_only)
@@ -60,31 +63,29 @@ def train_classifier(data_path: str, classifier: str, profile: str, seed: int, o
         else:
             x, y = mix(x, y, synth["x"], synth["y"], ratio, spec.num_classes, seed)
             n_synth = len(y) - len(arrays["y_train"])
-    config = {"shape": list(spec.shape), "num_classes": spec.num_classes, "width": prof.clf_width}
-    model = models.build_classifier(classifier, **{**config, "shape": spec.shape})
+    config = {"shape": list(spec.shape), "num_classes": spec.num_classes, "width": cfg.width}
+    model = models.build_classifier(cfg.name, **{**config, "shape": spec.shape})
     pretrained = None
-    if classifier == "transfer":
+    if cfg.name == "transfer":
         pretrained = load_imagenet(model, optional_store())
         print(f"[genaug] {pretrained}", file=sys.stderr, flush=True)
-    cfg = ClassifierConfig(epochs=prof.clf_epochs, patience=prof.clf_patience, batch=prof.clf_batch,
-                           lr=prof.clf_lr, augment_crop_pad=CROP_FLIP_PAD.get(spec.name, 0))
-    tracking.log_params({"classifier": classifier, "profile": profile, "seed": seed, "ratio": ratio,
-                         "n_train": len(y), "epochs": cfg.epochs, "batch": cfg.batch, "lr": cfg.lr,
-                         "label_smoothing": cfg.label_smoothing, "crop_flip_pad": cfg.augment_crop_pad,
-                         **({"pretrained": pretrained[:250]} if pretrained else {})})
-    history = fit(model, (x, y), (arrays["x_val"], arrays["y_val"]), cfg, acc, seed)
+    crop_pad = CROP_FLIP_PAD.get(spec.name, 0)
+    tracking.log_params({"classifier": cfg.name, "seed": seed, "ratio": ratio, "n_train": len(y), "epochs": cfg.epochs,
+                         "batch": cfg.batch, "lr": cfg.lr, "label_smoothing": cfg.label_smoothing,
+                         "crop_flip_pad": crop_pad, **({"pretrained": pretrained[:250]} if pretrained else {})})
+    history = fit(model, (x, y), (arrays["x_val"], arrays["y_val"]), cfg, acc, seed, crop_pad)
     best = history["best_epoch"] - 1
     meta = {
-        "classifier": classifier, "dataset": spec.name, "data_hash": data_meta["content_hash"],
+        "classifier": cfg.name, "dataset": spec.name, "data_hash": data_meta["content_hash"],
         "variant": variant, "ratio": ratio if synthetic_path else 0.0,
         "n_train_real": 0 if synthetic_only else int(len(arrays["y_train"])), "n_train_synthetic": int(n_synth),
         "synthetic_hash": synth_meta["content_hash"] if synth_meta else None,
-        "profile": profile, "seed": seed, "accel": acc.describe(), "pretrained": pretrained,
+        "seed": seed, "accel": acc.describe(), "pretrained": pretrained,
         "epochs_run": len(history["epoch"]), "best_epoch": history["best_epoch"],
         "stopped_early": history["stopped_early"], "val_accuracy": history["val_acc"][best],
         "history": {k: v for k, v in history.items() if isinstance(v, list)},
     }
-    checkpoint.save(out_path, "classifier", classifier, config, model, meta)
+    checkpoint.save(out_path, "classifier", cfg.name, config, model, meta)
     tracking.log_history({k: v for k, v in history.items() if isinstance(v, list)}, "epoch")
     tracking.log_metrics({"best_epoch": history["best_epoch"], "val_accuracy": meta["val_accuracy"]})
     with tempfile.TemporaryDirectory() as tmp:

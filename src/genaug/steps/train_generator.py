@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import tempfile
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from genaug import catalog, checkpoint, generators, models, tracking
-from genaug.diffusion import Diffusion, SamplerConfig
+from genaug import catalog, checkpoint, generators, models
+from genaug.diffusion import Diffusion
 from genaug.metrics import diversity, plots
-from genaug.params import PROFILE_VALUE
+from genaug.sections import DiffusionConfig, GanConfig, SamplerConfig
+from genaug.services import tracking
 from genaug.steps import figures
 from genaug.steps.context import TrainingContext, optional_store, training_context
 from genaug.steps.timing import timed_step
 from genaug.train.checkpoints import Checkpointer, run_key
-from genaug.train.diffusion import DiffusionConfig, train_diffusion
-from genaug.train.gan import GanConfig, train_gan
+from genaug.train.diffusion import train_diffusion
+from genaug.train.gan import train_gan
 from genaug.train.gan_losses import LOSSES
 from genaug.train.snapshots import GridLogger, epoch_ends
 
@@ -41,28 +42,31 @@ class Fit:
 
 
 @timed_step
-def train_generator(data_path: str, generator: str, profile: str, seed: int, out_path: str,
-                    html_path: str = "", parent_run_id: str = "", sample_steps: int = 0,
-                    eta: float = PROFILE_VALUE, guidance: float = PROFILE_VALUE) -> dict:
+def train_generator(data_path: str, out_path: str, html_path: str = "", parent_run_id: str = "", *,
+                    generator: str, seed: int, gan: GanConfig | None = None, diffusion: DiffusionConfig | None = None,
+                    sampler: SamplerConfig | None = None) -> dict:
     """Train ``generator`` on ``data_path``'s x_train; write its checkpoint to ``out_path``.
 
-    sample_steps, eta, guidance: how a diffusion generator samples (K steps, DDIM noise,
-    classifier-free guidance scale); 0 and PROFILE_VALUE (-1) mean the profile's. GANs ignore them.
+    gan: a GAN's section; diffusion and sampler: a diffusion model's sections (how it
+    trains, and how it samples as synthesized and served). Each as resolved by
+    genaug.params.resolve (or a dict / JSON text of one).
     html_path (optional): a page with the loss curves, the balance plot and a sample grid.
     """
     family = catalog.GENERATORS[catalog.choose("generator", generator, catalog.GENERATORS)]
-    ctx = training_context(data_path, profile, seed)
+    gan, diffusion, sampler = GanConfig.coerce(gan), DiffusionConfig.coerce(diffusion), SamplerConfig.coerce(sampler)
+    if (gan if family == "gan" else diffusion and sampler) is None:
+        raise ValueError(f"generator {generator!r} is a {family}: give it the "
+                         f"{'gan section' if family == 'gan' else 'diffusion and sampler sections'}")
+    ctx = training_context(data_path, seed)
     ctx = replace(ctx, accel=generators.accel_for(family, ctx.accel))
-    # A bad sampler setting fails here, before any training.
-    sampling = generators.sampling_settings(generator, ctx.profile, sample_steps,
-                                            None if eta == PROFILE_VALUE else eta,
-                                            None if guidance == PROFILE_VALUE else guidance)
+    sampling = generators.sampling_settings(diffusion if family == "diffusion" else None, sampler)
     store = optional_store()
-    fit = (_fit_gan if family == "gan" else _fit_diffusion)(ctx, generator, seed, store, sampling)
+    fit = (_fit_gan(ctx, generator, seed, store, gan) if family == "gan" else
+           _fit_diffusion(ctx, generator, seed, store, diffusion, sampler))
     tracking.log_history(fit.history, fit.step_key)
     module = generators.sampler_module(generator, fit.net, fit.config, sampling).eval()
     meta = {"generator": generator, "family": family, "dataset": ctx.spec.name,
-            "data_hash": ctx.data_meta["content_hash"], "profile": profile, "seed": seed,
+            "data_hash": ctx.data_meta["content_hash"], "seed": seed,
             "accel": ctx.accel.describe(), "params_g": sum(p.numel() for p in fit.net.parameters()),
             "sampling": sampling, **fit.meta}
     meta["diversity_ratio"] = _diversity(module, ctx, seed)
@@ -83,23 +87,21 @@ def _resumed(checkpointer: Checkpointer | None) -> dict:
     return meta
 
 
-def _fit_gan(ctx: TrainingContext, generator: str, seed: int, store, sampling: dict) -> Fit:
-    spec, prof, acc = ctx.spec, ctx.profile, ctx.accel
-    config = {"shape": list(spec.shape), "num_classes": spec.num_classes, "z_dim": prof.z_dim,
-              "width": prof.gan_width}
+def _fit_gan(ctx: TrainingContext, generator: str, seed: int, store, cfg: GanConfig) -> Fit:
+    spec, acc = ctx.spec, ctx.accel
+    config = {"shape": list(spec.shape), "num_classes": spec.num_classes, **cfg.model_args()}
     G, D = models.build_gan(generator, **{**config, "shape": spec.shape})
-    cfg = GanConfig(steps=prof.gan_steps, batch=prof.gan_batch, z_dim=prof.z_dim, log_every=prof.log_every)
     loss = LOSSES[generator]()
-    checkpointer = _checkpointer(store, prof.checkpoint_every, data_hash=ctx.data_meta["content_hash"],
-                                 generator=generator, profile=prof.name, seed=seed, model=config,
-                                 train=asdict(cfg), loss=type(loss).__name__)
-    tracking.log_params({"generator": generator, "profile": prof.name, "seed": seed, **config,
-                         "critic_steps": cfg.steps, "n_critic": loss.n_critic, "batch": cfg.batch,
-                         "lr": loss.lr, "betas": loss.betas, "loss": type(loss).__name__})
+    checkpointer = _checkpointer(store, cfg.checkpoint_every, data_hash=ctx.data_meta["content_hash"],
+                                 generator=generator, seed=seed, model=config, train=cfg.as_dict(),
+                                 loss=type(loss).__name__)
+    tracking.log_params({"generator": generator, "seed": seed, **config, "critic_steps": cfg.steps,
+                         "n_critic": loss.n_critic, "batch": cfg.batch, "lr": loss.lr, "betas": loss.betas,
+                         "loss": type(loss).__name__})
     g_steps = max(1, cfg.steps // loss.n_critic)
     per_epoch = len(ctx.arrays["y_train"]) // min(cfg.batch, len(ctx.arrays["y_train"])) / loss.n_critic
-    grids = GridLogger(epoch_ends(g_steps, per_epoch, prof.max_grids),
-                       lambda net: generators.GanSampler(net, prof.z_dim), spec.classes, acc, seed)
+    grids = GridLogger(epoch_ends(g_steps, per_epoch, cfg.max_grids),
+                       lambda net: generators.GanSampler(net, cfg.z_dim), spec.classes, acc, seed)
     history = train_gan(G, D, ctx.arrays["x_train"], ctx.arrays["y_train"], cfg, acc, spec.num_classes, seed,
                         loss, checkpointer, grids)
     steps = history["step"]
@@ -112,33 +114,23 @@ def _fit_gan(ctx: TrainingContext, generator: str, seed: int, store, sampling: d
     return Fit(G, config, history, "step", curves, meta)
 
 
-def _fit_diffusion(ctx: TrainingContext, generator: str, seed: int, store, sampling: dict) -> Fit:
-    spec, prof, acc = ctx.spec, ctx.profile, ctx.accel
-    sides = [spec.height]
-    for _ in prof.unet_mults[1:]:
-        sides.append((sides[-1] + 1) // 2)
-    config = {"shape": list(spec.shape), "num_classes": spec.num_classes, "base_channels": prof.unet_base,
-              "channel_mults": list(prof.unet_mults), "num_res_blocks": prof.unet_res_blocks,
-              "attention_resolutions": [sides[i] for i in prof.unet_attention], "dropout": prof.unet_dropout}
+def _fit_diffusion(ctx: TrainingContext, generator: str, seed: int, store, cfg: DiffusionConfig,
+                   sampler: SamplerConfig) -> Fit:
+    spec, acc = ctx.spec, ctx.accel
+    config = {"shape": list(spec.shape), "num_classes": spec.num_classes, **cfg.unet_args(spec.height)}
     unet = models.build_generator(generator, **{**config, "shape": spec.shape})
-    process = Diffusion.from_schedule(sampling["schedule"], sampling["timesteps"], sampling["p_uncond"])
-    cfg = DiffusionConfig(steps=prof.diffusion_steps, batch=prof.diffusion_batch, lr=prof.diffusion_lr,
-                          warmup=prof.warmup, ema_decay=prof.ema_decay, log_every=prof.log_every,
-                          mirror=spec.mirror, snr_gamma=prof.snr_gamma)
-    process_fields = {k: sampling[k] for k in ("schedule", "timesteps", "p_uncond")}
+    process = Diffusion.from_schedule(**cfg.process_args())
     # Keyed by the family, not the name: ddpm and ddim train the same model, so either
     # one reuses (or resumes) the other's training.
-    checkpointer = _checkpointer(store, prof.checkpoint_every, data_hash=ctx.data_meta["content_hash"],
-                                 family="diffusion", profile=prof.name, seed=seed, model=config,
-                                 train=asdict(cfg), process=process_fields)
-    tracking.log_params({"generator": generator, "profile": prof.name, "seed": seed, **config, **process_fields,
-                         **asdict(cfg), **{f"sampler_{k}": v for k, v in sampling["sampler"].items()}})
+    checkpointer = _checkpointer(store, cfg.checkpoint_every, data_hash=ctx.data_meta["content_hash"],
+                                 family="diffusion", seed=seed, model=config, train=cfg.as_dict(), mirror=spec.mirror)
+    tracking.log_params({"generator": generator, "seed": seed, **config, **cfg.as_dict(),
+                         **{f"sampler_{k}": v for k, v in sampler.as_dict().items()}})
     per_epoch = len(ctx.arrays["y_train"]) / min(cfg.batch, len(ctx.arrays["y_train"]))
-    sampler = SamplerConfig(**sampling["sampler"])
-    grids = GridLogger(epoch_ends(cfg.steps, per_epoch, prof.max_grids),
+    grids = GridLogger(epoch_ends(cfg.steps, per_epoch, cfg.max_grids),
                        lambda net: generators.DiffusionSampler(net, process, sampler), spec.classes, acc, seed)
     ema, history = train_diffusion(unet, process, ctx.arrays["x_train"], ctx.arrays["y_train"], cfg, acc, seed,
-                                   checkpointer, grids)
+                                   checkpointer, grids, mirror=spec.mirror)
     steps = history["step"]
     curves = [("loss", "epsilon MSE", {"loss": (steps, history["loss"])}),
               ("grad_norm", "gradient norm (before clipping)", {"grad norm": (steps, history["grad_norm"])})]

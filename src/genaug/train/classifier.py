@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -11,28 +10,19 @@ import torch.nn.functional as F
 
 from genaug.accel import Accel
 from genaug.data.batches import Batches, ordered, random_crop_flip
+from genaug.sections import ClassifierConfig
 from genaug.train.progress import bar
-
-
-@dataclass(frozen=True)
-class ClassifierConfig:
-    epochs: int
-    patience: int
-    batch: int
-    lr: float
-    weight_decay: float = 5e-4
-    label_smoothing: float = 0.1
-    augment_crop_pad: int = 0  # >0: random crop with this padding plus horizontal flips
 
 
 def train_classifier(model: torch.nn.Module, train: tuple[np.ndarray, np.ndarray],
                      val: tuple[np.ndarray, np.ndarray], cfg: ClassifierConfig, accel: Accel,
-                     seed: int) -> dict[str, list]:
+                     seed: int, crop_pad: int = 0) -> dict[str, list]:
     """Train ``model`` in place and leave it holding the weights of its best val epoch.
 
     train, val: (uint8 images [N, C, H, W], int64 labels [N]). Stops after ``patience``
     epochs without a better val accuracy. Returns per-epoch train_loss, train_acc,
-    val_loss, val_acc, lr, plus best_epoch (1-based) and stopped_early.
+    val_loss, val_acc, lr, plus best_epoch (1-based) and stopped_early. crop_pad > 0:
+    random crops with this padding plus horizontal flips (for natural images).
     """
     gen = torch.Generator().manual_seed(seed)  # augmentation draws
     batches = Batches(*train, cfg.batch, accel.device, seed)
@@ -52,8 +42,8 @@ def train_classifier(model: torch.nn.Module, train: tuple[np.ndarray, np.ndarray
             seen = 0
             for xb, yb in batches:
                 x = accel.images(xb)
-                if cfg.augment_crop_pad:
-                    x = random_crop_flip(x, cfg.augment_crop_pad, gen)
+                if crop_pad:
+                    x = random_crop_flip(x, crop_pad, gen)
                 with accel.autocast():
                     logits = model(x)
                     loss = F.cross_entropy(logits.float(), yb, label_smoothing=cfg.label_smoothing)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -11,27 +10,9 @@ import torch
 from genaug.accel import Accel
 from genaug.data.batches import Batches
 from genaug.diffusion import Diffusion
+from genaug.sections import DiffusionConfig
 from genaug.train.checkpoints import restore, rng_state
 from genaug.train.progress import bar
-
-
-@dataclass(frozen=True)
-class DiffusionConfig:
-    steps: int            # optimizer steps
-    batch: int
-    lr: float
-    warmup: int           # steps of linear learning-rate warm-up (Ho et al. use 5000)
-    ema_decay: float
-    log_every: int = 100
-    mirror: bool = False  # random left-right flips of the training images
-    grad_clip: float = 1.0
-    snr_gamma: float = 0.0  # Min-SNR-gamma loss weighting; 0 is the unweighted loss
-
-    def __post_init__(self):
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise ValueError(f"ema_decay={self.ema_decay} must be in [0, 1), e.g. 0.9999")
-        if self.steps < 1 or self.batch < 1 or self.lr <= 0:
-            raise ValueError(f"steps={self.steps}, batch={self.batch} and lr={self.lr} must be positive")
 
 
 class EMA:
@@ -65,7 +46,7 @@ class EMA:
 
 def train_diffusion(model: torch.nn.Module, process: Diffusion, x: np.ndarray, y: np.ndarray,
                     cfg: DiffusionConfig, accel: Accel, seed: int, checkpointer=None,
-                    snapshot=None) -> tuple[torch.nn.Module, dict[str, list]]:
+                    snapshot=None, mirror: bool = False) -> tuple[torch.nn.Module, dict[str, list]]:
     """Train ``model`` in place to predict the noise in x (uint8 [N, C, H, W]) with labels
     y (int64 [N]) under ``process``'s loss (with its label dropout for guidance).
 
@@ -73,7 +54,8 @@ def train_diffusion(model: torch.nn.Module, process: Diffusion, x: np.ndarray, y
     cfg.grad_clip, EMA weights updated every step. checkpointer: as in train_gan; the
     state holds model, EMA, optimizer, schedule, RNG and step, so a resumed run ends
     bit-identical on the CPU. snapshot(step, ema_model): called at the steps
-    ``snapshot.steps`` (a set), e.g. to log a sample grid.
+    ``snapshot.steps`` (a set), e.g. to log a sample grid. mirror: random left-right flips
+    of the training images (for datasets where a mirrored image is as likely).
     Returns (the EMA model, history of step, loss and grad_norm means per log window).
     """
     model = accel.prepare(model).train()
@@ -99,7 +81,7 @@ def train_diffusion(model: torch.nn.Module, process: Diffusion, x: np.ndarray, y
         for step in range(start + 1, cfg.steps + 1):
             xb, yb = next(data)
             x0 = accel.images(xb) * 2.0 - 1.0
-            if cfg.mirror:
+            if mirror:
                 flip = torch.rand(len(yb), device=accel.device) < 0.5
                 x0 = torch.where(flip[:, None, None, None], x0.flip(3), x0)
             with accel.autocast():

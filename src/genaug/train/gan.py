@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 
 from genaug.accel import Accel
 from genaug.data.batches import Batches
+from genaug.sections import GanConfig
 from genaug.train.checkpoints import restore, rng_state
 from genaug.train.gan_losses import NonSaturating
 from genaug.train.progress import bar
-
-
-@dataclass(frozen=True)
-class GanConfig:
-    steps: int        # critic (discriminator) updates; the generator gets steps // n_critic
-    batch: int
-    z_dim: int
-    log_every: int = 100  # in critic updates
 
 
 def train_gan(G: torch.nn.Module, D: torch.nn.Module, x: np.ndarray, y: np.ndarray, cfg: GanConfig,

@@ -9,9 +9,10 @@ from typing import Callable
 import numpy as np
 import torch
 
-from genaug import generators, tracking
+from genaug import generators
 from genaug.accel import Accel
 from genaug.metrics import plots
+from genaug.services import tracking
 
 PER_CLASS = 10
 

@@ -1,0 +1,387 @@
+"""A run's configuration, one section per concern; each section checks itself once.
+
+A section is a frozen dataclass whose ``__post_init__`` raises ConfigError naming every bad
+value and the fix, so no step re-checks what it is handed. Sections are built by
+genaug.params.resolve (from a profile and the user's overrides) and travel as JSON
+(``as_dict`` / ``from_dict``), so a step reads exactly the values that run_options.json shows.
+
+Standard library only (see genaug.params).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import asdict, dataclass, fields
+
+from genaug.catalog import CLASSIFIERS, DATASETS, choose
+
+# r = n_synthetic / n_real. Above this the real data is a rounding error in the mix.
+MAX_RATIO = 10.0
+# "latest" fingerprints the raw files at run time; anything else is the user's label (a date,
+# a tag), which reaches KFP cache keys and MLflow tags.
+LATEST_DATA = "latest"
+_DATA_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# The validation split: a stratified share of the official training split, the same for every run.
+VAL_FRACTION = 0.1
+SAMPLERS = ("ddpm", "ddim")
+SCHEDULES = ("linear", "cosine")
+FID_NETWORKS = ("inception", "stand-in")
+FID_MODES = ("clean", "legacy_tensorflow", "legacy_pytorch")
+
+
+class ConfigError(ValueError):
+    """A setting that cannot work; the message names the value and the fix."""
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _raise(section: str, problems: list[str]) -> None:
+    if problems:
+        raise ConfigError("; ".join(problems) if section == "" else f"{section}: " + "; ".join(problems))
+
+
+def _positive(obj, names: tuple[str, ...]) -> list[str]:
+    """Problems for the fields in ``names`` that are not numbers > 0."""
+    return [f"{n}={getattr(obj, n)!r} must be a number > 0" for n in names
+            if not (_finite(getattr(obj, n)) and getattr(obj, n) > 0)]
+
+
+def _typed(annotation: str, value):
+    """``value`` as JSON or KFP hands it back, in the field's type: a list becomes a tuple, and
+    an integer field's whole floats (KFP stores every number as a float) become ints."""
+    if isinstance(value, list):
+        return tuple(_typed(annotation.replace("tuple[", "").split(",")[0], v) for v in value)
+    if isinstance(value, float) and value.is_integer() and annotation.split(" |")[0] == "int":
+        return int(value)
+    return value
+
+
+class Section:
+    """JSON round trip for the sections: tuples become lists and come back as tuples."""
+
+    def as_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, values: dict):
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ConfigError(f"{cls.__name__} has no setting {', '.join(unknown)}; it has {', '.join(known)}")
+        return cls(**{k: _typed(known[k].type, v) for k, v in values.items()})
+
+    @classmethod
+    def coerce(cls, value):
+        """``value`` as this section: an instance, a dict (as in run_options.json) or its JSON
+        text (as `genaug step` passes it); None stays None."""
+        if value is None or isinstance(value, cls):
+            return value
+        return cls.from_dict(json.loads(value) if isinstance(value, str) else value)
+
+
+def data_version_problem(value) -> str | None:
+    """None when ``value`` is "latest" or a usable label, else the problem and the fix."""
+    if value == LATEST_DATA or (isinstance(value, str) and _DATA_LABEL.match(value)):
+        return None
+    return (f"data_version {value!r} must be 'latest' (the raw files as they are now) or a label of up to "
+            "64 letters, digits, '.', '_' or '-', starting with a letter or digit, e.g. DATA_VERSION=2026-12-01")
+
+
+@dataclass(frozen=True)
+class DataConfig(Section):
+    """Which real images a run sees. prepare_data takes only this section, so KFP caches it
+    by these values and never by anything run-specific.
+
+    fraction: share of the real training images kept per class, in (0, 1]; below 1 the
+        small-data regime, where augmentation is said to help most.
+    version: "latest" or a pinned label (genaug.data.version).
+    max_train, max_test: at most this many official training (validation included) and
+        test images, stratified; None keeps them all.
+    """
+
+    dataset: str = "fashion_mnist"
+    fraction: float = 1.0
+    version: str = LATEST_DATA
+    max_train: int | None = None
+    max_test: int | None = None
+
+    def __post_init__(self):
+        problems = []
+        try:
+            choose("dataset", self.dataset, DATASETS)
+        except ValueError as err:
+            problems.append(str(err))
+        if not (_finite(self.fraction) and 0.0 < self.fraction <= 1.0):
+            problems.append(f"fraction {self.fraction!r} must be in (0, 1]: the share of the real training "
+                            "images to use, e.g. FRACTION=0.1")
+        if problem := data_version_problem(self.version):
+            problems.append(problem)
+        for name in ("max_train", "max_test"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, int) and value >= 10):
+                problems.append(f"{name}={value!r} must be None (all images) or an integer >= 10")
+        _raise("", problems)
+
+    def train_counts(self) -> tuple[int, int]:
+        """(training images without the validation split, those kept at ``fraction``): what
+        prepare_data will hold for this dataset."""
+        spec = DATASETS[self.dataset]
+        full = spec.train_images - int(round(spec.train_images * VAL_FRACTION))
+        if self.max_train is not None:
+            full = min(full, int(self.max_train * (1 - VAL_FRACTION)))
+        return full, (full if self.fraction >= 1.0 else max(spec.num_classes, round(self.fraction * full)))
+
+
+@dataclass(frozen=True)
+class TrainingCadence:
+    """How often a generator's training reports: the fields GanConfig and DiffusionConfig share.
+
+    log_every: record losses every this many optimizer steps (critic steps for a GAN).
+    checkpoint_every: save a resumable checkpoint to object storage every this many
+        (generator) steps.
+    max_grids: sample grids logged at epoch ends during training, at most this many.
+    """
+
+    log_every: int = 100
+    checkpoint_every: int = 1000
+    max_grids: int = 8
+
+    def cadence_problems(self) -> list[str]:
+        return _positive(self, ("log_every", "checkpoint_every")) + (
+            [] if isinstance(self.max_grids, int) and self.max_grids >= 0 else
+            [f"max_grids={self.max_grids!r} must be an integer >= 0"])
+
+
+@dataclass(frozen=True)
+class GanConfig(Section, TrainingCadence):
+    """A GAN's size and training (vanilla_gan, dcgan, wgan_gp).
+
+    steps: critic (discriminator) updates; the generator gets steps // n_critic.
+    batch: images per update. width: base channel count of G and D. z_dim: latent size Z.
+    """
+
+    steps: int = 1500
+    batch: int = 64
+    width: int = 32
+    z_dim: int = 64
+
+    def __post_init__(self):
+        _raise("gan", _positive(self, ("steps", "batch", "width", "z_dim")) + self.cadence_problems())
+
+    def model_args(self) -> dict:
+        """What genaug.models.build_gan takes besides the data's shape and classes."""
+        return {"z_dim": self.z_dim, "width": self.width}
+
+
+@dataclass(frozen=True)
+class DiffusionConfig(Section, TrainingCadence):
+    """A diffusion model (ddpm, ddim): its UNet, its noising process and its training.
+
+    base_channels, channel_mults, num_res_blocks, dropout: genaug.models.unet.UNet's arguments.
+    attention_levels: indices of the UNet levels with self-attention (the middle always has
+        it); level i works at the image side halved i times, so one setting fits 28 and 32 px.
+    timesteps: T. schedule: "linear" (Ho et al.) or "cosine" (Nichol & Dhariwal).
+    p_uncond: label dropout that teaches the unconditional eps for classifier-free guidance.
+    steps, batch, lr, warmup: optimizer steps, images per step, peak learning rate and its
+        linear warm-up in steps. ema_decay: of the weights that sample.
+    snr_gamma: Min-SNR-gamma loss weighting (Hang et al., 2023); 0 is Ho et al.'s plain MSE.
+    grad_clip: the gradient norm is clipped to this.
+    """
+
+    base_channels: int = 16
+    channel_mults: tuple[int, ...] = (1, 2, 2)
+    num_res_blocks: int = 1
+    attention_levels: tuple[int, ...] = ()
+    dropout: float = 0.0
+    timesteps: int = 1000
+    schedule: str = "cosine"
+    p_uncond: float = 0.1
+    steps: int = 2000
+    batch: int = 64
+    lr: float = 2e-3
+    warmup: int = 100
+    ema_decay: float = 0.995
+    snr_gamma: float = 0.0
+    grad_clip: float = 1.0
+
+    def __post_init__(self):
+        problems = _positive(self, ("base_channels", "num_res_blocks", "timesteps", "steps", "batch", "lr",
+                                    "grad_clip")) + self.cadence_problems()
+        if not self.channel_mults or any(not (isinstance(m, int) and m >= 1) for m in self.channel_mults):
+            problems.append(f"channel_mults={self.channel_mults!r} must be positive integers, e.g. (1, 2, 2)")
+        bad = [i for i in self.attention_levels if not (isinstance(i, int) and 0 <= i < len(self.channel_mults))]
+        if bad:
+            problems.append(f"attention_levels {bad} are not levels of a {len(self.channel_mults)}-level UNet; "
+                            f"choose among 0..{len(self.channel_mults) - 1}")
+        if self.schedule not in SCHEDULES:
+            problems.append(f"schedule={self.schedule!r} is unknown; choose one of {', '.join(SCHEDULES)}")
+        for name, low, high in (("dropout", 0.0, 1.0), ("p_uncond", 0.0, 1.0), ("ema_decay", 0.0, 1.0)):
+            value = getattr(self, name)
+            if not (_finite(value) and low <= value < high):
+                problems.append(f"{name}={value!r} must be in [{low:g}, {high:g})")
+        if not (_finite(self.warmup) and self.warmup >= 0) or not (_finite(self.snr_gamma) and self.snr_gamma >= 0):
+            problems.append(f"warmup={self.warmup!r} and snr_gamma={self.snr_gamma!r} must be numbers >= 0")
+        _raise("diffusion", problems)
+
+    def unet_args(self, height: int) -> dict:
+        """genaug.models.unet.UNet's arguments for images ``height`` pixels high: the one
+        place where attention levels become the side lengths the UNet attends at."""
+        sides = [height]
+        for _ in self.channel_mults[1:]:
+            sides.append((sides[-1] + 1) // 2)
+        return {"base_channels": self.base_channels, "channel_mults": list(self.channel_mults),
+                "num_res_blocks": self.num_res_blocks,
+                "attention_resolutions": [sides[i] for i in self.attention_levels], "dropout": self.dropout}
+
+    def process_args(self) -> dict:
+        """genaug.diffusion.Diffusion.from_schedule's arguments."""
+        return {"schedule": self.schedule, "timesteps": self.timesteps, "p_uncond": self.p_uncond}
+
+
+def sampler_fits(steps: int, timesteps: int) -> None:
+    """The one check that K sampling steps fit in a process of T timesteps."""
+    if steps > timesteps:
+        raise ConfigError(f"sample_steps {steps} exceeds the diffusion's {timesteps} timesteps; choose "
+                          f"1 <= sample_steps <= {timesteps}, e.g. STEPS={min(50, timesteps)}")
+
+
+@dataclass(frozen=True)
+class SamplerConfig(Section):
+    """How a diffusion model samples, as synthesized and as served.
+
+    kind: "ddpm" (ancestral, Ho et al. 2020) or "ddim" (Song et al. 2021).
+    steps: K denoising steps, 1 <= K <= T; fewer than T respaces the process.
+    eta: DDIM only; 0 is deterministic given x_T, 1 has the DDPM posterior variance.
+    guidance: classifier-free guidance scale w; 0 unconditional, 1 conditional, > 1 sharper.
+    clip_x0: clamp each step's estimate of x_0 to [-1, 1], the range of the data.
+    """
+
+    kind: str = "ddim"
+    steps: int = 50
+    eta: float = 0.0
+    guidance: float = 1.0
+    clip_x0: bool = True
+
+    def __post_init__(self):
+        problems = []
+        if self.kind not in SAMPLERS:
+            problems.append(f"unknown sampler {self.kind!r}; choose one of {', '.join(SAMPLERS)}")
+        if not (isinstance(self.steps, int) and self.steps >= 1):
+            problems.append(f"sample_steps {self.steps!r} must be an integer >= 1 (at most the diffusion's "
+                            "timesteps), e.g. STEPS=50")
+        if not (_finite(self.eta) and self.eta >= 0):
+            problems.append(f"eta {self.eta!r} must be a number >= 0 (0: deterministic DDIM, 1: DDPM-like "
+                            "noise), e.g. ETA=0")
+        elif self.kind == "ddpm" and self.eta != 0:
+            problems.append(f"eta {self.eta!r} applies to the ddim sampler only; drop ETA or use GEN=ddim")
+        if not (_finite(self.guidance) and self.guidance >= 0):
+            problems.append(f"guidance {self.guidance!r} must be a number >= 0 (0: unconditional, "
+                            "1: conditional, > 1: stronger), e.g. GUIDANCE=2")
+        _raise("", problems)
+
+    def noise_shape(self, batch: int, shape: tuple[int, int, int]) -> tuple[int, ...]:
+        """(B, K+1, C, H, W): x_T plus one noise image per step."""
+        return (batch, self.steps + 1, *shape)
+
+
+@dataclass(frozen=True)
+class SynthesisConfig(Section):
+    """How many synthetic images join the real ones: ``ratio`` = n_synthetic / n_real, the
+    same for every class."""
+
+    ratio: float = 0.5
+
+    def __post_init__(self):
+        if not (_finite(self.ratio) and 0.0 < self.ratio <= MAX_RATIO):
+            _raise("", [f"ratio {self.ratio!r} is out of range; r = n_synthetic / n_real must be in "
+                        f"(0, {MAX_RATIO:g}], e.g. RATIO=0.5"])
+
+
+@dataclass(frozen=True)
+class ClassifierConfig(Section):
+    """The classifier and how it trains.
+
+    name: shallow_mlp, deep_mlp, cnn or transfer.
+    epochs: upper bound; early stopping may end sooner. patience: epochs without a better
+        validation accuracy before stopping. batch, width (channels of the first conv block),
+        lr (AdamW's peak, cosine-annealed), weight_decay, label_smoothing.
+    """
+
+    name: str = "cnn"
+    epochs: int = 6
+    patience: int = 2
+    batch: int = 128
+    width: int = 32
+    lr: float = 3e-3
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.1
+
+    def __post_init__(self):
+        problems = _positive(self, ("epochs", "patience", "batch", "width", "lr"))
+        if not (_finite(self.weight_decay) and self.weight_decay >= 0) or \
+                not (_finite(self.label_smoothing) and 0 <= self.label_smoothing < 1):
+            problems.append(f"weight_decay={self.weight_decay!r} must be >= 0 and label_smoothing="
+                            f"{self.label_smoothing!r} in [0, 1)")
+        try:
+            choose("classifier", self.name, CLASSIFIERS)
+        except ValueError as err:
+            problems.insert(0, str(err))
+        _raise("", problems)
+
+
+@dataclass(frozen=True)
+class MetricsConfig(Section):
+    """Generator metrics (genaug.metrics.generative).
+
+    fid_samples: generated and reference images for FID, KID and precision/recall
+        (class-balanced; the reference from the full real training split).
+    fid_modes: FID preprocessing modes. fid_network: "inception" (Inception-v3 pool3, found
+        by genaug.metrics.feature_net) or "stand-in" (random conv features, for smoke runs
+        only: its numbers are not comparable with anything published).
+    """
+
+    fid_samples: int = 2000
+    fid_modes: tuple[str, ...] = ("clean",)
+    fid_network: str = "inception"
+
+    def __post_init__(self):
+        problems = _positive(self, ("fid_samples",))
+        if not self.fid_modes or set(self.fid_modes) - set(FID_MODES):
+            problems.append(f"fid_modes={self.fid_modes!r} must be some of {', '.join(FID_MODES)}")
+        if self.fid_network not in FID_NETWORKS:
+            problems.append(f"fid_network={self.fid_network!r} is unknown; choose one of {', '.join(FID_NETWORKS)}")
+        _raise("metrics", problems)
+
+
+@dataclass(frozen=True)
+class PromotionConfig(Section):
+    """Promotion's gates: a candidate must beat the champion by more than ``margin`` and
+    reach ``floor`` (test accuracy for classifiers, label fidelity for generators)."""
+
+    margin: float = 0.0
+    floor: float = 0.2
+
+    def __post_init__(self):
+        _raise("", [f"{name} {value!r} must be a fraction in [0, 1], e.g. {example}"
+                    for name, value, example in (("margin", self.margin, "MARGIN=0.01"),
+                                                 ("floor", self.floor, "FLOOR=0.5"))
+                    if not (_finite(value) and 0.0 <= value <= 1.0)])
+
+
+@dataclass(frozen=True)
+class ExperimentConfig(Section):
+    """The augmentation experiment's defaults (make experiment); real-only is ratio 0."""
+
+    ratios: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0)
+    seeds: tuple[int, ...] = (0, 1, 2)
+    classifiers: tuple[str, ...] = ("cnn", "shallow_mlp")
+    fractions: tuple[float, ...] = (0.1, 1.0)
+
+    def __post_init__(self):
+        problems = [f"{n}={getattr(self, n)!r} must not be empty" for n in ("ratios", "seeds", "classifiers",
+                                                                              "fractions") if not getattr(self, n)]
+        _raise("experiment", problems)
