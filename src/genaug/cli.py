@@ -3,6 +3,7 @@
     genaug steps                                   list the steps
     genaug step prepare_data --data '{"dataset": "mnist", "max_train": 1200}' --out-path /tmp/data.npz
     genaug validate --generator dcgan ...          the parameter check alone
+    genaug data snapshot NAME SOURCE | list | show NAME[@VERSION] | diff NAME A B   your own datasets
     genaug infer generator --model M --labels 0,1,2 --out grid.png
     genaug infer classifier --model M IMAGE...     class names and probabilities
     genaug promote --rollback MODEL                serve the previous version again
@@ -84,6 +85,10 @@ def main(argv: list[str] | None = None) -> int:
         meta = fn(**vars(parser.parse_args(rest[1:])))
         print(json.dumps(meta, indent=2, default=str))
         return 0
+    if command == "data":
+        from genaug.data.commands import main as data_main
+
+        return data_main(rest)
     if command == "infer":
         return _infer(rest)
     if command == "promote":

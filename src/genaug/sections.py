@@ -22,7 +22,7 @@ MAX_RATIO = 10.0
 # "latest" fingerprints the raw files at run time; anything else is the user's label (a date,
 # a tag), which reaches KFP cache keys and MLflow tags.
 LATEST_DATA = "latest"
-_DATA_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+DATA_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 # The validation split: a stratified share of the official training split, the same for every run.
 VAL_FRACTION = 0.1
 SAMPLERS = ("ddpm", "ddim")
@@ -85,7 +85,7 @@ class Section:
 
 def data_version_problem(value) -> str | None:
     """None when ``value`` is "latest" or a usable label, else the problem and the fix."""
-    if value == LATEST_DATA or (isinstance(value, str) and _DATA_LABEL.match(value)):
+    if value == LATEST_DATA or (isinstance(value, str) and DATA_LABEL.match(value)):
         return None
     return (f"data_version {value!r} must be 'latest' (the raw files as they are now) or a label of up to "
             "64 letters, digits, '.', '_' or '-', starting with a letter or digit, e.g. DATA_VERSION=2026-12-01")

@@ -1,0 +1,90 @@
+"""A dataset version as uint8 tensors: decoded in parallel once, then cached in S3.
+
+    registry/<name>/versions/<id>/decoded-<C>x<S>x<S>.npz    x_<split> uint8 [N, C, S, S], y_<split> int64
+
+The cache is an image set (genaug.data.imageset) with its content hash, so a damaged copy is
+found and decoded again instead of trained on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from genaug.data import imageset
+from genaug.data.folders import SPLITS
+from genaug.data.imagefile import Geometry, decode
+from genaug.data.snapshots import REGISTRY, load_manifest, object_key
+from genaug.services.names import DATASETS_BUCKET
+from genaug.services.store import StoreError
+from genaug.train.progress import bar
+
+# Threads that fetch and decode at once: PIL releases the GIL while it decodes and resizes,
+# and fetching from S3 waits on the network.
+WORKERS = max(4, 2 * (os.cpu_count() or 2))
+
+
+def decode_many(reads: list[Callable[[], bytes]], names: list[str], geometry: Geometry,
+                workers: int = WORKERS, desc: str = "decode") -> np.ndarray:
+    """uint8 [N, C, S, S]: ``reads[i]()`` decoded into slot i, in parallel."""
+    out = np.empty((len(reads), geometry.channels, geometry.size, geometry.size), dtype=np.uint8)
+
+    def one(i: int) -> None:
+        out[i] = decode(reads[i](), names[i], geometry)
+
+    with ThreadPoolExecutor(max_workers=workers) as pool, bar(len(reads), desc, "image") as progress:
+        for _ in pool.map(one, range(len(reads))):
+            progress.update(1)
+    return out
+
+
+def _checked_object(store, entry: dict) -> bytes:
+    """An image's stored bytes, checked against the sha256 its manifest records."""
+    data = store.get_bytes(DATASETS_BUCKET, object_key(entry["sha256"]))
+    if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+        raise StoreError(f"s3://{DATASETS_BUCKET}/{object_key(entry['sha256'])} ({entry['path']}) does not match its "
+                         "recorded sha256; snapshot the source again to store it anew")
+    return data
+
+
+def cache_key(name: str, version: str, geometry: Geometry) -> str:
+    return f"{REGISTRY}/{name}/versions/{version}/decoded-{geometry.channels}x{geometry.size}x{geometry.size}.npz"
+
+
+def load_version(name: str, version: str, store, workers: int = WORKERS) -> tuple[dict[str, np.ndarray], dict]:
+    """(arrays x_/y_ train/val/test, meta {"classes", "geometry", "version", "decoded_cache": hit|miss})
+    of a version: from the S3 cache when it holds it, else decoded from the stored images
+    (every object checked against its recorded sha256 as it is read) and cached."""
+    manifest, _ = load_manifest(name, version, store)
+    g = manifest["geometry"]
+    geometry = Geometry(g["size"], g["channels"], g["resized"])
+    key = cache_key(name, version, geometry)
+    meta = {"classes": manifest["classes"], "geometry": g, "version": version, "name": name}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "decoded.npz"
+        if store.exists(DATASETS_BUCKET, key):
+            try:
+                store.get_file(DATASETS_BUCKET, key, path)
+                arrays, _ = imageset.load(str(path), "decoded dataset version")
+                return arrays, {**meta, "decoded_cache": "hit"}
+            except (imageset.ArtifactError, StoreError) as err:  # damaged: decode again and replace it
+                print(f"[genaug] the decoded cache s3://{DATASETS_BUCKET}/{key} is unusable ({err}); decoding again",
+                      file=sys.stderr, flush=True)
+        label = {c: i for i, c in enumerate(manifest["classes"])}
+        arrays = {}
+        for split in SPLITS:
+            entries = [e for e in manifest["entries"] if e["split"] == split]
+            reads = [lambda e=e: _checked_object(store, e) for e in entries]
+            arrays[f"x_{split}"] = decode_many(reads, [e["path"] for e in entries], geometry, workers,
+                                               f"decode {split}")
+            arrays[f"y_{split}"] = np.array([label[e["class"]] for e in entries], dtype=np.int64)
+        imageset.save(str(path), arrays, meta)
+        store.put_file(DATASETS_BUCKET, key, path)
+    return arrays, {**meta, "decoded_cache": "miss"}
