@@ -6,6 +6,7 @@ module looks names up here; a name that is not here does not exist anywhere.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 
@@ -82,5 +83,28 @@ def choose(kind: str, value: str, valid) -> str:
     return value
 
 
+# A dataset a user snapshots (genaug.data.snapshots): only its form can be checked without
+# the registry, which the run's data_version step reads.
+USER_DATASET = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+
+
+def dataset_problem(name) -> str | None:
+    """None when ``name`` is a built-in dataset or could name a user's; else the problem."""
+    if name in DATASETS or isinstance(name, str) and USER_DATASET.match(name):
+        return None
+    return (f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}, or a dataset made with `genaug data "
+            "snapshot NAME SOURCE` (1-63 lowercase letters, digits, '_' or '-', starting with a letter)")
+
+
 def dataset(name: str) -> DatasetSpec:
     return DATASETS[choose("dataset", name, DATASETS)]
+
+
+def dataset_spec(name: str, meta: dict | None = None) -> DatasetSpec:
+    """The spec of ``name``: a built-in dataset's, or a user dataset version's from the
+    metadata that its prepared data and checkpoints carry ("classes", "shape")."""
+    if name in DATASETS or not (meta and meta.get("classes") and meta.get("shape")):
+        return dataset(name)
+    channels, height, width = (int(v) for v in meta["shape"])
+    return DatasetSpec(name, name, channels, height, width, tuple(meta["classes"]),
+                       train_images=int(meta.get("n_train_full") or 0))

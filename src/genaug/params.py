@@ -244,7 +244,7 @@ def resolve(params: dict | None = None) -> RunConfig:
     synthesis = section("synthesis", SynthesisConfig())
     classifier = section("classifier", profile.classifier)
     promotion = section("promotion", PromotionConfig())
-    if data is not None and synthesis is not None:
+    if data is not None and synthesis is not None and data.built_in:  # a user dataset's size is the registry's
         problems += _synthetic_count_problems(data, synthesis.ratio, profile.name)
     if problems:
         raise ConfigError("; ".join(problems))

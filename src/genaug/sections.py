@@ -15,7 +15,7 @@ import math
 import re
 from dataclasses import asdict, dataclass, fields
 
-from genaug.catalog import CLASSIFIERS, DATASETS, choose
+from genaug.catalog import CLASSIFIERS, DATASETS, choose, dataset_problem
 
 # r = n_synthetic / n_real. Above this the real data is a rounding error in the mix.
 MAX_RATIO = 10.0
@@ -110,11 +110,7 @@ class DataConfig(Section):
     max_test: int | None = None
 
     def __post_init__(self):
-        problems = []
-        try:
-            choose("dataset", self.dataset, DATASETS)
-        except ValueError as err:
-            problems.append(str(err))
+        problems = [p for p in [dataset_problem(self.dataset)] if p]
         if not (_finite(self.fraction) and 0.0 < self.fraction <= 1.0):
             problems.append(f"fraction {self.fraction!r} must be in (0, 1]: the share of the real training "
                             "images to use, e.g. FRACTION=0.1")
@@ -125,6 +121,11 @@ class DataConfig(Section):
             if value is not None and not (isinstance(value, int) and value >= 10):
                 problems.append(f"{name}={value!r} must be None (all images) or an integer >= 10")
         _raise("", problems)
+
+    @property
+    def built_in(self) -> bool:
+        """A dataset genaug knows (its size too); else a user's snapshot, known to the registry."""
+        return self.dataset in DATASETS
 
     def train_counts(self) -> tuple[int, int]:
         """(training images without the validation split, those kept at ``fraction``): what

@@ -16,33 +16,7 @@ from genaug.data.commands import main as data_main
 from genaug.data.snapshots import SnapshotError
 from genaug.services.names import DATASETS_BUCKET
 from genaug.services.store import Store
-
-CLASSES = ("bolt", "nut", "washer")
-# Every format the policy handles: (extension, PIL mode, save options).
-FORMATS = [(".png", "L", {}), (".jpg", "RGB", {"quality": 90}), (".webp", "RGB", {"lossless": True}),
-           (".png", "RGBA", {}), (".png", "P", {}), (".png", "I;16", {}), (".bmp", "RGB", {}), (".tif", "L", {})]
-
-
-def _image(seed: int, mode: str, size=(40, 30)) -> Image.Image:
-    rng = np.random.default_rng(seed)
-    if mode == "I;16":
-        return Image.fromarray(rng.integers(0, 65535, size[::-1], dtype=np.uint16))
-    if mode == "P":
-        return Image.fromarray(rng.integers(0, 255, (*size[::-1], 3), dtype=np.uint8)).quantize(16)
-    channels = {"L": 1, "RGB": 3, "RGBA": 4}[mode]
-    array = rng.integers(0, 255, (*size[::-1], channels), dtype=np.uint8)
-    return Image.fromarray(array[..., 0] if channels == 1 else array, mode)
-
-
-def make_folder(root, per_class: int = 40, start: int = 0, classes=CLASSES):
-    """``per_class`` distinct images per class, cycling through FORMATS, seeds from ``start``."""
-    for k, label in enumerate(classes):
-        (root / label).mkdir(parents=True, exist_ok=True)
-        for i in range(start, start + per_class):
-            ext, mode, options = FORMATS[i % len(FORMATS)]
-            _image(10_000 * k + i, mode).save(root / label / f"{i:04d}{ext}", **options)
-    return root
-
+from tests.images import CLASSES, image, make_folder
 
 @pytest.fixture
 def store(stack):
@@ -149,7 +123,7 @@ def _png_bytes(image: Image.Image) -> bytes:
     ("bad_name", "dataset name 'Bad Name' must be"),
 ])
 def test_bad_input_is_named_and_leaves_no_version(tmp_path, store, name, case, message):
-    good = _png_bytes(_image(1, "L"))
+    good = _png_bytes(image(1, "L"))
     if case == "truncated":
         folder = _bad_folder(tmp_path, **{"nut__broken.png": good[: len(good) // 2]})
     elif case == "not_an_image":
@@ -180,7 +154,7 @@ def test_bad_input_is_named_and_leaves_no_version(tmp_path, store, name, case, m
 
 
 def test_skip_and_drop_record_what_they_left_out(tmp_path, store, name):
-    good = _png_bytes(_image(1, "L"))
+    good = _png_bytes(image(1, "L"))
     folder = _bad_folder(tmp_path, **{"nut__broken.png": good[:100], "nut__notes.txt": b"hello"})
     shutil.copy(folder / "bolt" / "0001.jpg", folder / "nut" / "copy.jpg")
     shutil.copy(folder / "bolt" / "0002.webp", folder / "bolt" / "again.webp")  # an exact duplicate

@@ -23,7 +23,7 @@ def test_defaults_are_valid_and_nothing_given_is_the_default():
 
 
 @pytest.mark.parametrize("field,value,listed", [
-    ("dataset", "cifar100", "fashion_mnist, cifar10, mnist"),
+    ("dataset", "CIFAR-100", "fashion_mnist, cifar10, mnist, or a dataset made with `genaug data snapshot"),
     ("generator", "ddmi", "dcgan"),
     ("classifier", "resnet", "cnn"),
     ("profile", "huge", "smoke, quick, full"),
@@ -44,6 +44,12 @@ def test_all_problems_reported_together():
     with pytest.raises(ParamError) as err:
         validate(**{**GOOD, "generator": "nope", "seed": -1})
     assert "nope" in str(err.value) and "seed" in str(err.value)
+
+
+def test_a_user_dataset_is_checked_by_its_form_here_and_by_the_registry_in_the_run():
+    """The stdlib validator cannot know the snapshots in S3 (the data_version step does)."""
+    config = validate(**{**GOOD, "dataset": "parts_v2", "ratio": 1e-6})  # no size to check a ratio against
+    assert config.data.dataset == "parts_v2" and not config.data.built_in
 
 
 def test_validation_needs_no_torch():

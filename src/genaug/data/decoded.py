@@ -54,6 +54,16 @@ def _checked_object(store, entry: dict) -> bytes:
     return data
 
 
+def official_splits(name: str, version: str, store):
+    """A version's train and test splits as genaug.data.sources.RawSplits (what FID's reference
+    features come from for a built-in dataset)."""
+    from genaug.data.sources import RawSplits
+
+    arrays, meta = load_version(name, version, store)
+    return RawSplits(arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"],
+                     f"snapshot {name}@{version[:12]}")
+
+
 def cache_key(name: str, version: str, geometry: Geometry) -> str:
     return f"{REGISTRY}/{name}/versions/{version}/decoded-{geometry.channels}x{geometry.size}x{geometry.size}.npz"
 

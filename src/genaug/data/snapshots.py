@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import time
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
+from genaug.catalog import DATASETS, USER_DATASET
 from genaug.data.folders import SPLITS, Source, SourceError, open_source
 from genaug.data.imagefile import BadImage, choose_geometry, probe
 from genaug.sections import DATA_LABEL, LATEST_DATA
@@ -34,7 +34,6 @@ from genaug.services.names import DATASETS_BUCKET
 FORMAT = 1
 OBJECTS = "objects/sha256"
 REGISTRY = "registry"
-NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 # Of 100 buckets by content hash: test, then val; the rest train.
 TEST_SHARE, VAL_SHARE = 10, 10
 LIST_AT_MOST = 20
@@ -60,7 +59,9 @@ class Entry:
 
 def name_problem(name: str) -> str | None:
     """None when ``name`` can name a dataset, else the problem and the fix."""
-    if isinstance(name, str) and NAME.match(name):
+    if name in DATASETS:
+        return f"dataset name {name!r} is a built-in dataset's; choose another name"
+    if isinstance(name, str) and USER_DATASET.match(name):
         return None
     return (f"dataset name {name!r} must be 1-63 lowercase letters, digits, '_' or '-', starting with a letter, "
             "e.g. parts_v2")

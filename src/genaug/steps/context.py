@@ -26,7 +26,13 @@ def training_context(data_path: str, seed: int) -> TrainingContext:
     """Load the prepared dataset, pick the device, and seed every RNG with ``seed``."""
     arrays, data_meta = imageset.load(data_path, "prepared dataset")
     accel_mod.seed_everything(seed)
-    return TrainingContext(arrays, data_meta, catalog.dataset(data_meta["dataset"]), accel_mod.pick())
+    return TrainingContext(arrays, data_meta, catalog.dataset_spec(data_meta["dataset"], data_meta), accel_mod.pick())
+
+
+def spec_meta(spec: DatasetSpec) -> dict:
+    """What a checkpoint records of its dataset, so that later steps rebuild the spec of a
+    user dataset version too (genaug.catalog.dataset_spec)."""
+    return {"classes": list(spec.classes), "shape": list(spec.shape)}
 
 
 def optional_store():

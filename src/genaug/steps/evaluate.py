@@ -38,7 +38,7 @@ def evaluate(data_path: str, classifier_real_path: str, classifier_augmented_pat
     ``cas``, its real test accuracy: the Classification Accuracy Score.
     """
     arrays, data_meta = imageset.load(data_path, "prepared dataset")
-    spec = catalog.dataset(data_meta["dataset"])
+    spec = catalog.dataset_spec(data_meta["dataset"], data_meta)
     acc = accel_mod.pick()
     x, y = arrays["x_test"], arrays["y_test"]
     synth, _ = imageset.load(synthetic_path, "synthetic dataset")

@@ -14,6 +14,7 @@ import numpy as np
 from genaug import accel, catalog, generators
 from genaug.atomic import atomic_path
 from genaug.data import imageset
+from genaug.data.decoded import official_splits
 from genaug.data.sources import load_raw
 from genaug.metrics import feature_net, generative, html, plots
 from genaug.metrics.features import extract
@@ -54,7 +55,7 @@ def evaluate_generator(data_path: str, generator_path: str, out_path: str, html_
     """
     data_meta = imageset.read_meta(data_path, "prepared dataset")
     module, ckpt = generators.load(generator_path)
-    spec, metrics = catalog.dataset(data_meta["dataset"]), MetricsConfig.coerce(metrics)
+    spec, metrics = catalog.dataset_spec(data_meta["dataset"], data_meta), MetricsConfig.coerce(metrics)
     if ckpt["meta"]["dataset"] != spec.name:
         raise ValueError(f"the generator was trained on {ckpt['meta']['dataset']!r} but the real data is "
                          f"{spec.name!r}; measure a generator trained on {spec.name}")
@@ -65,7 +66,8 @@ def evaluate_generator(data_path: str, generator_path: str, out_path: str, html_
         print(f"[genaug] generator metrics unavailable: {origin}", file=sys.stderr, flush=True)
         result = _unavailable(origin, metrics.fid_samples, metrics.fid_modes)
     else:
-        raw = load_raw(spec, store=store)
+        raw = (load_raw(spec, store=store) if spec.name in catalog.DATASETS
+               else official_splits(spec.name, data_meta["data_version"], store))
         fake_y = np.repeat(np.arange(spec.num_classes, dtype=np.int64), metrics.fid_samples // spec.num_classes)
         fake_x = generators.sample(module, fake_y, generators.accel_for(ckpt["meta"]["family"], acc), METRICS_SEED,
                                    progress="generate for FID", fast=len(fake_y) >= generators.FAST_FROM)

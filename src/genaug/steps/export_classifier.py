@@ -24,7 +24,7 @@ def export_classifier(classifier_real_path: str, classifier_augmented_path: str,
         raise ValueError(f"the classifiers were trained on different datasets ({', '.join(sorted(datasets))}); "
                          "export two classifiers of the same run")
     model, ckpt = max(candidates, key=lambda mc: mc[1]["meta"]["val_accuracy"])
-    spec = catalog.dataset(ckpt["meta"]["dataset"])
+    spec = catalog.dataset_spec(ckpt["meta"]["dataset"], ckpt["meta"])
     clf = onnx.export_classifier(model, spec.shape, classifier_onnx_path)
     clf["variant"] = ckpt["meta"]["variant"]
     clf["val_accuracy"] = ckpt["meta"]["val_accuracy"]

@@ -18,7 +18,7 @@ def export_generator(generator_path: str, generator_onnx_path: str, parent_run_i
     """Write ``generator_onnx_path``; return {"generator": {path, max_abs_diff (uint8
     levels), noise_dims, batches, generator (its arch), artifact_uri}, "dataset"}."""
     module, ckpt = generators.load(generator_path)
-    spec = catalog.dataset(ckpt["meta"]["dataset"])
+    spec = catalog.dataset_spec(ckpt["meta"]["dataset"], ckpt["meta"])
     gen = onnx.export_generator(module, spec.num_classes, generator_onnx_path)
     gen["generator"] = ckpt["arch"]
     tracking.log_metrics({"onnx_max_abs_diff_generator": gen["max_abs_diff"]})

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from genaug import catalog
 from genaug.data import imageset
 from genaug.data.sources import load_raw
 from genaug.data.splits import content_hash, stratified_take, train_val_split
-from genaug.sections import VAL_FRACTION, DataConfig
+from genaug.sections import LATEST_DATA, VAL_FRACTION, DataConfig
 from genaug.services import tracking
 from genaug.steps.context import optional_store
 from genaug.steps.timing import timed_step
@@ -27,29 +29,26 @@ def prepare_data(out_path: str, parent_run_id: str = "", data_version: str = "",
     step takes no run id there.
     """
     data = DataConfig.coerce(data)
-    spec, fraction = catalog.dataset(data.dataset), data.fraction
-    raw = load_raw(spec, store=optional_store())
-    train_idx, val_idx = train_val_split(raw.train_y, VAL_FRACTION)
+    fraction = data.fraction
+    spec, pools, source = (_built_in(data) if data.built_in else _snapshot(data, data_version))
+    (x_train, y_train), (x_val, y_val), (x_test, y_test) = pools
     # Cap train and val together so val stays 10% of what the section allows.
+    train_idx, val_idx = np.arange(len(y_train)), np.arange(len(y_val))
     if data.max_train is not None:
-        keep_train = stratified_take(raw.train_y[train_idx], int(data.max_train * (1 - VAL_FRACTION)), 1)
-        keep_val = stratified_take(raw.train_y[val_idx], int(data.max_train * VAL_FRACTION), 2)
-        train_idx, val_idx = train_idx[keep_train], val_idx[keep_val]
+        train_idx = stratified_take(y_train, int(data.max_train * (1 - VAL_FRACTION)), 1)
+        val_idx = stratified_take(y_val, int(data.max_train * VAL_FRACTION), 2)
     n_train_full = len(train_idx)
     if fraction < 1.0:
         keep = max(spec.num_classes, round(fraction * n_train_full))  # as DataConfig.train_counts predicts
-        train_idx = train_idx[stratified_take(raw.train_y[train_idx], keep, 4)]
-    test_idx = stratified_take(raw.test_y, data.max_test, 3)
-    arrays = {
-        "x_train": raw.train_x[train_idx], "y_train": raw.train_y[train_idx],
-        "x_val": raw.train_x[val_idx], "y_val": raw.train_y[val_idx],
-        "x_test": raw.test_x[test_idx], "y_test": raw.test_y[test_idx],
-    }
+        train_idx = train_idx[stratified_take(y_train[train_idx], keep, 4)]
+    test_idx = stratified_take(y_test, data.max_test, 3)
+    arrays = {"x_train": x_train[train_idx], "y_train": y_train[train_idx], "x_val": x_val[val_idx],
+              "y_val": y_val[val_idx], "x_test": x_test[test_idx], "y_test": y_test[test_idx]}
     meta = {
         "dataset": spec.name,
         "classes": list(spec.classes),
         "shape": list(spec.shape),
-        "source": raw.source,
+        "source": source,
         "content_hash": content_hash(*(arrays[k] for k in sorted(arrays))),
         "n_train": len(train_idx), "n_val": len(val_idx), "n_test": len(test_idx),
         "max_train": data.max_train, "max_test": data.max_test, "fraction": fraction,
@@ -57,9 +56,36 @@ def prepare_data(out_path: str, parent_run_id: str = "", data_version: str = "",
     }
     imageset.save(out_path, arrays, meta)
     tracking.log_params({"dataset": spec.name, "max_train": data.max_train, "max_test": data.max_test,
-                         "source": raw.source, "fraction": fraction})
+                         "source": source, "fraction": fraction})
     tracking.log_metrics({k: meta[k] for k in ("n_train", "n_val", "n_test")})
     if parent_run_id:
         tracking.set_parent_tags(parent_run_id, {"genaug.data_hash": meta["content_hash"]})
     return meta
 
+
+
+def _built_in(data: DataConfig):
+    """(spec, ((x, y) of train, val, test), source) of a built-in dataset: its official splits,
+    with a stratified 10% of the training split as validation, the same for every run."""
+    spec = catalog.dataset(data.dataset)
+    raw = load_raw(spec, store=optional_store())
+    train_idx, val_idx = train_val_split(raw.train_y, VAL_FRACTION)
+    return spec, ((raw.train_x[train_idx], raw.train_y[train_idx]), (raw.train_x[val_idx], raw.train_y[val_idx]),
+                  (raw.test_x, raw.test_y)), raw.source
+
+
+def _snapshot(data: DataConfig, version: str):
+    """(spec, ((x, y) of train, val, test), source) of a user dataset's version (its own
+    splits), decoded once and then read from the S3 cache (genaug.data.decoded)."""
+    from genaug.data.decoded import load_version
+
+    store = optional_store()
+    if store is None or not version or version == LATEST_DATA:
+        raise ValueError(f"dataset {data.dataset!r} is a snapshot: prepare_data needs the S3 store and the version "
+                         "id that the data_version step resolves (run it through the pipeline, or pass one)")
+    arrays, meta = load_version(data.dataset, version, store)
+    g = meta["geometry"]
+    spec = catalog.DatasetSpec(data.dataset, data.dataset, g["channels"], g["size"], g["size"], tuple(meta["classes"]),
+                               train_images=len(arrays["y_train"]) + len(arrays["y_val"]))
+    source = f"snapshot {data.dataset}@{version[:12]} (decoded tensors: {meta['decoded_cache']})"
+    return spec, tuple((arrays[f"x_{s}"], arrays[f"y_{s}"]) for s in ("train", "val", "test")), source

@@ -52,7 +52,7 @@ def promote(role: str, data_path: str, onnx_path: str, export: dict, classifier_
         arrays, data_meta = None, imageset.read_meta(data_path, "prepared dataset")
     else:
         arrays, data_meta = imageset.load(data_path, "prepared dataset")
-    spec = catalog.dataset(data_meta["dataset"])
+    spec = catalog.dataset_spec(data_meta["dataset"], data_meta)
     meta = export[role]
     lineage = {"pipeline_run_id": pipeline_run_id, "mlflow_parent_run_id": parent_run_id,
                "mlflow_run_id": export.get("mlflow_run_id"), "data_hash": data_meta["content_hash"],

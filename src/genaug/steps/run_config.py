@@ -44,7 +44,7 @@ def run_config(config: dict, data_path: str, synthetic_path: str, out_path: str,
     if abs(float(data_meta.get("fraction", 1.0)) - float(config["fraction"])) > 1e-9:
         raise ValueError(f"configuration {config['name']} is for fraction {config['fraction']} but the data "
                          f"holds fraction {data_meta.get('fraction')}; check the arm wiring")
-    spec = catalog.dataset(data_meta["dataset"])
+    spec = catalog.dataset_spec(data_meta["dataset"], data_meta)
     acc = accel_mod.pick()
     model, _ = checkpoint.load(out_path, "classifier")
     pred = predict(acc.prepare(model), arrays["x_test"], acc).argmax(1)

@@ -26,7 +26,7 @@ def synthesize(generator_path: str, data_path: str, ratio: float, seed: int, out
     """
     module, ckpt = generators.load(generator_path)
     _, data_meta = imageset.load(data_path, "prepared dataset")
-    spec = catalog.dataset(data_meta["dataset"])
+    spec = catalog.dataset_spec(data_meta["dataset"], data_meta)
     per_class = synthetic_per_class(data_meta["n_train"], ratio, spec.num_classes)
     labels = np.repeat(np.arange(spec.num_classes, dtype=np.int64), per_class)
     # Offset the seed so synthetic noise never repeats the noise used during training.

@@ -14,7 +14,7 @@ from genaug.models.pretrained import load_imagenet
 from genaug.sections import ClassifierConfig
 from genaug.services import tracking
 from genaug.steps import figures
-from genaug.steps.context import optional_store, training_context
+from genaug.steps.context import optional_store, spec_meta, training_context
 from genaug.steps.timing import timed_step
 from genaug.train.classifier import train_classifier as fit
 
@@ -76,7 +76,7 @@ def train_classifier(data_path: str, out_path: str, html_path: str = "", synthet
     history = fit(model, (x, y), (arrays["x_val"], arrays["y_val"]), cfg, acc, seed, crop_pad)
     best = history["best_epoch"] - 1
     meta = {
-        "classifier": cfg.name, "dataset": spec.name, "data_hash": data_meta["content_hash"],
+        "classifier": cfg.name, "dataset": spec.name, **spec_meta(spec), "data_hash": data_meta["content_hash"],
         "variant": variant, "ratio": ratio if synthetic_path else 0.0,
         "n_train_real": 0 if synthetic_only else int(len(arrays["y_train"])), "n_train_synthetic": int(n_synth),
         "synthetic_hash": synth_meta["content_hash"] if synth_meta else None,

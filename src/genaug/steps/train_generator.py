@@ -15,7 +15,7 @@ from genaug.metrics import diversity, plots
 from genaug.sections import DiffusionConfig, GanConfig, SamplerConfig
 from genaug.services import tracking
 from genaug.steps import figures
-from genaug.steps.context import TrainingContext, optional_store, training_context
+from genaug.steps.context import TrainingContext, optional_store, spec_meta, training_context
 from genaug.steps.timing import timed_step
 from genaug.train.checkpoints import Checkpointer, run_key
 from genaug.train.diffusion import train_diffusion
@@ -65,7 +65,7 @@ def train_generator(data_path: str, out_path: str, html_path: str = "", parent_r
            _fit_diffusion(ctx, generator, seed, store, diffusion, sampler))
     tracking.log_history(fit.history, fit.step_key)
     module = generators.sampler_module(generator, fit.net, fit.config, sampling).eval()
-    meta = {"generator": generator, "family": family, "dataset": ctx.spec.name,
+    meta = {"generator": generator, "family": family, "dataset": ctx.spec.name, **spec_meta(ctx.spec),
             "data_hash": ctx.data_meta["content_hash"], "seed": seed,
             "accel": ctx.accel.describe(), "params_g": sum(p.numel() for p in fit.net.parameters()),
             "sampling": sampling, **fit.meta}

@@ -1,0 +1,30 @@
+"""Labelled image folders in real formats, for the tests of user datasets."""
+
+import numpy as np
+from PIL import Image
+
+CLASSES = ("bolt", "nut", "washer")
+# Every format the policy handles: (extension, PIL mode, save options).
+FORMATS = [(".png", "L", {}), (".jpg", "RGB", {"quality": 90}), (".webp", "RGB", {"lossless": True}),
+           (".png", "RGBA", {}), (".png", "P", {}), (".png", "I;16", {}), (".bmp", "RGB", {}), (".tif", "L", {})]
+
+
+def image(seed: int, mode: str, size=(40, 30)) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    if mode == "I;16":
+        return Image.fromarray(rng.integers(0, 65535, size[::-1], dtype=np.uint16))
+    if mode == "P":
+        return Image.fromarray(rng.integers(0, 255, (*size[::-1], 3), dtype=np.uint8)).quantize(16)
+    channels = {"L": 1, "RGB": 3, "RGBA": 4}[mode]
+    array = rng.integers(0, 255, (*size[::-1], channels), dtype=np.uint8)
+    return Image.fromarray(array[..., 0] if channels == 1 else array, mode)
+
+
+def make_folder(root, per_class: int = 40, start: int = 0, classes=CLASSES):
+    """``per_class`` distinct images per class, cycling through FORMATS, seeds from ``start``."""
+    for k, label in enumerate(classes):
+        (root / label).mkdir(parents=True, exist_ok=True)
+        for i in range(start, start + per_class):
+            ext, mode, options = FORMATS[i % len(FORMATS)]
+            image(10_000 * k + i, mode).save(root / label / f"{i:04d}{ext}", **options)
+    return root
