@@ -12,7 +12,8 @@ import hashlib
 import os
 import sys
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
@@ -20,28 +21,47 @@ import numpy as np
 
 from genaug.data import imageset
 from genaug.data.folders import SPLITS
-from genaug.data.imagefile import Geometry, decode
+from genaug.data.imagefile import Geometry, decode_chunk
 from genaug.data.snapshots import REGISTRY, load_manifest, object_key
 from genaug.services.names import DATASETS_BUCKET
 from genaug.services.store import StoreError
 from genaug.train.progress import bar
 
-# Threads that fetch and decode at once: PIL releases the GIL while it decodes and resizes,
-# and fetching from S3 waits on the network.
-WORKERS = max(4, 2 * (os.cpu_count() or 2))
+# Fetching waits on disk or the network: threads. Decoding is CPU work under the GIL for
+# small images: processes, each decoding a chunk of images into one array.
+FETCHERS = max(4, 2 * (os.cpu_count() or 2))
+DECODERS = os.cpu_count() or 2
+CHUNK = 64
+_POOL: ProcessPoolExecutor | None = None
+
+
+def _decoders(workers: int) -> ProcessPoolExecutor:
+    """One pool of decoding processes per process, started once: they fork from a clean,
+    single-threaded forkserver (never from this process, whose fetching threads, or a
+    client's, may hold a lock at that moment) that has imported PIL and numpy already."""
+    global _POOL
+    if _POOL is None or _POOL._max_workers != workers:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["genaug.data.imagefile"])
+        _POOL = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    return _POOL
 
 
 def decode_many(reads: list[Callable[[], bytes]], names: list[str], geometry: Geometry,
-                workers: int = WORKERS, desc: str = "decode") -> np.ndarray:
-    """uint8 [N, C, S, S]: ``reads[i]()`` decoded into slot i, in parallel."""
+                workers: int = DECODERS, desc: str = "decode") -> np.ndarray:
+    """uint8 [N, C, S, S]: ``reads[i]()`` decoded into slot i; chunks of CHUNK images are
+    fetched by threads and decoded by ``workers`` processes."""
     out = np.empty((len(reads), geometry.channels, geometry.size, geometry.size), dtype=np.uint8)
+    pool = _decoders(max(1, workers))
+    with ThreadPoolExecutor(max_workers=FETCHERS) as fetch, bar(len(reads), desc, "image") as progress:
+        def fetched(start: int) -> list[tuple[bytes, str]]:
+            return list(zip(fetch.map(lambda read: read(), reads[start:start + CHUNK]), names[start:start + CHUNK]))
 
-    def one(i: int) -> None:
-        out[i] = decode(reads[i](), names[i], geometry)
-
-    with ThreadPoolExecutor(max_workers=workers) as pool, bar(len(reads), desc, "image") as progress:
-        for _ in pool.map(one, range(len(reads))):
-            progress.update(1)
+        futures = {start: pool.submit(decode_chunk, fetched(start), geometry) for start in range(0, len(reads), CHUNK)}
+        for start, future in futures.items():
+            chunk = future.result()
+            out[start:start + len(chunk)] = chunk
+            progress.update(len(chunk))
     return out
 
 
@@ -68,7 +88,7 @@ def cache_key(name: str, version: str, geometry: Geometry) -> str:
     return f"{REGISTRY}/{name}/versions/{version}/decoded-{geometry.channels}x{geometry.size}x{geometry.size}.npz"
 
 
-def load_version(name: str, version: str, store, workers: int = WORKERS) -> tuple[dict[str, np.ndarray], dict]:
+def load_version(name: str, version: str, store, workers: int = DECODERS) -> tuple[dict[str, np.ndarray], dict]:
     """(arrays x_/y_ train/val/test, meta {"classes", "geometry", "version", "decoded_cache": hit|miss})
     of a version: from the S3 cache when it holds it, else decoded from the stored images
     (every object checked against its recorded sha256 as it is read) and cached."""

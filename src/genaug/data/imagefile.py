@@ -129,3 +129,11 @@ def decode(data: bytes, name: str, geometry: Geometry) -> np.ndarray:
         image = image.resize((geometry.size, geometry.size), Image.Resampling.LANCZOS, reducing_gap=3.0)
     array = np.asarray(image, dtype=np.uint8)
     return array[None] if array.ndim == 2 else np.ascontiguousarray(array.transpose(2, 0, 1))
+
+
+def decode_chunk(items: list[tuple[bytes, str]], geometry: Geometry) -> np.ndarray:
+    """uint8 [len(items), C, S, S] of (bytes, name) pairs: one task of a decoding process."""
+    out = np.empty((len(items), geometry.channels, geometry.size, geometry.size), dtype=np.uint8)
+    for i, (data, name) in enumerate(items):
+        out[i] = decode(data, name, geometry)
+    return out
