@@ -20,11 +20,13 @@ def image(seed: int, mode: str, size=(40, 30)) -> Image.Image:
     return Image.fromarray(array[..., 0] if channels == 1 else array, mode)
 
 
-def make_folder(root, per_class: int = 40, start: int = 0, classes=CLASSES):
-    """``per_class`` distinct images per class, cycling through FORMATS, seeds from ``start``."""
+def make_folder(root, per_class: int = 40, start: int = 0, classes=CLASSES, salt: int = 0):
+    """``per_class`` distinct images per class, cycling through FORMATS, seeds from ``start``.
+    Another ``salt`` gives other images: the session's store keeps every image it was given,
+    so a test that counts new objects needs images of its own."""
     for k, label in enumerate(classes):
         (root / label).mkdir(parents=True, exist_ok=True)
         for i in range(start, start + per_class):
             ext, mode, options = FORMATS[i % len(FORMATS)]
-            image(10_000 * k + i, mode).save(root / label / f"{i:04d}{ext}", **options)
+            image(1_000_000 * salt + 10_000 * k + i, mode).save(root / label / f"{i:04d}{ext}", **options)
     return root

@@ -30,7 +30,7 @@ def name(request):
 
 
 def test_a_folder_becomes_a_version_and_an_unchanged_one_writes_nothing(tmp_path, store, name):
-    folder = make_folder(tmp_path / "src")
+    folder = make_folder(tmp_path / "src", salt=1)
     first = snapshots.snapshot(name, str(folder), store, label="first")
     assert first["created"] and first["n_images"] == 3 * 40 and first["new_objects"] == 3 * 40
     assert all(first["counts"][s][c] >= 1 for s in ("train", "val", "test") for c in CLASSES)
@@ -49,10 +49,10 @@ def test_a_folder_becomes_a_version_and_an_unchanged_one_writes_nothing(tmp_path
 
 
 def test_adding_removing_and_relabelling_images_moves_no_image_to_another_split(tmp_path, store, name):
-    folder = make_folder(tmp_path / "src")
+    folder = make_folder(tmp_path / "src", salt=2)
     old = snapshots.snapshot(name, str(folder), store)
-    make_folder(folder, per_class=20, start=40)       # new images
-    (folder / "nut" / "0003.png").unlink()            # one removed
+    make_folder(folder, per_class=20, start=40, salt=2)       # new images
+    (folder / "nut" / "0003.png").unlink()                    # one removed
     shutil.move(folder / "bolt" / "0000.png", folder / "washer" / "0000-was-bolt.png")  # one relabelled
     new = snapshots.snapshot(name, str(folder), store)
     assert new["created"] and new["version"] != old["version"] and new["new_objects"] == 60

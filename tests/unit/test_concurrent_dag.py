@@ -68,8 +68,10 @@ def _pipeline(fail_a: bool):
     @dsl.pipeline(name="concurrency")
     def pipeline(marker: str):
         with dsl.ExitHandler(at_exit(marker=marker)):
-            a = timed(name="a", seconds=3.0, fail=fail_a)
-            b = timed(name="b", seconds=3.0, fail=False)
+            # Long enough that each reads its share while the other runs, even when a loaded
+            # machine takes seconds to start the second task's process (3 s once was not).
+            a = timed(name="a", seconds=6.0, fail=fail_a)
+            b = timed(name="b", seconds=6.0, fail=False)
             joined(a=a.outputs["record"], b=b.outputs["record"])
 
     return pipeline
