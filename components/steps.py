@@ -27,7 +27,10 @@ def resolve_config(parameters: dict, options: Output[Artifact]) -> dict:
     # Unset sampler settings (a GAN's) are left out: KFP metadata holds no nulls.
     options.metadata.update({**{k: v for k, v in meta["parameters"].items() if v is not None},
                              "seconds": meta["seconds"]})
-    return meta["config"]["data"]
+    # prepare_data is cached by this section; the source is not in it, since prepare_data reads
+    # the version the data_version step resolved: a scheduled run that snapshots an unchanged
+    # source and a run that names that version share one prepared copy.
+    return {k: v for k, v in meta["config"]["data"].items() if k != "source"}
 
 
 @component
@@ -44,11 +47,13 @@ def start_tracking(dataset: str, generator: str, classifier: str, profile: str, 
 
 
 @component
-def data_version(dataset: str, requested: str) -> str:
-    """The raw data's version: ``requested`` when pinned, else a fingerprint of the files now."""
+def data_version(dataset: str, requested: str, source: str = "", parent_run_id: str = "") -> str:
+    """The raw data's version: ``requested`` when pinned, else a fingerprint of the files now;
+    a user dataset's version from the registry, after snapshotting ``source`` when given.
+    Logged as the MLflow run's input. Never cached: it looks at the data as it is now."""
     from genaug.steps import get
 
-    return get("data_version")(dataset, requested)["data_version"]
+    return get("data_version")(dataset, requested, source=source, parent_run_id=parent_run_id)["data_version"]
 
 
 @component

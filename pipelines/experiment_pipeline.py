@@ -66,7 +66,7 @@ def experiment_pipeline(
         sample_steps: diffusion only: K sampling steps; 0 = the profile's.
         eta: ddim only: 0 deterministic, 1 DDPM-like noise; -1 = the profile's.
         guidance: diffusion only: classifier-free guidance scale; -1 = the profile's.
-        data_version: "latest" (the raw files as they are now, fingerprinted) or a pinned label; prepare_data is cached by it.
+        data_version: "latest" (the data as it is now, as a version id by content), a version id, or a label; prepare_data is cached by it.
     """
     plan = exp.plan_experiment(dataset=dataset, generator=generator, profile=profile, ratios=ratios, seeds=seeds,
                                classifiers=classifiers, fractions=fractions, filter_threshold=filter_threshold,
@@ -87,7 +87,8 @@ def experiment_pipeline(
         parent = exp.parent_run(run=run.outputs["run"]).set_display_name("MLflow parent run").output
         ratio = exp.synthesis_ratio(ratios=ratios, filter_threshold=filter_threshold).set_display_name(
             "synthesis ratio").output
-        version = steps.data_version(dataset=dataset, requested=data_version).set_display_name("data version")
+        version = steps.data_version(dataset=dataset, requested=data_version, parent_run_id=parent)
+        version.set_display_name("data version")
         section = exp.arm_data(options=options, fraction=fraction).set_display_name("arm data section")
         data = steps.prepare_data(section=section.output, data_version=version.output)
         gen = steps.train_generator(data=data.outputs["data"], options=options, parent_run_id=parent)

@@ -43,6 +43,7 @@ def genaug_pipeline(
     guidance: float = default("guidance"),
     fraction: float = default("fraction"),
     data_version: str = default("data_version"),
+    data_source: str = default("data_source"),
     accelerator_type: str = settings.ACCELERATOR_TYPE,
     accelerator_count: int = settings.ACCELERATOR_COUNT,
 ):
@@ -60,8 +61,10 @@ def genaug_pipeline(
         run.after(resolved)
         run.set_display_name("start MLflow run")
         parent = run.outputs["Output"]
-        version = steps.data_version(dataset=dataset, requested=data_version).after(resolved)
-        version.set_display_name("data version")
+        # After the MLflow run exists: the version is logged as the run's input (its lineage).
+        version = steps.data_version(dataset=dataset, requested=data_version, source=data_source,
+                                     parent_run_id=parent).after(resolved)
+        version.set_display_name("data version (snapshots DATA_SOURCE first, if given)")
         data = steps.prepare_data(section=resolved.outputs["Output"], data_version=version.output)
         data.set_display_name("prepare data")
         gen = steps.train_generator(data=data.outputs["data"], options=options,

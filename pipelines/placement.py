@@ -41,7 +41,8 @@ POLICY: dict[str, Resources] = {
     "resolve-config": OFFLINE, "plan-experiment": OFFLINE, "synthesis-ratio": OFFLINE, "parent-run": OFFLINE,
     "arm-data": OFFLINE,
     "bundle-arms": Resources("500m", "2", "2Gi", "8Gi", services=False),
-    "start-tracking": LIGHT, "data-version": LIGHT, "record-final-status": LIGHT, "report": LIGHT, "summarize-experiment": LIGHT,
+    "data-version": Resources("500m", "2", "1Gi", "4Gi"),  # may snapshot a source: hashing, streamed
+    "start-tracking": LIGHT, "record-final-status": LIGHT, "report": LIGHT, "summarize-experiment": LIGHT,
     "prepare-data": CPU, "evaluate": CPU, "export-generator": CPU, "export-classifier": CPU,
     "promote-generator": CPU, "promote-classifier": CPU,
     "train-generator": GPU, "synthesize": GPU, "train-classifier": GPU, "evaluate-generator": GPU,
@@ -50,10 +51,11 @@ POLICY: dict[str, Resources] = {
 # Only the dataset step may come from KFP's cache; every other step must really rerun, so
 # that a scheduled run retrains and re-measures.
 CACHEABLE = {"prepare-data"}
-# Tasks that are not retried: what fails prepare_data (a dataset that is missing, corrupt or
-# unreadable) cannot change between attempts, and a newcomer without the data must hear so in
-# seconds, not after minutes of back-off. Brief S3 outages are retried inside the S3 client.
-NOT_RETRIED = {"prepare-data"}
+# Tasks that are not retried: what fails data-version (an unknown dataset, a bad source) or
+# prepare_data (a dataset that is missing, corrupt or unreadable) cannot change between
+# attempts, and a newcomer without the data must hear so in seconds, not after minutes of
+# back-off. Brief S3 outages are retried inside the S3 client.
+NOT_RETRIED = {"data-version", "prepare-data"}
 SERVICE_ENV = {  # environment variable -> key, in the ConfigMap
     "GENAUG_S3_ENDPOINT": "GENAUG_S3_ENDPOINT", "GENAUG_S3_SECURE": "GENAUG_S3_SECURE",
     "MLFLOW_TRACKING_URI": "MLFLOW_TRACKING_URI", "GENAUG_TRITON_GRPC": "GENAUG_TRITON_GRPC",
@@ -63,6 +65,9 @@ SECRET_ENV = {"GENAUG_S3_ACCESS_KEY": "GENAUG_S3_ACCESS_KEY", "GENAUG_S3_SECRET_
 PROMOTERS = {"promote-generator", "promote-classifier"}
 PROMOTE_SECRET_ENV = {"GENAUG_PROMOTE_ACCESS_KEY": "GENAUG_S3_ACCESS_KEY",
                       "GENAUG_PROMOTE_SECRET_KEY": "GENAUG_S3_SECRET_KEY"}
+# The data-version step reads a DATA_SOURCE on another server with these (all optional).
+SOURCE_SECRET_ENV = {key: key for key in ("GENAUG_SOURCE_S3_ENDPOINT", "GENAUG_SOURCE_S3_ACCESS_KEY",
+                                          "GENAUG_SOURCE_S3_SECRET_KEY", "GENAUG_SOURCE_S3_SECURE")}
 RETRIES, BACKOFF, BACKOFF_FACTOR, BACKOFF_MAX = 2, "30s", 2.0, "5m"
 
 
@@ -101,6 +106,8 @@ def configure(task, policy: Resources, accelerator_type, accelerator_count) -> N
     if policy.services and component_key(task) not in NOT_RETRIED:
         task.set_retry(RETRIES, backoff_duration=BACKOFF, backoff_factor=BACKOFF_FACTOR,
                        backoff_max_duration=BACKOFF_MAX)
+    if component_key(task) == "data-version":
+        kubernetes.use_secret_as_env(task, settings.SOURCE_S3_SECRET, SOURCE_SECRET_ENV, optional=True)
     if component_key(task) in PROMOTERS:
         kubernetes.use_secret_as_env(task, settings.TRITON_ADMIN_SECRET,
                                      {"GENAUG_TRITON_ADMIN_KEY": "GENAUG_TRITON_ADMIN_KEY"})

@@ -157,7 +157,7 @@ def run(params: dict, runs: Path, cache: bool = True, parallel: bool = True) -> 
     run_dir = run_dir_for(runs, config)
     run_dir.mkdir(parents=True)
     write_options(config, str(run_dir / "run_options.json"))
-    _, wall = execute("genaug.yaml", pipeline_arguments(params), run_dir, cache, parallel)
+    _, wall = execute("genaug.yaml", pipeline_arguments(params, config), run_dir, cache, parallel)
     return write_summary(task_output(run_dir / "kfp", "report", "summary"), run_dir, wall)
 
 

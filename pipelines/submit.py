@@ -10,9 +10,10 @@ pipeline "genaug" named by the git commit (reused when that version exists), so 
 UI shows which code every run ran. Runs go into an experiment (default "genaug").
 
 A scheduled run has the same parameters as a submitted one: data_version "latest", so it
-fingerprints the raw data again; no task but prepare_data is cacheable, so it really
-retrains; and promotion goes through the gates, so a retrain that is no better leaves the
-champion serving (the promote step's verdict in the KFP UI and the MLflow tags say so).
+resolves the data's version again (and snapshots DATA_SOURCE first, if given); no task but
+prepare_data is cacheable, so it really retrains; and promotion goes through the gates, so
+a retrain that is no better leaves the champion serving (the promote step's verdict in the
+KFP UI and the MLflow tags say so).
 """
 
 from __future__ import annotations

@@ -57,7 +57,8 @@ class Parameter:
 KFP_UNSET_WHY = "a KFP number parameter cannot be empty"
 
 PARAMETERS: tuple[Parameter, ...] = (
-    Parameter("dataset", "DATASET", str, "data.dataset", "DATASET=cifar10", "fashion_mnist, cifar10 or mnist."),
+    Parameter("dataset", "DATASET", str, "data.dataset", "DATASET=cifar10",
+              "fashion_mnist, cifar10, mnist, or your own dataset's name (genaug data snapshot NAME SOURCE)."),
     Parameter("generator", "GEN", str, "generator", "GEN=ddim",
               "vanilla_gan, dcgan, wgan_gp, ddpm or ddim (class-conditional).", default="dcgan"),
     Parameter("classifier", "CLASSIFIER", str, "classifier.name", "CLASSIFIER=cnn",
@@ -81,8 +82,11 @@ PARAMETERS: tuple[Parameter, ...] = (
     Parameter("fraction", "FRACTION", float, "data.fraction", "FRACTION=0.1",
               "share of the real training images to use, in (0, 1]; below 1 the small-data regime."),
     Parameter("data_version", "DATA_VERSION", str, "data.version", "DATA_VERSION=2026-12-01",
-              "\"latest\" (the raw files as they are now, fingerprinted) or a pinned label; prepare_data is "
-              "cached by it."),
+              "\"latest\" (the data as it is now, as a version id by content; `genaug data list` shows them), "
+              "a version id, or a label; prepare_data is cached by it."),
+    Parameter("data_source", "DATA_SOURCE", str, "data.source", "DATA_SOURCE=s3://incoming/parts/",
+              "your dataset only: an S3 prefix (or folder) of class folders that the run snapshots first; new "
+              "images make a new version, an unchanged source reuses the cached one."),
 )
 BY_NAME = {p.name: p for p in PARAMETERS}
 # The sections a RunConfig holds, in order; gan or diffusion and sampler are None when the
@@ -151,7 +155,10 @@ def load_options(path: str) -> RunConfig:
 
 
 def write_options(config: RunConfig, path: str) -> None:
-    with open(path, "w") as f:
+    """Write run_options.json at ``path`` whole or not at all (a reader never sees half)."""
+    from genaug.atomic import atomic_path
+
+    with atomic_path(path) as tmp, open(tmp, "w") as f:
         json.dump(config.as_dict(), f, indent=2)
 
 
@@ -264,12 +271,13 @@ def _synthetic_count_problems(data: DataConfig, ratio: float, profile: str) -> l
             f"RATIO={num_classes / n_real:.2g} gives one per class"]
 
 
-def pipeline_arguments(params: dict | None = None) -> dict:
+def pipeline_arguments(params: dict | None = None, config: RunConfig | None = None) -> dict:
     """The pipeline's arguments for the user's ``params``: every parameter resolved, except
     that a setting left to the profile stays unset, as KFP's stand-in (KFP_UNSET_WHY), so
-    the run's page shows what the user asked for."""
+    the run's page shows what the user asked for. ``config``: ``resolve(params)``, when the
+    caller has it already."""
     params = dict(params or {})
-    resolved = resolve(params).parameters()
+    resolved = (config or resolve(params)).parameters()
     return {p.name: resolved[p.name] if p.kfp_unset is None else
             p.kfp_unset if _unset(params.get(p.name)) else _cast(p, params[p.name]) for p in PARAMETERS}
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 import math
 import re
+import types
+import typing
 from dataclasses import asdict, dataclass, fields
 
 from genaug.catalog import CLASSIFIERS, DATASETS, choose, dataset_problem
@@ -50,12 +52,20 @@ def _positive(obj, names: tuple[str, ...]) -> list[str]:
             if not (_finite(getattr(obj, n)) and getattr(obj, n) > 0)]
 
 
-def _typed(annotation: str, value):
-    """``value`` as JSON or KFP hands it back, in the field's type: a list becomes a tuple, and
-    an integer field's whole floats (KFP stores every number as a float) become ints."""
+def _alternatives(hint) -> set:
+    """The types a field's hint allows: {int, NoneType} for ``int | None``."""
+    return set(typing.get_args(hint)) if typing.get_origin(hint) in (typing.Union, types.UnionType) else {hint}
+
+
+def _typed(hint, value):
+    """``value`` as JSON or KFP hands it back, in the field's type (``hint``, evaluated): a
+    list becomes a tuple, and an integer field's whole floats (KFP stores every number as a
+    float) become ints."""
     if isinstance(value, list):
-        return tuple(_typed(annotation.replace("tuple[", "").split(",")[0], v) for v in value)
-    if isinstance(value, float) and value.is_integer() and annotation.split(" |")[0] == "int":
+        inner = (typing.get_args(hint) or (object,))[0]
+        return tuple(_typed(inner, v) for v in value)
+    allowed = _alternatives(hint)
+    if isinstance(value, float) and value.is_integer() and int in allowed and float not in allowed:
         return int(value)
     return value
 
@@ -72,7 +82,8 @@ class Section:
         unknown = sorted(set(values) - set(known))
         if unknown:
             raise ConfigError(f"{cls.__name__} has no setting {', '.join(unknown)}; it has {', '.join(known)}")
-        return cls(**{k: _typed(known[k].type, v) for k, v in values.items()})
+        hints = typing.get_type_hints(cls)
+        return cls(**{k: _typed(hints[k], v) for k, v in values.items()})
 
     @classmethod
     def coerce(cls, value):
@@ -91,6 +102,23 @@ def data_version_problem(value) -> str | None:
             "64 letters, digits, '.', '_' or '-', starting with a letter or digit, e.g. DATA_VERSION=2026-12-01")
 
 
+def data_source_problem(source, dataset, version) -> str | None:
+    """None when ``source`` is "" or a place a run may snapshot ``dataset`` from (an S3 prefix
+    or an absolute local folder) with ``version`` "latest"; else the problem and the fix."""
+    if not source:
+        return None
+    if dataset in DATASETS:
+        return (f"data_source {source!r} is for your own datasets; {dataset!r} is built in: leave DATA_SOURCE "
+                "unset, or name your dataset, e.g. DATASET=parts DATA_SOURCE=s3://incoming/parts/")
+    if not isinstance(source, str) or not (source.startswith("s3://") or source.startswith("/")):
+        return (f"data_source {source!r} must be an S3 prefix (s3://bucket/prefix/) or an absolute folder of "
+                "class folders, e.g. DATA_SOURCE=s3://incoming/parts/")
+    if version != LATEST_DATA:
+        return (f"data_source {source!r} snapshots the source and uses that version, so data_version must be "
+                f"'latest', not {version!r}; leave DATA_VERSION unset")
+    return None
+
+
 @dataclass(frozen=True)
 class DataConfig(Section):
     """Which real images a run sees. prepare_data takes only this section, so KFP caches it
@@ -99,6 +127,10 @@ class DataConfig(Section):
     fraction: share of the real training images kept per class, in (0, 1]; below 1 the
         small-data regime, where augmentation is said to help most.
     version: "latest" or a pinned label (genaug.data.version).
+    source: "" or where a user dataset's new images arrive (an S3 prefix or a folder): the
+        run's data_version step snapshots it first (genaug.data.snapshots), so a new upload
+        is a new version and an unchanged source the same one. Not part of what prepare_data
+        is cached by: it reads the version that step resolved.
     max_train, max_test: at most this many official training (validation included) and
         test images, stratified; None keeps them all.
     """
@@ -108,9 +140,11 @@ class DataConfig(Section):
     version: str = LATEST_DATA
     max_train: int | None = None
     max_test: int | None = None
+    source: str = ""
 
     def __post_init__(self):
-        problems = [p for p in [dataset_problem(self.dataset)] if p]
+        problems = [p for p in [dataset_problem(self.dataset),
+                                data_source_problem(self.source, self.dataset, self.version)] if p]
         if not (_finite(self.fraction) and 0.0 < self.fraction <= 1.0):
             problems.append(f"fraction {self.fraction!r} must be in (0, 1]: the share of the real training "
                             "images to use, e.g. FRACTION=0.1")

@@ -1,5 +1,7 @@
-"""End to end: a folder of the user's images, snapshotted, through the real pipeline."""
+"""End to end: a folder of the user's images, uploaded to an "incoming" S3 prefix that each
+run snapshots first (DATA_SOURCE), through the real pipeline to a served classifier."""
 
+import hashlib
 import json
 import os
 import subprocess
@@ -10,7 +12,9 @@ import pytest
 from PIL import Image
 
 from genaug.data import snapshots
-from genaug.services.store import Store
+from genaug.services.names import DATASETS_BUCKET
+from genaug.services.store import Store, promotion_store
+from genaug.serving.repository import Repository
 from tests.conftest import REPO
 from tests.images import CLASSES, make_folder
 
@@ -19,29 +23,68 @@ pytestmark = pytest.mark.e2e
 
 def _run(runs, *params):
     env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'src'}"}
-    return subprocess.run([sys.executable, "-m", "pipelines.run_local", "--profile", "smoke", "--runs", str(runs),
+    proc = subprocess.run([sys.executable, "-m", "pipelines.run_local", "--profile", "smoke", "--runs", str(runs),
                            *params], cwd=REPO, capture_output=True, text=True, env=env)
-
-
-def test_a_snapshot_trains_serves_and_answers_with_its_class_names(tmp_path, stack):
-    folder = make_folder(tmp_path / "parts", per_class=60)
-    version = snapshots.snapshot("parts", str(folder), Store())["version"]
-    proc = _run(tmp_path / "runs", "--dataset", "parts", "--generator", "dcgan")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
-    summary = json.loads(open(proc.stdout.strip().splitlines()[-1]).read())
-    assert summary["dataset"] == "parts" and summary["data_version"] == version
-    assert summary["config"]["data"]["dataset"] == "parts"
-    assert summary["n_train_real"] == sum(snapshots.show("parts", version, Store())["counts"]["train"].values())
-    served = summary["promotions"]["classifier"]
-    if served.get("served_version"):  # answers with the snapshot's class names
-        image = tmp_path / "one.png"
-        Image.fromarray(np.full((32, 32, 3), 128, np.uint8)).save(image)
-        out = subprocess.run([str(REPO / ".venv" / "bin" / "genaug"), "infer", "classifier", "--model",
-                              served["model"], str(image)], capture_output=True, text=True)
-        assert out.returncode == 0 and any(c in out.stdout for c in CLASSES), out.stdout + out.stderr
+    return json.loads(open(proc.stdout.strip().splitlines()[-1]).read())
+
+
+def _upload(folder, prefix):
+    for path in sorted(folder.rglob("*.*")):
+        Store().put_file(DATASETS_BUCKET, f"{prefix}{path.relative_to(folder).as_posix()}", path)
+
+
+def test_scheduled_runs_snapshot_the_incoming_prefix_train_and_serve_with_class_names(tmp_path, stack, request):
+    name = "parts" + hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:8]
+    prefix = f"incoming/{name}/"
+    folder = make_folder(tmp_path / "parts", per_class=60, salt=7, learnable=True)
+    _upload(folder, prefix)
+    source = f"s3://{DATASETS_BUCKET}/{prefix}"
+    args = ("--dataset", name, "--generator", "dcgan", "--data_source", source)
+    runs = tmp_path / "runs"
+
+    first = _run(runs, *args)  # the run's first steps snapshot the prefix: version 1
+    store = Store()
+    v1 = snapshots.resolve_version(name, "latest", store)
+    assert first["dataset"] == name and first["data_version"] == v1
+    assert first["n_train_real"] == sum(snapshots.show(name, v1, store)["counts"]["train"].values())
+    # MLflow lineage: the run's input is the dataset, its digest the version, its source the manifest.
+    import mlflow
+
+    (used,) = mlflow.get_run(first["mlflow_parent_run_id"]).inputs.dataset_inputs
+    assert (used.dataset.name, used.dataset.digest) == (name, v1[:36]) and v1 in used.dataset.source
+    # The served classifier: its version's metadata names the data, its labels file the classes.
+    served = first["promotions"]["classifier"]
+    assert served["decision"] == "promoted", served
+    meta = Repository(promotion_store()).metadata(served["model"], served["served_version"])
+    assert (meta["dataset"], meta["data_version"]) == (name, v1)
+    image = tmp_path / "washer.png"
+    Image.fromarray(np.full((32, 32, 3), 220, np.uint8)).save(image)  # in the washer's band
+    out = subprocess.run([str(REPO / ".venv" / "bin" / "genaug"), "infer", "classifier", "--model",
+                          served["model"], str(image)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert all(c in out.stdout for c in CLASSES), out.stdout  # the top 3 of 3 classes, by name
+
+    # New uploads: a new version, every old image in its old split, prepare_data run again.
+    make_folder(folder, per_class=12, start=60, salt=7, learnable=True)
+    _upload(folder, prefix)
+    second = _run(runs, *args)
+    v2 = second["data_version"]
+    assert v2 != v1 and v2 == snapshots.resolve_version(name, "latest", store)
+    old, new = (snapshots.load_manifest(name, v, store)[0]["entries"] for v in (v1, v2))
+    split = {e["sha256"]: e["split"] for e in new}
+    assert len(new) == len(old) + 36 and all(split[e["sha256"]] == e["split"] for e in old)
+    assert second["artifacts"]["data"] != first["artifacts"]["data"]
+
+    # Nothing new: the same version, and prepare_data's output reused from the cache.
+    third = _run(runs, *args)
+    assert third["data_version"] == v2 and third["artifacts"]["data"] == second["artifacts"]["data"]
 
 
 def test_an_unknown_dataset_fails_in_the_first_steps_naming_the_known_ones(tmp_path, stack):
-    proc = _run(tmp_path / "runs", "--dataset", "no_such_parts")
+    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'src'}"}
+    proc = subprocess.run([sys.executable, "-m", "pipelines.run_local", "--profile", "smoke", "--runs",
+                           str(tmp_path / "runs"), "--dataset", "no_such_parts"], cwd=REPO, capture_output=True,
+                          text=True, env=env)
     assert proc.returncode != 0
     assert "no dataset 'no_such_parts'" in proc.stderr + proc.stdout

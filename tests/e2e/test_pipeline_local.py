@@ -170,7 +170,7 @@ def test_second_run_with_higher_margin_keeps_champions(smoke_run, tmp_path):
     assert clf["served_version"] == first["promotions"]["classifier"]["served_version"]
     assert "rejected" in again.stdout
     # Same data version, so prepare_data came from the cache: the first run's prepared copy.
-    assert second["data_version"] == first["data_version"] and second["data_version"].startswith("files-")
+    assert second["data_version"] == first["data_version"] and len(second["data_version"]) == 64  # a registry id
     assert second["artifacts"]["data"] == first["artifacts"]["data"]
     # The KFP run view and MLflow both say that the champion keeps serving.
     (verdict,) = Path(second["run_dir"]).glob("kfp/*/promote-classifier/verdict")
@@ -218,8 +218,9 @@ def test_bad_parameter_stops_the_kfp_run_at_its_first_task(tmp_path, stack):
 
 
 def test_a_missing_dataset_fails_in_seconds_and_the_last_lines_say_why(tmp_path, stack):
-    """Offline without CIFAR-10: prepare_data runs once (no retries with back-off), and the
-    run's last lines name the step, its error and the fix, not just KFP's inner task."""
+    """Offline without CIFAR-10: the data_version step, which looks for the data, runs once
+    (no retries with back-off), and the run's last lines name the step, its error and the
+    fix, not just KFP's inner task."""
     empty = tmp_path / "data"
     empty.mkdir()
     proc = subprocess.run([sys.executable, "-m", "pipelines.run_local", "--profile", "smoke", "--dataset", "cifar10",
@@ -227,12 +228,13 @@ def test_a_missing_dataset_fails_in_seconds_and_the_last_lines_say_why(tmp_path,
                           text=True, env=_env(GENAUG_DATA_DIR=str(empty)))
     assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-3000:]
     last = proc.stderr.strip().splitlines()[-3:]
-    assert "the run failed:" in last[0] and last[1].lstrip().startswith("prepare_data: failed after"), last
+    assert "the run failed:" in last[0] and last[1].lstrip().startswith("data_version: failed after"), last
     assert "DataNotFound" in last[1] and f"GENAUG_DATA_DIR={empty}" in last[1], last
     (log,) = (tmp_path / "runs").glob("*/pipeline.log")
     assert last[2].strip() == f"full log: {log}"
     text = log.read_text()
-    assert text.count("[genaug] step prepare_data: started") == 1 and "Retrying in" not in text
+    assert text.count("[genaug] step data_version: started") == 1 and "Retrying in" not in text
+    assert "[genaug] step prepare_data: started" not in text
     # The terminal got the steps' lines; the executor inputs stayed in the log.
     assert '"parameterValues"' in text and '"parameterValues"' not in proc.stdout + proc.stderr
 

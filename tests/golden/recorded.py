@@ -2,7 +2,9 @@
 pipelines' parameters, recorded before issue 19's configuration refactor (the summary
 re-recorded after it for its four meant changes: the resolved ``config``, None instead of the
 sampler settings' -1/0 stand-ins, ``resolve_config`` for ``validate_params``, and no
-``profile`` inside ``generator_metrics``).
+``profile`` inside ``generator_metrics``; and after issue 20 for three: ``data_version`` the
+built-in dataset's registry version id instead of a file fingerprint, ``data_source`` naming
+that version, and the new ``config.data.source``; the data's hash stayed the same).
 
     python -m tests.golden.recorded summary RUN_DIR/summary.json   re-record the summary
     python -m tests.golden.recorded parameters                     re-record the parameters

@@ -14,7 +14,7 @@ from genaug.generators import GanSampler
 from genaug.sections import ClassifierConfig
 from genaug.serving import scoring
 from genaug.serving.promote import Candidate
-from genaug.serving.repository import render_config
+from genaug.serving.repository import labels_bytes, render_config
 from genaug.train.classifier import train_classifier
 
 SPEC = catalog.dataset("fashion_mnist")
@@ -52,4 +52,5 @@ def _clf_candidate(path, files, name=CLF, run_id="test"):
                      render_config=lambda v: render_config("classifier", name, v, SPEC),
                      metric="test_accuracy", score=scoring.classifier_accuracy(x, y),
                      probe=scoring.classifier_probe(x[:8]), probe_tolerance=1e-3, parity=0.0,
-                     parity_tolerance=1e-3, lineage={"pipeline_run_id": run_id})
+                     parity_tolerance=1e-3, lineage={"pipeline_run_id": run_id},
+                     files={"labels.txt": labels_bytes(SPEC.classes)})

@@ -31,6 +31,10 @@ def test_promotion_lifecycle(stack, files, monkeypatch):
     assert _served_versions(triton, CLF) == [1]
     # What Triton answers equals onnxruntime on the same file.
     np.testing.assert_allclose(triton.classify(CLF, x[:16]), scoring.onnx_logits(files["bad"], x[:16]), atol=1e-4)
+    # Clients get class names from the version's labels file, by Triton's classification extension.
+    logits = scoring.onnx_logits(files["bad"], x[:2])
+    for row, ranked in zip(logits, triton.ranked_classes(CLF, x[:2], 3)):
+        assert [name for _, _, name in ranked] == [SPEC.classes[k] for k in np.argsort(-row)[:3]]
 
     better = promote(_clf_candidate(files["good"], files), store, triton, margin=0.0, floor=0.0)
     assert better["decision"] == "promoted" and better["version"] == 2

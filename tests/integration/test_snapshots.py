@@ -222,3 +222,43 @@ def test_grey_images_of_a_kept_size_stay_as_they_are(tmp_path, store, name):
     arrays, _ = load_version(name, report["version"], store)
     assert arrays["x_train"].shape[1:] == (1, 28, 28)
     assert {int(v) for v in np.unique(arrays["x_train"][arrays["y_train"] == manifest["classes"].index("one")])} <= set(range(100, 140))
+
+
+def test_concurrent_snapshots_of_one_dataset_commit_one_after_the_other(tmp_path, store, name):
+    """Two snapshots of one dataset at once (two scheduled runs): each commits under the
+    dataset's lock, so the second records the first as its previous version."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    folders = [make_folder(tmp_path / f"src{i}", salt=30 + i) for i in range(2)]
+    with ThreadPoolExecutor(2) as pool:
+        reports = list(pool.map(lambda f: snapshots.snapshot(name, str(f), store), folders))
+    previous = {r["version"]: snapshots.load_manifest(name, r["version"], store)[1]["previous"] for r in reports}
+    latest = snapshots.resolve_version(name, "latest", store)
+    (first,) = set(previous) - {latest}
+    assert previous == {first: None, latest: first}
+
+
+def test_a_version_is_its_own_fid_reference(tmp_path, store, name):
+    """What the experiment's fid_reference step and evaluate_generator measure a generator of a
+    user dataset against: the version's own training split."""
+    from genaug.data.decoded import reference_data
+    from genaug.sections import MetricsConfig
+    from genaug.steps.fid_reference import fid_reference
+
+    report = snapshots.snapshot(name, str(make_folder(tmp_path / "src", salt=40)), store)
+    spec, raw = reference_data(name, "latest", store)
+    assert spec.classes == CLASSES and spec.shape == (3, 32, 32)
+    assert len(raw.train_y) == sum(report["counts"]["train"].values())
+    out = fid_reference(name, metrics=MetricsConfig(fid_samples=30, fid_network="stand-in"))
+    assert out["keys"]["clean"].startswith(f"fid-reference/{name}/train/n30/clean/")
+    assert store.exists(DATASETS_BUCKET, out["keys"]["clean"]) and not out["cached"]["clean"]
+    assert fid_reference(name, version=report["version"], metrics=MetricsConfig(fid_samples=30,
+                                                                               fid_network="stand-in"))["cached"]
+
+
+def test_file_names_in_any_script_are_kept(tmp_path, store, name):
+    folder = make_folder(tmp_path / "src", salt=41)
+    (folder / "bolt" / "0000.png").rename(folder / "bolt" / "schraube-ü-螺栓.png")
+    report = snapshots.snapshot(name, str(folder), store)
+    manifest, _ = snapshots.load_manifest(name, report["version"], store)
+    assert "bolt/schraube-ü-螺栓.png" in {e["path"] for e in manifest["entries"]}

@@ -34,6 +34,16 @@ def test_roundtrip_creates_bucket_and_records_hash(store, tmp_path):
     assert store.list(BUCKET + "-new") == ["x/a.bin"]  # nothing left in the staging area
 
 
+def test_content_goes_up_in_one_put_with_its_hash_and_no_staging(store):
+    data = b"content-addressed " * 100
+    digest = store.put_content(BUCKET + "-content", f"objects/{hashlib.sha256(data).hexdigest()}", data,
+                               {"source-path": "bolt/%C3%BC.png"})
+    assert digest == hashlib.sha256(data).hexdigest()
+    assert store.recorded_sha256(BUCKET + "-content", f"objects/{digest}") == digest
+    assert store.get_bytes(BUCKET + "-content", f"objects/{digest}") == data
+    assert store.list(BUCKET + "-content") == [f"objects/{digest}"]
+
+
 def test_50mb_multipart_object(store, tmp_path):
     src = tmp_path / "big.bin"
     src.write_bytes(np.random.default_rng(0).integers(0, 256, 50 * 2**20, dtype=np.uint8).tobytes())
@@ -149,12 +159,36 @@ def test_a_baked_reference_file_seeds_the_s3_cache(store, tiny_fmnist, tmp_path,
     assert not reference(spec, raw, 30, "clean", net, store).cached
 
 
-def test_data_version_of_a_dataset_only_in_the_s3_cache_is_its_content_hash(store, tiny_fmnist, monkeypatch):
-    from genaug.data import version
+def test_a_built_in_dataset_is_a_registry_version_by_content_with_its_official_splits(store, stack, tiny_fmnist,
+                                                                                      monkeypatch, tmp_path):
+    from genaug.data import builtin, snapshots, version
+    from genaug.data.decoded import load_version
     from genaug.data.sources import load_raw
+    from genaug.data.splits import train_val_split
+    from genaug.sections import VAL_FRACTION
+    from genaug.steps import get
+    from tests.configs import smoke
 
     spec = catalog.dataset("fashion_mnist")
-    digest = cache.raw_hash(load_raw(spec, store=store))  # published to the cache
-    monkeypatch.delenv("GENAUG_DATA_DIR")
-    resolved = version.resolve(spec, store=store)
-    assert resolved["data_version"] == f"s3-{digest[:12]}" and "S3 cache" in resolved["basis"]
+    local = version.resolve(spec, store=store)  # from the local files: registered by content
+    assert builtin.VERSION_ID.match(local["data_version"]) and "GENAUG_DATA_DIR" in local["basis"]
+    assert local["uri"].endswith(f"registry/fashion_mnist/versions/{local['data_version']}/manifest.json")
+    raw = load_raw(spec, store=store)
+    monkeypatch.delenv("GENAUG_DATA_DIR")  # only the S3 cache is left: the same data, the same version
+    assert version.resolve(spec, store=store)["data_version"] == local["data_version"]
+    shown = snapshots.show("fashion_mnist", local["data_version"], store)
+    assert shown["kind"] == "builtin" and shown["geometry"] == {"size": 28, "channels": 1, "resized": False}
+    assert sum(shown["counts"]["test"].values()) == 200 and sum(shown["counts"]["val"].values()) == 60
+    assert shown["sizes"] == {"28x28": 800} and shown["modes"] == {"L": 800}
+    # The version's splits are the official ones, with the validation split every run has used ...
+    arrays, meta = load_version("fashion_mnist", local["data_version"], store)
+    train_idx, val_idx = train_val_split(raw.train_y, VAL_FRACTION)
+    for name, want in (("x_train", raw.train_x[train_idx]), ("x_val", raw.train_x[val_idx]), ("x_test", raw.test_x),
+                       ("y_train", raw.train_y[train_idx]), ("y_test", raw.test_y)):
+        np.testing.assert_array_equal(arrays[name], want)
+    # ... so prepare_data gives through the version exactly what it gives from the raw files.
+    for key in ("GENAUG_S3_ENDPOINT", "GENAUG_S3_ACCESS_KEY", "GENAUG_S3_SECRET_KEY"):
+        monkeypatch.setenv(key, stack.env[key])  # the steps' identity, as in a run
+    by_version = get("prepare_data")(str(tmp_path / "v"), data_version=local["data_version"], data=smoke().data)
+    by_files = get("prepare_data")(str(tmp_path / "f"), data_version="pinned-2026-12-05", data=smoke().data)
+    assert by_version["content_hash"] == by_files["content_hash"] and "built-in version" in by_version["source"]

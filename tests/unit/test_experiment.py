@@ -73,6 +73,10 @@ def test_plan_adds_the_baseline_and_lays_out_every_configuration():
     assert filtered.synthesis_ratio == 2.0
 
 
+def test_an_experiment_takes_a_user_dataset_by_name_the_registry_checks_it_in_the_run():
+    assert plan.validate("parts_v2", "dcgan", "smoke").dataset == "parts_v2"
+
+
 def test_plan_defaults_come_from_the_profile():
     p = plan.validate("fashion_mnist", "ddim", "quick")
     from genaug.profiles import PROFILES
@@ -91,6 +95,7 @@ def test_plan_defaults_come_from_the_profile():
     ({"fractions": "0,1"}, "fractions [0.0] out of range"),
     ({"filter_threshold": 1.5}, "filter_threshold 1.5"),
     ({"generator": "ddmi"}, "unknown generator 'ddmi'; choose one of"),
+    ({"dataset": "Parts!"}, "unknown dataset 'Parts!'; choose one of fashion_mnist"),
 ])
 def test_bad_experiment_parameters_name_the_value(kwargs, message):
     args = {"dataset": "fashion_mnist", "generator": "dcgan", "profile": "quick", **kwargs}

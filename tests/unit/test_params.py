@@ -52,6 +52,18 @@ def test_a_user_dataset_is_checked_by_its_form_here_and_by_the_registry_in_the_r
     assert config.data.dataset == "parts_v2" and not config.data.built_in
 
 
+@pytest.mark.parametrize("changes,message", [
+    ({"data_source": "s3://incoming/parts/"}, "is built in: leave DATA_SOURCE unset"),
+    ({"dataset": "parts", "data_source": "incoming/parts"}, "must be an S3 prefix (s3://bucket/prefix/) or an "),
+    ({"dataset": "parts", "data_source": "/data/parts", "data_version": "v1"}, "data_version must be 'latest'"),
+])
+def test_a_data_source_is_for_a_user_dataset_at_its_latest_version(changes, message):
+    with pytest.raises(ParamError, match=re.escape(message)):
+        validate(**{**GOOD, **changes})
+    good = validate(**{**GOOD, "dataset": "parts", "ratio": 0.5, "data_source": "s3://incoming/parts/"})
+    assert good.data.source == "s3://incoming/parts/"
+
+
 def test_validation_needs_no_torch():
     # The Makefile runs this with the system python before any venv exists.
     code = "import sys, genaug.params; assert 'torch' not in sys.modules"

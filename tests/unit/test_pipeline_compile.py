@@ -44,10 +44,11 @@ def test_both_pipelines_parse_into_pipeline_and_platform_specs(compiled):
     spec = compiled["genaug.yaml"][1]
     params = spec.root.input_definitions.parameters
     assert set(params) == {"dataset", "generator", "classifier", "profile", "seed", "ratio", "margin", "floor",
-                           "sample_steps", "eta", "guidance", "fraction", "data_version", "accelerator_type",
+                           "sample_steps", "eta", "guidance", "fraction", "data_version", "data_source", "accelerator_type",
                            "accelerator_count"}
     assert params["generator"].default_value.string_value == "dcgan"
     assert params["data_version"].default_value.string_value == "latest"
+    assert params["data_source"].default_value.string_value == ""
     tasks = dict(all_tasks(spec))
     assert {"resolve-config", "start-tracking", "data-version", "promote-generator", "promote-classifier",
             "prepare-data", "train-generator", "synthesize", "train-classifier", "train-classifier-2",
@@ -95,9 +96,18 @@ def test_prepare_data_is_keyed_by_its_data_section_and_data_version_never_by_run
         # section's producer takes only the run's parameters (or the arm's options and fraction).
         assert set(prepare.dependent_tasks) == {"data-version", section}, name
         assert "pipeline_run_id" not in str(tasks[section].inputs), name
-        version_inputs = tasks["data-version"].inputs.parameters
-        assert {k: v.component_input_parameter for k, v in version_inputs.items()} \
-            == {"dataset": "pipelinechannel--dataset", "requested": "pipelinechannel--data_version"}, name
+        # The version step itself runs in every run (it looks at the data as it is now, and
+        # logs it to the run's MLflow run): only its output, the version, keys prepare_data.
+        version = tasks["data-version"]
+        assert not version.caching_options.enable_cache, name
+        # An unknown dataset or a bad source fails at once: no retries with minutes of back-off.
+        assert not version.HasField("retry_policy") and not prepare.HasField("retry_policy"), name
+        assert tasks["train-generator"].retry_policy.max_retry_count == 2, name
+        given = {k: v.component_input_parameter for k, v in version.inputs.parameters.items() if k != "parent_run_id"}
+        assert given == {"dataset": "pipelinechannel--dataset", "requested": "pipelinechannel--data_version",
+                         **({"source": "pipelinechannel--data_source"} if name == "genaug.yaml" else {})}, name
+        assert version.inputs.parameters["parent_run_id"].task_output_parameter.producer_task \
+            == ("start-tracking" if name == "genaug.yaml" else "parent-run"), name
 
 
 def test_every_parameter_has_a_description_and_a_default(compiled):
@@ -158,6 +168,14 @@ def test_service_endpoints_and_keys_come_from_the_cluster_never_from_the_yaml(tm
                 assert keys["GENAUG_PROMOTE_ACCESS_KEY"] == "GENAUG_S3_ACCESS_KEY"
             assert not any("triton-admin" in s["secretName"] for label, k8s in executors.items()
                            if not label.startswith("exec-promote") for s in k8s.get("secretAsEnv", []))
+        # A DATA_SOURCE on another server: its keys reach the step that snapshots it, and no other.
+        holders = {label for label, k8s in executors.items() for s in k8s.get("secretAsEnv", [])
+                   if s["secretName"] == "genaug-source-s3"}
+        assert holders == {"exec-data-version"}, holders
+        (source,) = [s for s in executors["exec-data-version"]["secretAsEnv"] if s["secretName"] == "genaug-source-s3"]
+        assert source["optional"] is True
+        assert {k["secretKey"] for k in source["keyToEnv"]} >= {"GENAUG_SOURCE_S3_ACCESS_KEY",
+                                                                 "GENAUG_SOURCE_S3_SECRET_KEY"}
 
 
 def test_every_task_runs_as_the_images_non_root_user_and_service_clients_carry_the_policy_labels(compiled):

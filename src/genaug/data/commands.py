@@ -82,8 +82,10 @@ def main(argv: list[str]) -> int:
         elif args.command == "list":
             for name in names(store):
                 version = resolve_version(name, "latest", store)
-                _, meta = load_manifest(name, version, store)
-                print(f"{name:<24} {version[:12]}  {meta['n_images']:>8} images  label {meta.get('label') or '-'}")
+                manifest, meta = load_manifest(name, version, store)
+                kind = "built-in" if manifest.get("kind") == "builtin" else "snapshot"
+                print(f"{name:<24} {version[:12]}  {meta['n_images']:>8} images  {kind:<8}  "
+                      f"label {meta.get('label') or '-'}")
         elif args.command == "show":
             name, _, ref = args.ref.partition("@")
             info = show(name, ref or "latest", store)
@@ -92,7 +94,8 @@ def main(argv: list[str]) -> int:
                 return 0
             g = info["geometry"]
             print(f"{name}@{info['version']}  (label {info['label'] or '-'}, from {info['source']})")
-            print(f"  images become {g['channels']}x{g['size']}x{g['size']} ({g['policy']}); "
+            print(f"  images become {g['channels']}x{g['size']}x{g['size']} "
+                  f"({g.get('policy', 'native size, official splits')}); "
                   f"sizes {info['sizes']}; modes {info['modes']}")
             print("\n".join(_counts_table(info["counts"], info["classes"])))
             print(f"changes since {(info['previous'] or 'nothing')[:12]}:")

@@ -19,7 +19,8 @@ from typing import Callable
 
 import numpy as np
 
-from genaug.data import imageset
+from genaug import catalog
+from genaug.data import builtin, imageset
 from genaug.data.folders import SPLITS
 from genaug.data.imagefile import Geometry, decode_chunk
 from genaug.data.snapshots import REGISTRY, load_manifest, object_key
@@ -33,17 +34,20 @@ FETCHERS = max(4, 2 * (os.cpu_count() or 2))
 DECODERS = os.cpu_count() or 2
 CHUNK = 64
 _POOL: ProcessPoolExecutor | None = None
+_POOL_WORKERS = 0
 
 
 def _decoders(workers: int) -> ProcessPoolExecutor:
     """One pool of decoding processes per process, started once: they fork from a clean,
     single-threaded forkserver (never from this process, whose fetching threads, or a
     client's, may hold a lock at that moment) that has imported PIL and numpy already."""
-    global _POOL
-    if _POOL is None or _POOL._max_workers != workers:
+    global _POOL, _POOL_WORKERS
+    if _POOL is None or _POOL_WORKERS != workers:
+        if _POOL is not None:
+            _POOL.shutdown(wait=False)
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["genaug.data.imagefile"])
-        _POOL = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+        _POOL, _POOL_WORKERS = ProcessPoolExecutor(max_workers=workers, mp_context=context), workers
     return _POOL
 
 
@@ -74,14 +78,35 @@ def _checked_object(store, entry: dict) -> bytes:
     return data
 
 
-def official_splits(name: str, version: str, store):
-    """A version's train and test splits as genaug.data.sources.RawSplits (what FID's reference
-    features come from for a built-in dataset)."""
-    from genaug.data.sources import RawSplits
+def version_spec(name: str, meta: dict, arrays: dict[str, np.ndarray]):
+    """The catalog.DatasetSpec of a decoded version (its classes and geometry); a built-in
+    dataset's own (its title, and whether mirrored images are as likely)."""
+    from genaug.catalog import DatasetSpec
 
-    arrays, meta = load_version(name, version, store)
-    return RawSplits(arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"],
-                     f"snapshot {name}@{version[:12]}")
+    if name in catalog.DATASETS:
+        return catalog.dataset(name)
+    g = meta["geometry"]
+    return DatasetSpec(name, name, g["channels"], g["size"], g["size"], tuple(meta["classes"]),
+                       train_images=len(arrays["y_train"]) + len(arrays["y_val"]))
+
+
+def reference_data(dataset: str, version: str, store):
+    """(spec, RawSplits) of the real images a generator is measured against: a built-in
+    dataset's official train and test splits, or those of a user dataset's version ("latest",
+    a label or an id, resolved in the registry)."""
+    from genaug.data.snapshots import resolve_version
+    from genaug.data.sources import RawSplits, load_raw
+
+    if dataset in catalog.DATASETS:
+        spec = catalog.dataset(dataset)
+        return spec, load_raw(spec, store=store)
+    if store is None:
+        raise ValueError(f"dataset {dataset!r} is a snapshot in the S3 store, but no store is configured; run "
+                         "`make up` (or set GENAUG_S3_ENDPOINT and its keys)")
+    version = resolve_version(dataset, version, store)
+    arrays, meta = load_version(dataset, version, store)
+    return version_spec(dataset, meta, arrays), RawSplits(arrays["x_train"], arrays["y_train"], arrays["x_test"],
+                                                          arrays["y_test"], f"snapshot {dataset}@{version[:12]}")
 
 
 def cache_key(name: str, version: str, geometry: Geometry) -> str:
@@ -93,6 +118,10 @@ def load_version(name: str, version: str, store, workers: int = DECODERS) -> tup
     of a version: from the S3 cache when it holds it, else decoded from the stored images
     (every object checked against its recorded sha256 as it is read) and cached."""
     manifest, _ = load_manifest(name, version, store)
+    if manifest.get("kind") == builtin.KIND:  # its official splits, decoded once into the raw cache
+        arrays = builtin.load(catalog.dataset(name), version, manifest, store)
+        return arrays, {"classes": manifest["classes"], "geometry": manifest["geometry"], "version": version,
+                        "name": name, "decoded_cache": "hit", "kind": builtin.KIND, "first_source": manifest.get("source")}
     g = manifest["geometry"]
     geometry = Geometry(g["size"], g["channels"], g["resized"])
     key = cache_key(name, version, geometry)

@@ -8,6 +8,7 @@ In the datasets bucket:
     registry/<name>/versions/<id>/metadata.json    source, label, previous version, counts, time
     registry/<name>/labels/<label>.json            a label's version
     registry/<name>/latest.json                    the newest version: written last, in one put
+    registry/<name>/lock.json                      the lease a committing snapshot holds
 
 The version id is the hash of the manifest's content (not of where it came from or when), so
 snapshotting an unchanged source gives the same id and writes nothing. An image's split is a
@@ -20,10 +21,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import socket
 import time
+import uuid
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
+from urllib.parse import quote
 
 from genaug.catalog import DATASETS, USER_DATASET
 from genaug.data.folders import SPLITS, Source, SourceError, open_source
@@ -37,6 +42,7 @@ REGISTRY = "registry"
 # Of 100 buckets by content hash: test, then val; the rest train.
 TEST_SHARE, VAL_SHARE = 10, 10
 LIST_AT_MOST = 20
+LOCK_WAIT_S = 300.0  # a snapshot of the same dataset commits in seconds; a dead holder's lock frees itself
 WORKERS = 8  # files read, hashed, checked and uploaded at once (I/O-bound; PIL releases the GIL)
 
 
@@ -95,7 +101,8 @@ def _ingest(source: Source, store, workers: int) -> tuple[list[tuple], list[str]
         key = object_key(digest)
         new = not store.exists(DATASETS_BUCKET, key)
         if new:
-            store.put_bytes(DATASETS_BUCKET, key, data, {"source-path": f.path[:200]})
+            # Header values are ASCII: a file name in any script travels percent-encoded.
+            store.put_content(DATASETS_BUCKET, key, data, {"source-path": quote(f.path[:200])})
         return f, digest, info, None, new
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -192,27 +199,62 @@ def snapshot(name: str, source: str, store, label: str | None = None, on_bad: st
                 "geometry": geometry.as_dict(), "given_splits": src.given_splits,
                 "entries": [{**{k: v for k, v in asdict(e).items() if k != "label"}, "class": e.label}
                             for e in entries]}
+    return commit(name, manifest, store, {
+        "source": src.uri, "n_images": len(entries), "new_objects": new_objects,
+        "skipped": sorted(bad + src.not_images) if on_bad == "skip" else [], **folded}, label)
+
+
+def commit(name: str, manifest: dict, store, facts: dict, label: str | None = None) -> dict:
+    """Record ``manifest`` as a version of dataset ``name`` (unless it is one already), label it,
+    and make it the latest; returns the report: {"name", "version", "created", "label",
+    "counts", ...``facts``}, whose "source", "n_images" and what was left out go to the
+    version's metadata.json. Shared by user snapshots and the built-in datasets."""
     version = manifest_id(manifest)
     prefix = f"{REGISTRY}/{name}"
-    latest = store.get_json(DATASETS_BUCKET, f"{prefix}/latest.json", {})
-    created = not store.exists(DATASETS_BUCKET, f"{prefix}/versions/{version}/manifest.json")
-    report = {"name": name, "version": version, "created": created, "source": src.uri, "label": label,
-              "n_images": len(entries), "counts": _counts(manifest["entries"]), "new_objects": new_objects,
-              "skipped": sorted(bad + src.not_images) if on_bad == "skip" else [], **folded}
-    if created:
-        # The manifest first, then its metadata, then the pointers: a reader never finds a
-        # pointer to a version that is not complete.
-        store.put_json(DATASETS_BUCKET, f"{prefix}/versions/{version}/manifest.json", manifest)
-        store.put_json(DATASETS_BUCKET, f"{prefix}/versions/{version}/metadata.json", {
-            **{k: report[k] for k in ("source", "label", "n_images", "counts", "skipped", "duplicates",
-                                      "conflicts_dropped")},
-            "version": version, "previous": latest["version"] if latest else None, "created_at": time.time()})
-    if label:
-        store.put_json(DATASETS_BUCKET, f"{prefix}/labels/{label}.json", {"version": version})
-    if not latest or latest["version"] != version:
-        store.put_json(DATASETS_BUCKET, f"{prefix}/latest.json",
-                       {"version": version, "previous": latest["version"] if latest else None})
+    counts = manifest.get("counts") or _counts(manifest["entries"])
+    report = {"name": name, "version": version, "created": False, "label": label, "counts": counts,
+              "skipped": [], "duplicates": [], "conflicts_dropped": [], **facts}
+    if _unchanged(prefix, version, label, store):
+        return report  # the latest version already, as labelled: nothing to write, no lock to take
+    # Objects are content-addressed, so concurrent snapshots share them safely; the registry's
+    # records (previous version, latest pointer) are read and written under the dataset's lock.
+    with _registry_lock(name, store) as lease:
+        latest = store.get_json(DATASETS_BUCKET, f"{prefix}/latest.json", {})
+        created = report["created"] = not store.exists(DATASETS_BUCKET, f"{prefix}/versions/{version}/manifest.json")
+        if created:
+            # The manifest first, then its metadata, then the pointers: a reader never finds a
+            # pointer to a version that is not complete.
+            store.put_json(DATASETS_BUCKET, f"{prefix}/versions/{version}/manifest.json", manifest)
+            store.put_json(DATASETS_BUCKET, f"{prefix}/versions/{version}/metadata.json", {
+                **{k: report[k] for k in ("source", "label", "n_images", "counts", "skipped", "duplicates",
+                                          "conflicts_dropped")},
+                "version": version, "previous": latest["version"] if latest else None, "created_at": time.time()})
+        if label:
+            store.put_json(DATASETS_BUCKET, f"{prefix}/labels/{label}.json", {"version": version})
+        if not latest or latest["version"] != version:
+            lease.check()
+            store.put_json(DATASETS_BUCKET, f"{prefix}/latest.json",
+                           {"version": version, "previous": latest["version"] if latest else None})
     return report
+
+
+def _unchanged(prefix: str, version: str, label: str | None, store) -> bool:
+    """Whether ``version`` is the latest already and ``label`` (if any) names it."""
+    latest = store.get_json(DATASETS_BUCKET, f"{prefix}/latest.json", {})
+    return bool(latest) and latest["version"] == version and (
+        not label or store.get_json(DATASETS_BUCKET, f"{prefix}/labels/{label}.json", {}).get("version") == version)
+
+
+def _registry_lock(name: str, store):
+    """The lease on dataset ``name``'s registry records, held while a snapshot commits; a second
+    snapshot of the same name waits for it (at most LOCK_WAIT_S)."""
+    from genaug.serving.lease import Lease
+    from genaug.serving.records import Records
+
+    owner = f"snapshot-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    lease = Lease(Records(DATASETS_BUCKET, store.config), name, owner, key=f"{REGISTRY}/{name}/lock.json",
+                  activity="snapshot")
+    return lease.acquire(wait_s=LOCK_WAIT_S)
 
 
 def names(store) -> list[str]:
@@ -272,9 +314,12 @@ def show(name: str, ref: str, store) -> dict:
     manifest, meta = load_manifest(name, version, store)
     previous = load_manifest(name, meta["previous"], store)[0] if meta.get("previous") else None
     entries = manifest["entries"]
-    return {"name": name, "version": version, "label": meta.get("label"), "source": meta.get("source"),
-            "created_at": meta.get("created_at"), "previous": meta.get("previous"), "classes": manifest["classes"],
-            "counts": _counts(entries), "geometry": manifest["geometry"],
-            "sizes": dict(Counter(f"{e['width']}x{e['height']}" for e in entries).most_common(10)),
-            "modes": dict(Counter(e["mode"] for e in entries)), "skipped": meta.get("skipped", []),
-            "changes": diff(previous, manifest)}
+    sizes, modes = Counter(), Counter()
+    for e in entries:  # a built-in version's one entry stands for all of its images
+        sizes[f"{e['width']}x{e['height']}"] += e.get("images", 1)
+        modes[e["mode"]] += e.get("images", 1)
+    return {"name": name, "version": version, "kind": manifest.get("kind", "snapshot"), "label": meta.get("label"),
+            "source": meta.get("source"), "created_at": meta.get("created_at"), "previous": meta.get("previous"),
+            "classes": manifest["classes"], "counts": manifest.get("counts") or _counts(entries),
+            "geometry": manifest["geometry"], "sizes": dict(sizes.most_common(10)), "modes": dict(modes),
+            "skipped": meta.get("skipped", []), "changes": diff(previous, manifest)}

@@ -18,7 +18,7 @@ import json
 import sys
 from dataclasses import asdict, dataclass, field
 
-from genaug.catalog import CLASSIFIERS, DATASETS, GENERATORS, choose
+from genaug.catalog import CLASSIFIERS, GENERATORS, choose, dataset_problem
 from genaug.params import ParamError, default
 from genaug.profiles import PROFILES
 from genaug.sections import MAX_RATIO
@@ -108,8 +108,9 @@ def validate(dataset: str | None = None, generator: str | None = None, profile: 
     filter_threshold = 0.0 if filter_threshold is None else filter_threshold
     generator_seed = default("seed") if generator_seed is None else generator_seed
     problems = []
-    for kind, value, valid in (("dataset", dataset, DATASETS), ("generator", generator, GENERATORS),
-                               ("profile", profile, PROFILES)):
+    if problem := dataset_problem(dataset):  # a user's dataset: only its form here; the registry in the run
+        problems.append(problem)
+    for kind, value, valid in (("generator", generator, GENERATORS), ("profile", profile, PROFILES)):
         try:
             choose(kind, value, valid)
         except ValueError as err:

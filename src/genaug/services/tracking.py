@@ -8,6 +8,7 @@ step run by hand (``genaug step ...``) needs no server.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import urllib.error
@@ -135,6 +136,29 @@ def step_run(parent_run_id: str, name: str, tags: dict | None = None):
     with mlflow.start_run(run_name=name, parent_run_id=parent_run_id, nested=True,
                           tags={**inherited, "genaug.step": name, **{k: str(v) for k, v in (tags or {}).items()}}) as run:
         yield run
+
+
+# MLflow keeps at most 36 characters of a dataset's digest (mlflow.utils.validation).
+DIGEST_CHARS = 36
+
+
+def log_dataset(parent_run_id: str, name: str, version: str, uri: str, profile: dict | None = None) -> None:
+    """Log dataset ``name`` at ``version`` as an input (context "training") of the run
+    ``parent_run_id`` and of the active step run, if any: its digest the version (the first
+    36 characters; the profile holds all of it), its source ``uri``."""
+    mlflow = _mlflow()
+    from mlflow.data.code_dataset_source import CodeDatasetSource
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+
+    # A URI (the snapshot's manifest) or, for a built-in dataset's files, their description.
+    source = resolve_dataset_source(uri) if uri.startswith("s3://") else CodeDatasetSource({"description": uri})
+    entity = Dataset(name=name, digest=version[:DIGEST_CHARS], source_type=source._get_source_type(),
+                     source=source.to_json(), profile=json.dumps({"version": version, **(profile or {})}))
+    context = [InputTag(key="mlflow.data.context", value="training")]
+    mlflow.MlflowClient().log_inputs(parent_run_id, datasets=[DatasetInput(entity, context)])
+    if (active := _active()) is not None:
+        active.MlflowClient().log_inputs(active.active_run().info.run_id, datasets=[DatasetInput(entity, context)])
 
 
 def set_parent_tags(parent_run_id: str, tags: dict) -> None:

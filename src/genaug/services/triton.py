@@ -90,7 +90,7 @@ class Triton:
             raise self._fail(f"reading config of {name}", err) from err
 
     # -- inference -----------------------------------------------------------------------
-    def _infer(self, name: str, inputs: dict[str, np.ndarray], output: str) -> np.ndarray:
+    def _infer(self, name: str, inputs: dict[str, np.ndarray], output: str, class_count: int = 0) -> np.ndarray:
         dtypes = {np.dtype(np.uint8): "UINT8", np.dtype(np.int64): "INT64", np.dtype(np.float32): "FP32"}
         tensors = []
         for key, value in inputs.items():
@@ -98,7 +98,8 @@ class Triton:
             t.set_data_from_numpy(value)
             tensors.append(t)
         try:
-            result = self.client.infer(name, tensors, outputs=[self._grpc.InferRequestedOutput(output)],
+            requested = self._grpc.InferRequestedOutput(output, class_count=class_count)
+            result = self.client.infer(name, tensors, outputs=[requested],
                                        client_timeout=self.timeout_s)
         except Exception as err:
             raise self._fail(f"running model {name}", err) from err
@@ -110,6 +111,17 @@ class Triton:
     def classify(self, name: str, images: np.ndarray) -> np.ndarray:
         """images uint8 [B, C, H, W] -> logits float32 [B, K]."""
         return self._infer(name, {"images": np.ascontiguousarray(images, dtype=np.uint8)}, "logits")
+
+    def ranked_classes(self, name: str, images: np.ndarray, count: int) -> list[list[tuple[float, int, str]]]:
+        """images uint8 [B, C, H, W] -> per image the ``count`` highest (logit, class index, class
+        name), best first, by Triton's classification extension: the names come from the
+        served version's labels file ("" for a version served without one)."""
+        ranked = self._infer(name, {"images": np.ascontiguousarray(images, dtype=np.uint8)}, "logits", count)
+        out = []
+        for row in ranked.reshape(len(images), -1):
+            fields = [item.decode().split(":", 2) for item in row]
+            out.append([(float(f[0]), int(f[1]), f[2] if len(f) > 2 else "") for f in fields])
+        return out
 
     def generate(self, name: str, labels: np.ndarray, noise: np.ndarray) -> np.ndarray:
         """labels int64 [B], noise float32 [B, *noise_dims] -> images uint8 [B, C, H, W]."""

@@ -81,7 +81,8 @@ def generate(model: str, labels: list[int], out: str | Path, seed: int = 0, trit
 
 
 def classify(model: str, paths: list[str], top: int = 3, triton: Triton | None = None) -> list[dict]:
-    """Class probabilities for image files, resized and converted to the model's input."""
+    """The ``top`` classes of each image file (resized and converted to the model's input),
+    by name from the served version's labels file, with their probabilities."""
     from PIL import Image
 
     triton = triton or Triton()
@@ -91,9 +92,13 @@ def classify(model: str, paths: list[str], top: int = 3, triton: Triton | None =
         img = Image.open(p).convert("L" if c == 1 else "RGB").resize((w, h))
         arr = np.asarray(img, dtype=np.uint8)
         batch.append(arr[None] if c == 1 else arr.transpose(2, 0, 1))
-    logits = triton.classify(model, np.stack(batch))
-    probs = np.exp(logits - logits.max(1, keepdims=True))
-    probs /= probs.sum(1, keepdims=True)
-    names = class_names(triton, model) or [str(i) for i in range(probs.shape[1])]
-    return [{"file": p, "top": [(names[j], float(row[j])) for j in np.argsort(-row)[:top]]}
-            for p, row in zip(paths, probs)]
+    count = served_shape(triton, model, "logits")[0]
+    fallback = class_names(triton, model)  # a version served before labels files: the config's names
+    results = []
+    for p, ranked in zip(paths, triton.ranked_classes(model, np.stack(batch), count)):
+        logits = np.array([score for score, _, _ in ranked])
+        probs = np.exp(logits - logits.max())
+        probs /= probs.sum()
+        names = [name or (fallback[k] if k < len(fallback) else str(k)) for _, k, name in ranked]
+        results.append({"file": p, "top": list(zip(names, probs.tolist()))[:top]})
+    return results

@@ -5,8 +5,9 @@ anyone who can write the repository could serve arbitrary code. Before promotion
 or the reconciler loads a version, ``verify`` checks that:
 
 - ``config.pbtxt`` and every file of the version match the sha256 the ledger recorded;
-- the model's folder holds nothing but ``config.pbtxt`` and ``<version>/model.onnx`` /
-  ``<version>/metadata.json`` (an extra ``model.py`` is refused wherever it is);
+- the model's folder holds nothing but ``config.pbtxt`` and ``<version>/model.onnx``,
+  ``<version>/metadata.json`` and a classifier's ``<version>/labels.txt`` (an extra
+  ``model.py`` is refused wherever it is);
 - the config names genaug's ONNX backend: the ``onnxruntime_onnx`` platform, with no
   other backend (on a cluster NVIDIA's native onnxruntime backend; locally the stack's
   adapter in ``triton_repo/backends/onnxruntime``, which Triton finds under that name).
@@ -24,8 +25,8 @@ from genaug.serving.repository import Repository
 
 ONNX_PLATFORM = "onnxruntime_onnx"
 ALLOWED_BACKENDS = ("", "onnxruntime")
-VERSION_FILES = ("model.onnx", "metadata.json")
-_VERSION_FILE = re.compile(r"^(\d+)/(model\.onnx|metadata\.json)$")
+VERSION_FILES = ("model.onnx", "metadata.json", "labels.txt")
+_VERSION_FILE = re.compile(r"^(\d+)/(model\.onnx|metadata\.json|labels\.txt)$")
 
 
 class IntegrityError(RuntimeError):

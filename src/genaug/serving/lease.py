@@ -60,9 +60,13 @@ def holder(records: Records, name: str) -> dict | None:
 class Lease:
     """A held lock; renewed in the background until released."""
 
-    def __init__(self, records: Records, name: str, owner: str, ttl_s: float = LOCK_TTL_S):
+    def __init__(self, records: Records, name: str, owner: str, ttl_s: float = LOCK_TTL_S, key: str | None = None,
+                 activity: str = "promotion"):
+        """key: the lock record (default: the model's, ledger/locks/<name>.json); activity:
+        what holding it is for, as errors name it ("promotion", "snapshot")."""
         self.records, self.name, self.owner, self.ttl_s = records, name, owner, ttl_s
-        self.key = lock_key(name)
+        self.key = key or lock_key(name)
+        self.activity = activity
         self.token = uuid.uuid4().hex
         self.etag: str | None = None
         self.expires = 0.0
@@ -88,7 +92,7 @@ class Lease:
                     and current.get("owner") != self.owner):
                 if time.monotonic() >= deadline:
                     raise LockedError(
-                        f"a promotion of {self.name} by {current['owner']} holds the lock until "
+                        f"a {self.activity} of {self.name} by {current['owner']} holds the lock until "
                         f"{_iso(current['expires'])}; retry after it ends (a dead holder's lock frees itself "
                         f"after {current.get('ttl_s', self.ttl_s):.0f} s)")
                 time.sleep(min(poll_s, max(0.0, deadline - time.monotonic())) + random.uniform(0, 0.1))
@@ -138,7 +142,7 @@ class Lease:
                 elif time.time() >= self.expires:
                     self.lost = f"the lease of {self.name} expired at {_iso(self.expires)}"
             if self.lost:
-                raise LeaseLost(f"{self.lost}; this promotion stopped before changing anything more")
+                raise LeaseLost(f"{self.lost}; this {self.activity} stopped before changing anything more")
 
     def release(self) -> None:
         """Stop renewing and free the lock if it is still ours (a lost lease frees nothing)."""

@@ -54,6 +54,12 @@ class Candidate:
     parity_tolerance: float
     lineage: dict = field(default_factory=dict)  # mlflow_run_id, pipeline_run_id, data_hash, ...
     mlflow_source: str | None = None           # artifact URI of the ONNX folder
+    files: dict[str, bytes] = field(default_factory=dict)  # the version's other files: labels.txt
+
+    def __post_init__(self):
+        if self.kind == "classifier" and "labels.txt" not in self.files:
+            raise ValueError(f"classifier candidate {self.name} has no labels.txt (its class names, which its "
+                             "config names as label_filename); pass files={'labels.txt': labels_bytes(classes)}")
 
     @property
     def sha256(self) -> str:
@@ -141,7 +147,8 @@ def _stage(c: Candidate, triton: Triton) -> float:
     """Load the candidate under a staging name from the request itself, check it, unload it."""
     staging = c.name + STAGING_SUFFIX
     triton.load(staging, config=_config_json(c.render_config(1).replace(f'"{c.name}"', f'"{staging}"')),
-                files={"file:1/model.onnx": c.onnx_path.read_bytes()})
+                files={"file:1/model.onnx": c.onnx_path.read_bytes(),
+                       **{f"file:1/{base}": data for base, data in c.files.items()}})
     try:
         return _check_probe(triton, c, staging, c.onnx_path)
     finally:
@@ -178,7 +185,7 @@ def _promote_locked(c: Candidate, ledger: Ledger, repo: Repository, triton: Trit
     try:
         metadata = {"model": c.name, "version": version, "kind": c.kind, "sha256": sha,
                     "mlflow_version": mlflow_version, "metrics": {c.metric: candidate_score}, **c.lineage}
-        repo.write_version(c.name, version, c.onnx_path, metadata)  # unreferenced until the config names it
+        repo.write_version(c.name, version, c.onnx_path, metadata, c.files)  # unreferenced until the config names it
         config_text = c.render_config(version)
         entry = {"files": integrity.manifest(repo, c.name, version, config_text), "config": config_text,
                  "mlflow_version": mlflow_version, "mlflow_source": source, "sha256": sha, "metric": c.metric,

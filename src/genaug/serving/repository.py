@@ -3,7 +3,10 @@
 Layout in the ``genaug-triton`` bucket (Triton reads ``s3://host:port/genaug-triton/models``):
     models/<name>/config.pbtxt               pins the served version
     models/<name>/<version>/model.onnx
-    models/<name>/<version>/metadata.json    lineage: MLflow run, pipeline run, metrics, data hash
+    models/<name>/<version>/metadata.json    lineage: MLflow run, pipeline run, metrics, dataset and
+                                             its version, data hash
+    models/<name>/<version>/labels.txt       a classifier's class names, one per line (the config's
+                                             label_filename), so clients get names from Triton
 
 Version folders are written before the config that names them, so an interrupted
 promotion leaves at most an orphaned folder that nothing serves.
@@ -54,6 +57,11 @@ def render_config(kind: str, name: str, version: int, spec, noise_dims=()) -> st
     return string.Template(path.read_text()).substitute(fields)
 
 
+def labels_bytes(classes) -> bytes:
+    """A classifier's labels.txt: class names in index order, one per line."""
+    return "".join(c.replace("\n", " ") + "\n" for c in classes).encode()
+
+
 def metadata_bytes(metadata: dict) -> bytes:
     """The exact bytes of a version's metadata.json (the ledger records their sha256)."""
     return json.dumps(metadata, indent=2, sort_keys=True).encode()
@@ -99,8 +107,12 @@ class Repository:
         self.store.get_file(self.bucket, self._key(name, version, "model.onnx"), dest)
         return Path(dest)
 
-    def write_version(self, name: str, version: int, onnx_path: str | Path, metadata: dict) -> None:
+    def write_version(self, name: str, version: int, onnx_path: str | Path, metadata: dict,
+                      files: dict[str, bytes] | None = None) -> None:
+        """The version's folder: model.onnx, then ``files`` (e.g. labels.txt), then metadata.json."""
         self.store.put_file(self.bucket, self._key(name, version, "model.onnx"), onnx_path)
+        for base, data in (files or {}).items():
+            self.store.put_bytes(self.bucket, self._key(name, version, base), data)
         self.store.put_bytes(self.bucket, self._key(name, version, "metadata.json"), metadata_bytes(metadata))
 
     def write_config(self, name: str, text: str) -> None:

@@ -14,8 +14,7 @@ import numpy as np
 from genaug import accel, catalog, generators
 from genaug.atomic import atomic_path
 from genaug.data import imageset
-from genaug.data.decoded import official_splits
-from genaug.data.sources import load_raw
+from genaug.data.decoded import reference_data
 from genaug.metrics import feature_net, generative, html, plots
 from genaug.metrics.features import extract
 from genaug.metrics.reference import reference
@@ -66,8 +65,7 @@ def evaluate_generator(data_path: str, generator_path: str, out_path: str, html_
         print(f"[genaug] generator metrics unavailable: {origin}", file=sys.stderr, flush=True)
         result = _unavailable(origin, metrics.fid_samples, metrics.fid_modes)
     else:
-        raw = (load_raw(spec, store=store) if spec.name in catalog.DATASETS
-               else official_splits(spec.name, data_meta["data_version"], store))
+        _, raw = reference_data(spec.name, data_meta.get("data_version") or "latest", store)
         fake_y = np.repeat(np.arange(spec.num_classes, dtype=np.int64), metrics.fid_samples // spec.num_classes)
         fake_x = generators.sample(module, fake_y, generators.accel_for(ckpt["meta"]["family"], acc), METRICS_SEED,
                                    progress="generate for FID", fast=len(fake_y) >= generators.FAST_FROM)

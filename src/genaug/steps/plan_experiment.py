@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 
-from genaug.atomic import atomic_path
 from genaug.experiment.plan import configurations, validate
 from genaug.params import resolve_pipeline_arguments, write_options
 
@@ -25,8 +24,7 @@ def plan_experiment(dataset: str, generator: str, profile: str, ratios: list, se
     config = resolve_pipeline_arguments({"dataset": dataset, "generator": generator, "profile": profile,
                                          "seed": p.generator_seed, **(sampling or {})})
     if options_path:
-        with atomic_path(options_path) as tmp:
-            write_options(config, str(tmp))
+        write_options(config, options_path)
     configs = configurations(p)
     return {**p.as_dict(), "configs": configs, "n_configs": len(configs),
             "synthesis_ratio": p.synthesis_ratio, "seconds": round(time.perf_counter() - t0, 3)}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from genaug import catalog
-from genaug.data import imageset
+from genaug.data import builtin, imageset
 from genaug.data.sources import load_raw
 from genaug.data.splits import content_hash, stratified_take, train_val_split
 from genaug.sections import LATEST_DATA, VAL_FRACTION, DataConfig
@@ -23,14 +23,18 @@ def prepare_data(out_path: str, parent_run_id: str = "", data_version: str = "",
     every run; the section may cap the train and test sizes (stratified too). fraction < 1
     keeps that share of the training images, stratified, for the small-data regime; the
     validation and test splits stay whole so that runs at every fraction are scored alike.
-    When an S3 endpoint is configured, the raw dataset is cached there and reused by
-    content hash. data_version (the version resolved by genaug.data.version) is recorded,
-    not used: in a pipeline it is what KFP caches this step by, with the section, so the
-    step takes no run id there.
+    data_version is the version the data_version step resolved: a registry version id (a
+    user's snapshot, or a built-in dataset's, genaug.data.builtin) is loaded as that
+    version; a label a run pinned, or a fingerprint without a store, reads the raw files
+    (local, the S3 cache, or a download). In a pipeline it is what KFP caches this step by,
+    with the section, so the step takes no run id there.
     """
     data = DataConfig.coerce(data)
     fraction = data.fraction
-    spec, pools, source = (_built_in(data) if data.built_in else _snapshot(data, data_version))
+    # A built-in dataset's registry version goes the way a user's does; a run's own label (or
+    # a step run without a store) reads the raw files.
+    by_files = data.built_in and not builtin.VERSION_ID.match(data_version or "")
+    spec, pools, source = _built_in(data) if by_files else _snapshot(data, data_version)
     (x_train, y_train), (x_val, y_val), (x_test, y_test) = pools
     # Cap train and val together so val stays 10% of what the section allows.
     train_idx, val_idx = np.arange(len(y_train)), np.arange(len(y_val))
@@ -77,15 +81,16 @@ def _built_in(data: DataConfig):
 def _snapshot(data: DataConfig, version: str):
     """(spec, ((x, y) of train, val, test), source) of a user dataset's version (its own
     splits), decoded once and then read from the S3 cache (genaug.data.decoded)."""
-    from genaug.data.decoded import load_version
+    from genaug.data.decoded import load_version, version_spec
 
     store = optional_store()
     if store is None or not version or version == LATEST_DATA:
         raise ValueError(f"dataset {data.dataset!r} is a snapshot: prepare_data needs the S3 store and the version "
                          "id that the data_version step resolves (run it through the pipeline, or pass one)")
     arrays, meta = load_version(data.dataset, version, store)
-    g = meta["geometry"]
-    spec = catalog.DatasetSpec(data.dataset, data.dataset, g["channels"], g["size"], g["size"], tuple(meta["classes"]),
-                               train_images=len(arrays["y_train"]) + len(arrays["y_val"]))
-    source = f"snapshot {data.dataset}@{version[:12]} (decoded tensors: {meta['decoded_cache']})"
+    spec = version_spec(data.dataset, meta, arrays)
+    if meta.get("kind") == builtin.KIND:
+        source = f"built-in version {data.dataset}@{version[:12]}, first loaded from {meta['first_source']}"
+    else:
+        source = f"snapshot {data.dataset}@{version[:12]} (decoded tensors: {meta['decoded_cache']})"
     return spec, tuple((arrays[f"x_{s}"], arrays[f"y_{s}"]) for s in ("train", "val", "test")), source

@@ -15,7 +15,7 @@ from genaug.services.store import promotion_store
 from genaug.services.triton import Triton
 from genaug.serving import scoring
 from genaug.serving.promote import Candidate, promote as run_promotion
-from genaug.serving.repository import classifier_model_name, generator_model_name, render_config
+from genaug.serving.repository import classifier_model_name, generator_model_name, labels_bytes, render_config
 from genaug.serving.scoring import CLASSIFIER_TOLERANCE, GENERATOR_TOLERANCE
 from genaug.steps.timing import timed_step
 from genaug.train.classifier import predict
@@ -56,7 +56,7 @@ def promote(role: str, data_path: str, onnx_path: str, export: dict, classifier_
     meta = export[role]
     lineage = {"pipeline_run_id": pipeline_run_id, "mlflow_parent_run_id": parent_run_id,
                "mlflow_run_id": export.get("mlflow_run_id"), "data_hash": data_meta["content_hash"],
-               "dataset": spec.name}
+               "dataset": spec.name, "data_version": data_meta.get("data_version") or None}
     cand = (_generator(spec, Path(onnx_path), meta, lineage, classifier_real_path) if role == "generator"
             else _classifier(spec, Path(onnx_path), meta, lineage, arrays))
     decision = run_promotion(cand, promotion_store(), Triton(), promotion.margin, promotion.floor,
@@ -119,7 +119,8 @@ def _classifier(spec, onnx_path: Path, meta: dict, lineage: dict, arrays: dict) 
         metric="test_accuracy", score=scoring.classifier_accuracy(arrays["x_test"], arrays["y_test"]),
         probe=scoring.classifier_probe(arrays["x_test"][:8]), probe_tolerance=CLASSIFIER_TOLERANCE,
         parity=float(meta["max_abs_diff"]), parity_tolerance=CLASSIFIER_TOLERANCE,
-        lineage={**lineage, "variant": meta.get("variant")}, mlflow_source=meta.get("artifact_uri"))
+        lineage={**lineage, "variant": meta.get("variant")}, mlflow_source=meta.get("artifact_uri"),
+        files={"labels.txt": labels_bytes(spec.classes)})
 
 
 def verdict_line(d: dict) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from genaug.atomic import atomic_path
 from genaug.params import resolve_pipeline_arguments, write_options
 from genaug.steps.timing import timed_step
 
@@ -14,6 +13,5 @@ def resolve_config(parameters: dict, out_path: str) -> dict:
     Returns {"config": the RunConfig as a dict, "parameters": the parameters as resolved};
     raises genaug.params.ParamError naming every bad value."""
     config = resolve_pipeline_arguments(parameters)
-    with atomic_path(out_path) as tmp:
-        write_options(config, str(tmp))
+    write_options(config, out_path)
     return {"config": config.as_dict(), "parameters": config.parameters()}
