@@ -54,7 +54,7 @@ def ours(root: Path):
     geometry = Geometry(32, 3, True)
 
     def run():
-        decode_many([f.read_bytes for f in files], [str(f) for f in files], geometry, desc="bench decode")
+        decode_many(files, Path.read_bytes, [str(f) for f in files], geometry, desc="bench decode")
     return run
 
 

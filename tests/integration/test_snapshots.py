@@ -191,7 +191,7 @@ def test_a_version_decodes_into_uint8_tensors_once_then_comes_from_the_cache(tmp
     from genaug.data.decoded import cache_key, load_version
     from genaug.data.imagefile import Geometry
 
-    folder = make_folder(tmp_path / "src")
+    folder = make_folder(tmp_path / "src", salt=42)  # its own images: one is damaged below
     report = snapshots.snapshot(name, str(folder), store)
     arrays, meta = load_version(name, report["version"], store)
     assert meta["decoded_cache"] == "miss" and meta["classes"] == list(CLASSES)
@@ -207,6 +207,13 @@ def test_a_version_decodes_into_uint8_tensors_once_then_comes_from_the_cache(tmp
     store.put_bytes(DATASETS_BUCKET, key, b"not an npz")
     repaired, meta = load_version(name, report["version"], store)
     assert meta["decoded_cache"] == "miss" and all(np.array_equal(repaired[k], arrays[k]) for k in arrays)
+    # A stored image that no longer matches its hash is refused, naming the file; nothing is cached.
+    entry = snapshots.load_manifest(name, report["version"], store)[0]["entries"][0]
+    store.delete(DATASETS_BUCKET, key)
+    store.put_bytes(DATASETS_BUCKET, snapshots.object_key(entry["sha256"]), b"swapped bytes")
+    with pytest.raises(Exception, match=f"{entry['path']}: .*is corrupt.*snapshot the source again"):
+        load_version(name, report["version"], store)
+    assert not store.exists(DATASETS_BUCKET, key)
 
 
 def test_grey_images_of_a_kept_size_stay_as_they_are(tmp_path, store, name):

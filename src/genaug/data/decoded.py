@@ -8,12 +8,13 @@ found and decoded again instead of trained on.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 import tempfile
 import multiprocessing
+from collections import deque
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -28,11 +29,12 @@ from genaug.services.names import DATASETS_BUCKET
 from genaug.services.store import StoreError
 from genaug.train.progress import bar
 
-# Fetching waits on disk or the network: threads. Decoding is CPU work under the GIL for
-# small images: processes, each decoding a chunk of images into one array.
-FETCHERS = max(4, 2 * (os.cpu_count() or 2))
+# Fetching waits on disk or the network: threads (in each decoding process). Decoding is
+# CPU work under the GIL for small images: processes, each decoding a chunk into one array.
+FETCHERS = 4
 DECODERS = os.cpu_count() or 2
 CHUNK = 64
+IN_FLIGHT = 2  # chunks queued per decoding process: one decoding, one waiting
 _POOL: ProcessPoolExecutor | None = None
 _POOL_WORKERS = 0
 
@@ -46,36 +48,65 @@ def _decoders(workers: int) -> ProcessPoolExecutor:
         if _POOL is not None:
             _POOL.shutdown(wait=False)
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["genaug.data.imagefile"])
+        context.set_forkserver_preload(["genaug.data.decoded"])
         _POOL, _POOL_WORKERS = ProcessPoolExecutor(max_workers=workers, mp_context=context), workers
     return _POOL
 
 
-def decode_many(reads: list[Callable[[], bytes]], names: list[str], geometry: Geometry,
+def decode_many(sources: list, fetch: Callable[[object], bytes], names: list[str], geometry: Geometry,
                 workers: int = DECODERS, desc: str = "decode") -> np.ndarray:
-    """uint8 [N, C, S, S]: ``reads[i]()`` decoded into slot i; chunks of CHUNK images are
-    fetched by threads and decoded by ``workers`` processes."""
-    out = np.empty((len(reads), geometry.channels, geometry.size, geometry.size), dtype=np.uint8)
-    pool = _decoders(max(1, workers))
-    with ThreadPoolExecutor(max_workers=FETCHERS) as fetch, bar(len(reads), desc, "image") as progress:
-        def fetched(start: int) -> list[tuple[bytes, str]]:
-            return list(zip(fetch.map(lambda read: read(), reads[start:start + CHUNK]), names[start:start + CHUNK]))
+    """uint8 [N, C, S, S]: ``fetch(sources[i])`` decoded into slot i.
 
-        futures = {start: pool.submit(decode_chunk, fetched(start), geometry) for start in range(0, len(reads), CHUNK)}
-        for start, future in futures.items():
-            chunk = future.result()
-            out[start:start + len(chunk)] = chunk
-            progress.update(len(chunk))
+    The decoding processes fetch their own inputs (``fetch`` must pickle: a module-level
+    function or a functools.partial of one), so compressed bytes never pass through this
+    process; each fetches a chunk of CHUNK with FETCHERS threads, then decodes it. At most
+    IN_FLIGHT chunks per process are queued, so memory holds a few chunks, not the dataset."""
+    out = np.empty((len(sources), geometry.channels, geometry.size, geometry.size), dtype=np.uint8)
+    workers = max(1, workers)
+    pool = _decoders(workers)
+    pending: deque = deque()
+
+    def collect() -> None:
+        start, future = pending.popleft()
+        chunk = future.result()
+        out[start:start + len(chunk)] = chunk
+        progress.update(len(chunk))
+
+    with bar(len(sources), desc, "image") as progress:
+        for start in range(0, len(sources), CHUNK):
+            pending.append((start, pool.submit(_fetch_and_decode, fetch, sources[start:start + CHUNK],
+                                               names[start:start + CHUNK], geometry)))
+            while len(pending) > IN_FLIGHT * workers:
+                collect()
+        while pending:
+            collect()
     return out
 
 
-def _checked_object(store, entry: dict) -> bytes:
-    """An image's stored bytes, checked against the sha256 its manifest records."""
-    data = store.get_bytes(DATASETS_BUCKET, object_key(entry["sha256"]))
-    if hashlib.sha256(data).hexdigest() != entry["sha256"]:
-        raise StoreError(f"s3://{DATASETS_BUCKET}/{object_key(entry['sha256'])} ({entry['path']}) does not match its "
-                         "recorded sha256; snapshot the source again to store it anew")
-    return data
+def _fetch_and_decode(fetch: Callable[[object], bytes], sources: list, names: list[str],
+                      geometry: Geometry) -> np.ndarray:
+    """One chunk, in a decoding process: fetched by threads (waiting on disk or the network),
+    then decoded."""
+    global _FETCH_THREADS
+    if _FETCH_THREADS is None:  # one per decoding process, for its life
+        _FETCH_THREADS = ThreadPoolExecutor(max_workers=FETCHERS, thread_name_prefix="fetch")
+    return decode_chunk(list(zip(_FETCH_THREADS.map(fetch, sources), names)), geometry)
+
+
+_STORES: dict = {}
+_FETCH_THREADS: ThreadPoolExecutor | None = None
+
+
+def fetch_checked(config, entry: dict) -> bytes:
+    """An image's stored bytes (the store at ``config``, an S3Config), checked against the
+    sha256 its manifest entry records; one client per process."""
+    from genaug.services.store import Store
+
+    store = _STORES.get(config) or _STORES.setdefault(config, Store(config))
+    try:
+        return store.get_bytes(DATASETS_BUCKET, object_key(entry["sha256"]), expected_sha256=entry["sha256"])
+    except StoreError as err:
+        raise StoreError(f"{entry['path']}: {err}; snapshot the source again to store it anew") from err
 
 
 def version_spec(name: str, meta: dict, arrays: dict[str, np.ndarray]):
@@ -140,8 +171,8 @@ def load_version(name: str, version: str, store, workers: int = DECODERS) -> tup
         arrays = {}
         for split in SPLITS:
             entries = [e for e in manifest["entries"] if e["split"] == split]
-            reads = [lambda e=e: _checked_object(store, e) for e in entries]
-            arrays[f"x_{split}"] = decode_many(reads, [e["path"] for e in entries], geometry, workers,
+            arrays[f"x_{split}"] = decode_many(entries, partial(fetch_checked, store.config),
+                                               [e["path"] for e in entries], geometry, workers,
                                                f"decode {split}")
             arrays[f"y_{split}"] = np.array([label[e["class"]] for e in entries], dtype=np.int64)
         imageset.save(str(path), arrays, meta)

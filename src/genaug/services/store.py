@@ -250,9 +250,11 @@ class Store:
                                  f"delete it and rerun the step that writes it")
         return got
 
-    def get_bytes(self, bucket: str, key: str) -> bytes:
+    def get_bytes(self, bucket: str, key: str, expected_sha256: str | None = None) -> bytes:
+        """The object's bytes, checked against ``expected_sha256`` if given (one request),
+        else against the hash recorded at upload."""
         buf = io.BytesIO()
-        recorded = self.recorded_sha256(bucket, key)
+        recorded = expected_sha256 or self.recorded_sha256(bucket, key)
         got = self._hash_object(bucket, key, buf)
         if recorded and got != recorded:
             raise StoreError(f"s3://{bucket}/{key} is corrupt: sha256 {got} != recorded {recorded}; "
