@@ -4,6 +4,7 @@
     genaug step prepare_data --data '{"dataset": "mnist", "max_train": 1200}' --out-path /tmp/data.npz
     genaug validate --generator dcgan ...          the parameter check alone
     genaug data snapshot NAME SOURCE | list | show NAME[@VERSION] | diff NAME A B   your own datasets
+    genaug data export fashion_mnist OUT --size 64 --colour [--cut Shirt=0.1]     a built-in one as files
     genaug infer generator --model M --labels 0,1,2 --out grid.png
     genaug infer classifier --model M IMAGE...     class names and probabilities
     genaug promote --rollback MODEL                serve the previous version again

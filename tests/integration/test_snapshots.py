@@ -269,3 +269,14 @@ def test_file_names_in_any_script_are_kept(tmp_path, store, name):
     report = snapshots.snapshot(name, str(folder), store)
     manifest, _ = snapshots.load_manifest(name, report["version"], store)
     assert "bolt/schraube-ü-螺栓.png" in {e["path"] for e in manifest["entries"]}
+
+
+def test_a_version_too_large_for_memory_is_refused_before_decoding(tmp_path, store, name, monkeypatch):
+    from genaug.data import memory
+    from genaug.data.decoded import load_version
+
+    report = snapshots.snapshot(name, str(make_folder(tmp_path / "src", salt=43)), store)
+    monkeypatch.setattr(memory, "available_memory", lambda: 100_000)  # 40 KB for the dataset: 120 images do not fit
+    with pytest.raises(memory.MemoryLimitError, match=f"dataset {name}@{report['version'][:12]}: 120 images of 3x32x32"):
+        load_version(name, report["version"], store)
+    assert not [k for k in store.list(DATASETS_BUCKET, f"registry/{name}/") if "decoded-" in k]

@@ -4,6 +4,8 @@
     genaug data list
     genaug data show NAME[@VERSION]          VERSION: latest (default), a label or an id
     genaug data diff NAME A B
+    genaug data limits                       how many images fit in memory, per size
+    genaug data export DATASET OUT [--size 64] [--format jpg|png|webp] [--colour] [--cut CLASS=SHARE ...]
 
 Versions live in the stack's S3 store (``.genaug/stack.env`` locally).
 """
@@ -38,7 +40,37 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("name")
     d.add_argument("a")
     d.add_argument("b")
+    sub.add_parser("limits", help="how many images fit in memory at each size, here and on 24 and 80 GB machines")
+    ex = sub.add_parser("export", help="write a built-in dataset as train/ and test/ class folders of image files")
+    ex.add_argument("dataset", help="fashion_mnist, mnist or cifar10")
+    ex.add_argument("out", help="a new folder")
+    ex.add_argument("--size", type=int, default=64, help="side in pixels (Lanczos resize), default 64")
+    ex.add_argument("--format", default="jpg", help="jpg (default), png or webp")
+    ex.add_argument("--colour", action="store_true", help="grey images written as RGB")
+    ex.add_argument("--cut", action="append", default=[], metavar="CLASS=SHARE",
+                    help="keep only this share of a class's training images, e.g. Shirt=0.1 (repeatable)")
     return parser
+
+
+def _export(args) -> int:
+    from pathlib import Path
+
+    from genaug import catalog
+    from genaug.data.export import export, parse_cuts
+    from genaug.data.sources import load_raw
+    from genaug.services.store import Store, StoreError
+
+    spec = catalog.dataset(args.dataset)
+    try:
+        store = Store()
+    except StoreError:
+        store = None  # no stack: the local files or a download
+    counts = export(spec, load_raw(spec, store=store), Path(args.out), args.size, args.format, args.colour,
+                    parse_cuts(args.cut, spec))
+    for split, per_class in counts.items():
+        print(f"  {split}: " + ", ".join(f"{c} {n}" for c, n in per_class.items()), file=sys.stderr)
+    print(args.out)
+    return 0
 
 
 def _counts_table(counts: dict, classes: list[str]) -> list[str]:
@@ -65,6 +97,20 @@ def main(argv: list[str]) -> int:
 
     args = _parser().parse_args(argv)
     load_stack_env()
+    if args.command == "limits":
+        from genaug.data.memory import limits_table
+
+        print(limits_table())
+        return 0
+    if args.command == "export":
+        from genaug.data.export import ExportError
+        from genaug.data.sources import DataNotFound
+
+        try:
+            return _export(args)
+        except (ExportError, DataNotFound, StoreError, ValueError) as err:
+            print(f"genaug: {err}", file=sys.stderr)
+            return 2
     try:
         store = Store()
         if args.command == "snapshot":

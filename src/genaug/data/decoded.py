@@ -21,7 +21,7 @@ from typing import Callable
 import numpy as np
 
 from genaug import catalog
-from genaug.data import builtin, imageset
+from genaug.data import builtin, imageset, memory
 from genaug.data.folders import SPLITS
 from genaug.data.imagefile import Geometry, decode_chunk
 from genaug.data.snapshots import REGISTRY, load_manifest, object_key
@@ -155,6 +155,7 @@ def load_version(name: str, version: str, store, workers: int = DECODERS) -> tup
                         "name": name, "decoded_cache": "hit", "kind": builtin.KIND, "first_source": manifest.get("source")}
     g = manifest["geometry"]
     geometry = Geometry(g["size"], g["channels"], g["resized"])
+    memory.check(f"dataset {name}@{version[:12]}", len(manifest["entries"]), geometry.channels, geometry.size)
     key = cache_key(name, version, geometry)
     meta = {"classes": manifest["classes"], "geometry": g, "version": version, "name": name}
     with tempfile.TemporaryDirectory() as tmp:
