@@ -337,3 +337,22 @@ def test_only_the_s3_api_answers_reads_and_writes(stack):
                 status = "closed"
             assert status == "closed" or status >= 400, f"{name} answered {method} {path} with {status}"
     assert _s3(stack, role="triton").get_object(TRITON_BUCKET, "models/README.txt").read()  # S3 still serves
+
+
+def test_many_buckets_take_writes_whatever_the_free_disk(stack):
+    """Every bucket is a SeaweedFS collection with a volume of its own. Sized from free disk
+    (1 GiB a volume), the server refused the Nth bucket's first write with HTTP 500 on a disk
+    with fewer than N GB free; its slots are set (genaug.stack.seaweed.VOLUME_SLOTS)."""
+    s3 = _s3(stack, role="admin")
+    buckets = [f"genaug-test-slots-{i:02d}" for i in range(40)]
+    try:
+        for bucket in buckets:
+            if not s3.bucket_exists(bucket):
+                s3.make_bucket(bucket)
+            s3.put_object(bucket, "one", io.BytesIO(b"1"), 1)
+    finally:
+        for bucket in buckets:
+            if s3.bucket_exists(bucket):
+                for item in s3.list_objects(bucket, recursive=True):
+                    s3.remove_object(bucket, item.object_name)
+                s3.remove_bucket(bucket)

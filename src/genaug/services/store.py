@@ -107,6 +107,11 @@ class Store:
                 return StoreError(f"missing object while {what} on {where} ({err.code}); "
                                   f"rerun the step that writes it")
             return StoreError(f"{where} answered {err.code} while {what}: {err.message}")
+        if isinstance(getattr(err, "reason", None), urllib3.exceptions.ResponseError):
+            # Retries ran out on 5xx answers: the server is up, so `make up` is the wrong advice.
+            return StoreError(f"{where} kept failing while {what} ({err.reason}); it is running but cannot "
+                              f"serve this: read its log (local stack: .genaug/logs/s3.log, where a full "
+                              f"disk or 'no free volumes left' are the usual causes)")
         return StoreError(f"cannot reach {where} while {what} ({type(err).__name__}: {err}); "
                           f"start it with `make up` or fix GENAUG_S3_ENDPOINT")
 

