@@ -1,6 +1,7 @@
 # genaug: generative data augmentation on Kubeflow Pipelines.
 #   make pipeline [DATASET=fashion_mnist] [GEN=dcgan] [CLASSIFIER=cnn] [PROFILE=quick] [SEED=0] [RATIO=0.5] [FRACTION=1]
 #                 [MARGIN=0] [FLOOR=0.2] [DATA_VERSION=latest] [CACHE=1] [DRY_RUN=1]
+#                 [RESOLUTION=32|64|128] [SYNTH=ratio|balance] [SYNTH_TARGET=n] [GATE_METRIC=accuracy|macro_f1|..]
 #                 [STEPS=K] [ETA=e] [GUIDANCE=w]   (diffusion sampling; defaults: the profile's, below)
 #   make experiment [DATASET=..] [GEN=..] [PROFILE=quick] [RATIOS=r,..] [SEEDS=s,..]
 #                   [CLASSIFIERS=c,..] [FRACTIONS=f,..] [FILTER=0]   (lists: the profile's, below)
@@ -21,7 +22,8 @@
 # tests/unit/test_params.py checks this list against that module and the pipeline's signature.
 RUN_PARAMS := dataset=DATASET generator=GEN classifier=CLASSIFIER profile=PROFILE seed=SEED ratio=RATIO \
               margin=MARGIN floor=FLOOR sample_steps=STEPS eta=ETA guidance=GUIDANCE fraction=FRACTION \
-              data_version=DATA_VERSION data_source=DATA_SOURCE
+              data_version=DATA_VERSION data_source=DATA_SOURCE resolution=RESOLUTION synth=SYNTH \
+              synth_target=SYNTH_TARGET gate_metric=GATE_METRIC
 run_var = $(lastword $(subst =, ,$(1)))
 RUN_VARS := $(foreach p,$(RUN_PARAMS),$(call run_var,$(p)))
 # DRY_RUN=1: make pipeline prints the resolved configuration (run_options.json) and stops.
@@ -82,7 +84,7 @@ DEBIAN_FMNIST := /usr/share/datasets/fashion-mnist
 .DEFAULT_GOAL := help
 
 help:
-	@sed -n '2,17p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,18p' Makefile | sed 's/^# \{0,1\}//'
 	@echo
 	@echo "Run parameters (src/genaug/params.py):"
 	@PYTHONPATH=src $(PYTHON) -c 'from genaug.params import parameters_help; print(parameters_help())'

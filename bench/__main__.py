@@ -1,7 +1,7 @@
 """``python -m bench [names...]`` (or ``make bench``): every benchmark in turn, on this
 machine, each printing its figures and ratio and writing bench/results/<name>.json; a
 summary table of the ratios at the end. Names: data_loading, gan_step, diffusion_step,
-sampling, fid_features, serving, promotion, data_versions, pipeline_overhead."""
+sampling, fid_features, serving, promotion, data_versions, pipeline_overhead, resolution."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sys
 import time
 
 ORDER = ("data_loading", "gan_step", "diffusion_step", "sampling", "fid_features", "serving", "promotion",
-         "data_versions", "pipeline_overhead")
+         "data_versions", "pipeline_overhead", "resolution")
 
 
 def main(argv: list[str]) -> int:

@@ -44,7 +44,7 @@ def _candidate(name: str, onnx: Path, x: np.ndarray, y: np.ndarray) -> Candidate
     """A candidate from a new pipeline run each time (one run's retry would be a repeat)."""
     return Candidate(name=name, kind="classifier", onnx_path=onnx, lineage={"pipeline_run_id": uuid.uuid4().hex},
                      render_config=lambda v: render_config("classifier", name, v, SPEC),
-                     metric="test_accuracy", score=scoring.classifier_accuracy(x, y),
+                     metric="test_accuracy", score=scoring.classifier_score(x, y),
                      probe=scoring.classifier_probe(x[:8]), probe_tolerance=1e-3, parity=0.0, parity_tolerance=1e-3)
 
 

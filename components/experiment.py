@@ -55,7 +55,7 @@ def arm_data(options: Input[Artifact], fraction: float) -> dict:
 
     from genaug.params import load_options
 
-    return replace(load_options(options.path).data, fraction=float(fraction)).as_dict()
+    return replace(load_options(options.path).data, fraction=float(fraction)).task_input()
 
 
 @component
@@ -66,7 +66,7 @@ def fid_reference(options: Input[Artifact], parent_run_id: str) -> dict:
 
     run = load_options(options.path)
     return get("fid_reference")(run.data.dataset, parent_run_id=parent_run_id, version=run.data.version,
-                                metrics=run.metrics)
+                                metrics=run.metrics, data=run.data)
 
 
 @component

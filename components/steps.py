@@ -27,10 +27,9 @@ def resolve_config(parameters: dict, options: Output[Artifact]) -> dict:
     # Unset sampler settings (a GAN's) are left out: KFP metadata holds no nulls.
     options.metadata.update({**{k: v for k, v in meta["parameters"].items() if v is not None},
                              "seconds": meta["seconds"]})
-    # prepare_data is cached by this section; the source is not in it, since prepare_data reads
-    # the version the data_version step resolved: a scheduled run that snapshots an unchanged
-    # source and a run that names that version share one prepared copy.
-    return {k: v for k, v in meta["config"]["data"].items() if k != "source"}
+    from genaug.sections import DataConfig
+
+    return DataConfig.from_dict(meta["config"]["data"]).task_input()
 
 
 @component
@@ -82,12 +81,13 @@ def train_generator(data: Input[Dataset], options: Input[Artifact], parent_run_i
 
 @component
 def synthesize(model: Input[Model], data: Input[Dataset], ratio: float, seed: int, parent_run_id: str,
-               synthetic: Output[Dataset]):
-    """ratio * n_real labelled synthetic images, class-balanced."""
+               synthetic: Output[Dataset], mode: str = "ratio", target: int = 0):
+    """ratio * n_real labelled synthetic images, class-balanced; or with mode "balance" each
+    class's top-up to the largest class (or to ``target`` images; 0: unset)."""
     from genaug.steps import get
 
     synthetic.metadata.update(get("synthesize")(model.path, data.path, ratio, seed, synthetic.path,
-                                                parent_run_id=parent_run_id))
+                                                parent_run_id=parent_run_id, mode=mode, target=target or None))
 
 
 @component
@@ -102,7 +102,8 @@ def train_classifier(data: Input[Dataset], options: Input[Artifact], parent_run_
     meta = get("train_classifier")(data.path, model.path, curves.path,
                                    synthetic.path if synthetic is not None else "", run.synthesis.ratio,
                                    parent_run_id=parent_run_id, synthetic_only=synthetic_only,
-                                   classifier=run.classifier, seed=run.seed)
+                                   classifier=run.classifier, seed=run.seed, synth_mode=run.synthesis.mode,
+                                   synth_target=run.synthesis.target)
     model.metadata.update(meta)
 
 

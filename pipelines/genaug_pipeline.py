@@ -44,6 +44,10 @@ def genaug_pipeline(
     fraction: float = default("fraction"),
     data_version: str = default("data_version"),
     data_source: str = default("data_source"),
+    resolution: int = default("resolution"),
+    synth: str = default("synth"),
+    synth_target: int = default("synth_target"),
+    gate_metric: str = default("gate_metric"),
     accelerator_type: str = settings.ACCELERATOR_TYPE,
     accelerator_count: int = settings.ACCELERATOR_COUNT,
 ):
@@ -69,14 +73,14 @@ def genaug_pipeline(
         data.set_display_name("prepare data")
         gen = steps.train_generator(data=data.outputs["data"], options=options,
                                     parent_run_id=parent).set_display_name("train generator")
-        synth = steps.synthesize(model=gen.outputs["model"], data=data.outputs["data"], ratio=ratio, seed=seed,
-                                 parent_run_id=parent)
+        synthesized = steps.synthesize(model=gen.outputs["model"], data=data.outputs["data"], ratio=ratio, seed=seed,
+                                       parent_run_id=parent, mode=synth, target=synth_target)
         clf_real = steps.train_classifier(data=data.outputs["data"], options=options, parent_run_id=parent)
         clf_real.set_display_name("classifier on real data")
-        clf_aug = steps.train_classifier(data=data.outputs["data"], synthetic=synth.outputs["synthetic"],
+        clf_aug = steps.train_classifier(data=data.outputs["data"], synthetic=synthesized.outputs["synthetic"],
                                          options=options, parent_run_id=parent)
         clf_aug.set_display_name("classifier on real + synthetic")
-        clf_synth = steps.train_classifier(data=data.outputs["data"], synthetic=synth.outputs["synthetic"],
+        clf_synth = steps.train_classifier(data=data.outputs["data"], synthetic=synthesized.outputs["synthetic"],
                                            synthetic_only=True, options=options, parent_run_id=parent)
         clf_synth.set_display_name("classifier on synthetic only (CAS)")
         quality = steps.evaluate_generator(data=data.outputs["data"], generator=gen.outputs["model"],
@@ -84,7 +88,7 @@ def genaug_pipeline(
         quality.set_display_name("generator metrics (FID, KID, precision/recall)")
         ev = steps.evaluate(data=data.outputs["data"], classifier_real=clf_real.outputs["model"],
                             classifier_augmented=clf_aug.outputs["model"],
-                            classifier_synthetic=clf_synth.outputs["model"], synthetic=synth.outputs["synthetic"],
+                            classifier_synthetic=clf_synth.outputs["model"], synthetic=synthesized.outputs["synthetic"],
                             parent_run_id=parent)
         # The generator is exported and promoted as soon as it (and, for the promotion, the
         # classifier that judges it) exists: beside synthesis, not after every classifier.
@@ -107,7 +111,7 @@ def genaug_pipeline(
         # from inside an exit handler (pipelines/run_local.py finds it in the pipeline root).
         steps.report(
             options=options, run=run.outputs["run"], data=data.outputs["data"],
-            generator=gen.outputs["model"], synthetic=synth.outputs["synthetic"],
+            generator=gen.outputs["model"], synthetic=synthesized.outputs["synthetic"],
             classifier_real=clf_real.outputs["model"], classifier_augmented=clf_aug.outputs["model"],
             classifier_synthetic=clf_synth.outputs["model"],
             evaluation=ev.outputs["report"], generator_metrics=quality.outputs["report"],

@@ -67,6 +67,16 @@ GENERATORS: dict[str, str] = {
     "ddim": "diffusion",
 }
 
+# vanilla_gan is a fully connected GAN: above this side its last layer alone would hold
+# 16w * 3 * 128^2 weights (100M at width 32), and it has nothing to say about large images
+# that the convolutional GANs do not say better. Larger images are refused.
+MLP_GAN_MAX_SIDE = 64
+
+
+def mlp_too_large(height: int, width: int) -> str:
+    return (f"vanilla_gan is a fully connected GAN for images up to {MLP_GAN_MAX_SIDE}x{MLP_GAN_MAX_SIDE}; these "
+            f"are {height}x{width}: use GEN=dcgan or GEN=wgan_gp, or RESOLUTION={MLP_GAN_MAX_SIDE}")
+
 # transfer: ResNet-18, fine-tuned from ImageNet weights when a copy is available (meant for GPUs).
 CLASSIFIERS: tuple[str, ...] = ("shallow_mlp", "deep_mlp", "cnn", "transfer")
 
@@ -101,10 +111,15 @@ def dataset(name: str) -> DatasetSpec:
 
 
 def dataset_spec(name: str, meta: dict | None = None) -> DatasetSpec:
-    """The spec of ``name``: a built-in dataset's, or a user dataset version's from the
-    metadata that its prepared data and checkpoints carry ("classes", "shape")."""
-    if name in DATASETS or not (meta and meta.get("classes") and meta.get("shape")):
+    """The spec of ``name``: a built-in dataset's, or a user dataset version's, from the
+    metadata that its prepared data and checkpoints carry ("classes", "shape"): a built-in
+    dataset at the side a run asked for has its own classes at that shape."""
+    if not (meta and meta.get("classes") and meta.get("shape")):
         return dataset(name)
     channels, height, width = (int(v) for v in meta["shape"])
+    if name in DATASETS:  # its own title and mirroring, at the side the run chose
+        from dataclasses import replace
+
+        return replace(dataset(name), height=height, width=width)
     return DatasetSpec(name, name, channels, height, width, tuple(meta["classes"]),
                        train_images=int(meta.get("n_train_full") or 0))

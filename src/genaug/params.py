@@ -19,7 +19,7 @@ import math
 import sys
 from dataclasses import dataclass, fields, replace
 
-from genaug.catalog import DATASETS, GENERATORS, choose
+from genaug.catalog import DATASETS, GENERATORS, MLP_GAN_MAX_SIDE, choose, mlp_too_large
 from genaug.profiles import PROFILES
 from genaug.sections import (ClassifierConfig, ConfigError, DataConfig, DiffusionConfig, GanConfig, MetricsConfig,
                              PromotionConfig, SamplerConfig, SynthesisConfig, sampler_fits)
@@ -87,6 +87,17 @@ PARAMETERS: tuple[Parameter, ...] = (
     Parameter("data_source", "DATA_SOURCE", str, "data.source", "DATA_SOURCE=s3://incoming/parts/",
               "your dataset only: an S3 prefix (or folder) of class folders that the run snapshots first; new "
               "images make a new version, an unchanged source reuses the cached one."),
+    Parameter("resolution", "RESOLUTION", int, "data.resolution", "RESOLUTION=64",
+              "image side in pixels, 32, 64 or 128; unset: a built-in dataset's own, your data's derived from its "
+              "images (at most the profile's: smoke 32, quick 64, full 128)", kfp_unset=0),
+    Parameter("synth", "SYNTH", str, "synthesis.mode", "SYNTH=balance",
+              "ratio (RATIO synthetic per real image, the same per class) or balance (top every class up to the "
+              "largest, or to SYNTH_TARGET)."),
+    Parameter("synth_target", "SYNTH_TARGET", int, "synthesis.target", "SYNTH_TARGET=6000",
+              "SYNTH=balance only: images per class after the top-up; unset: the largest class's count",
+              kfp_unset=0),
+    Parameter("gate_metric", "GATE_METRIC", str, "promotion.metric", "GATE_METRIC=macro_f1",
+              "what promotion compares classifiers on: accuracy, macro_f1 or balanced_accuracy."),
 )
 BY_NAME = {p.name: p for p in PARAMETERS}
 # The sections a RunConfig holds, in order; gan or diffusion and sampler are None when the
@@ -251,7 +262,9 @@ def resolve(params: dict | None = None) -> RunConfig:
     synthesis = section("synthesis", SynthesisConfig())
     classifier = section("classifier", profile.classifier)
     promotion = section("promotion", PromotionConfig())
-    if data is not None and synthesis is not None and data.built_in:  # a user dataset's size is the registry's
+    if data is not None and run["generator"] == "vanilla_gan" and (data.resolution or 0) > MLP_GAN_MAX_SIDE:
+        problems.append(mlp_too_large(data.resolution, data.resolution))
+    if data is not None and synthesis is not None and data.built_in and synthesis.mode == "ratio":  # a user dataset's size is the registry's
         problems += _synthetic_count_problems(data, synthesis.ratio, profile.name)
     if problems:
         raise ConfigError("; ".join(problems))

@@ -28,9 +28,16 @@ DATA_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 # The validation split: a stratified share of the official training split, the same for every run.
 VAL_FRACTION = 0.1
 SAMPLERS = ("ddpm", "ddim")
+SYNTH_MODES = ("ratio", "balance")
+GATE_METRICS = ("accuracy", "macro_f1", "balanced_accuracy")
 SCHEDULES = ("linear", "cosine")
 FID_NETWORKS = ("inception", "stand-in")
 FID_MODES = ("clean", "legacy_tensorflow", "legacy_pytorch")
+# The image sides a run may ask for (RESOLUTION); unset, a built-in dataset keeps its native
+# 28 or 32 px and a user dataset's side is derived from its images (genaug.data.resolution).
+RESOLUTIONS = (32, 64, 128)
+# The image side a profile's UNet levels are written for (genaug.sections.DiffusionConfig.unet_args).
+UNET_BASE_SIDE = 32
 
 
 class ConfigError(ValueError):
@@ -133,6 +140,10 @@ class DataConfig(Section):
         is cached by: it reads the version that step resolved.
     max_train, max_test: at most this many official training (validation included) and
         test images, stratified; None keeps them all.
+    resolution: the image side in pixels, one of RESOLUTIONS; None: a built-in dataset's
+        native side, or a user dataset's derived from its images, at most ``max_resolution``.
+    max_resolution: the profile's cap on a derived side (what a profile can afford; an
+        asked-for ``resolution`` is not capped).
     """
 
     dataset: str = "fashion_mnist"
@@ -141,10 +152,18 @@ class DataConfig(Section):
     max_train: int | None = None
     max_test: int | None = None
     source: str = ""
+    resolution: int | None = None
+    max_resolution: int = 64
 
     def __post_init__(self):
         problems = [p for p in [dataset_problem(self.dataset),
                                 data_source_problem(self.source, self.dataset, self.version)] if p]
+        for name in ("resolution", "max_resolution"):
+            value = getattr(self, name)
+            if not (value is None and name == "resolution") and value not in RESOLUTIONS:
+                problems.append(f"{name} {value!r} must be one of {', '.join(map(str, RESOLUTIONS))} (pixels a side)"
+                                + (", or unset to derive it from the data, e.g. RESOLUTION=64" if name == "resolution"
+                                   else ""))
         if not (_finite(self.fraction) and 0.0 < self.fraction <= 1.0):
             problems.append(f"fraction {self.fraction!r} must be in (0, 1]: the share of the real training "
                             "images to use, e.g. FRACTION=0.1")
@@ -155,6 +174,14 @@ class DataConfig(Section):
             if value is not None and not (isinstance(value, int) and value >= 10):
                 problems.append(f"{name}={value!r} must be None (all images) or an integer >= 10")
         _raise("", problems)
+
+    def task_input(self) -> dict:
+        """The section as prepare_data's KFP input, what that task is cached by: without the
+        source (prepare_data reads the version the data_version step resolved, so a scheduled
+        run that snapshots an unchanged source and a run that names that version share one
+        prepared copy) and without unset values (KFP passes no nulls between tasks; the
+        defaults give them back)."""
+        return {k: v for k, v in self.as_dict().items() if k != "source" and v is not None}
 
     @property
     def built_in(self) -> bool:
@@ -264,13 +291,24 @@ class DiffusionConfig(Section, TrainingCadence):
 
     def unet_args(self, height: int) -> dict:
         """genaug.models.unet.UNet's arguments for images ``height`` pixels high: the one
-        place where attention levels become the side lengths the UNet attends at."""
+        place where attention levels become the side lengths the UNet attends at.
+
+        channel_mults and attention_levels are written for 28 or 32 px. Each doubling above
+        32 px puts one more level in front, at the first level's width (as Ho et al.'s 256 px
+        layout (1, 1, 2, 2, 4, 4) extends their 32 px one), so the deepest level and the
+        attention keep the side they have at 32 px: 64 px with (1, 2, 2) becomes (1, 1, 2, 2)
+        with sides 64, 32, 16, 8, and attention at level 1 stays at 16x16.
+        """
+        extra = 0
+        while height > UNET_BASE_SIDE << extra:
+            extra += 1
+        mults = (self.channel_mults[0],) * extra + tuple(self.channel_mults)
         sides = [height]
-        for _ in self.channel_mults[1:]:
+        for _ in mults[1:]:
             sides.append((sides[-1] + 1) // 2)
-        return {"base_channels": self.base_channels, "channel_mults": list(self.channel_mults),
+        return {"base_channels": self.base_channels, "channel_mults": list(mults),
                 "num_res_blocks": self.num_res_blocks,
-                "attention_resolutions": [sides[i] for i in self.attention_levels], "dropout": self.dropout}
+                "attention_resolutions": [sides[i + extra] for i in self.attention_levels], "dropout": self.dropout}
 
     def process_args(self) -> dict:
         """genaug.diffusion.Diffusion.from_schedule's arguments."""
@@ -325,15 +363,32 @@ class SamplerConfig(Section):
 
 @dataclass(frozen=True)
 class SynthesisConfig(Section):
-    """How many synthetic images join the real ones: ``ratio`` = n_synthetic / n_real, the
-    same for every class."""
+    """How many synthetic images join the real ones (genaug.data.mixing).
+
+    mode: "ratio": ``ratio`` = n_synthetic / n_real, the same number for every class;
+        "balance": every class topped up to the largest class's count, or to ``target``
+        images a class, so the rare classes get the synthetic images.
+    target: balance only; None tops up to the largest class.
+    """
 
     ratio: float = 0.5
+    mode: str = "ratio"
+    target: int | None = None
 
     def __post_init__(self):
+        problems = []
         if not (_finite(self.ratio) and 0.0 < self.ratio <= MAX_RATIO):
-            _raise("", [f"ratio {self.ratio!r} is out of range; r = n_synthetic / n_real must be in "
-                        f"(0, {MAX_RATIO:g}], e.g. RATIO=0.5"])
+            problems.append(f"ratio {self.ratio!r} is out of range; r = n_synthetic / n_real must be in "
+                            f"(0, {MAX_RATIO:g}], e.g. RATIO=0.5")
+        if self.mode not in SYNTH_MODES:
+            problems.append(f"synth {self.mode!r} is unknown; choose {' or '.join(SYNTH_MODES)}, e.g. SYNTH=balance")
+        if self.target is not None and not (isinstance(self.target, int) and self.target >= 1):
+            problems.append(f"synth_target {self.target!r} must be an integer >= 1 (images a class), e.g. "
+                            "SYNTH_TARGET=6000")
+        elif self.target is not None and self.mode != "balance":
+            problems.append(f"synth_target {self.target!r} applies to SYNTH=balance only; drop SYNTH_TARGET or set "
+                            "SYNTH=balance")
+        _raise("", problems)
 
 
 @dataclass(frozen=True)
@@ -395,16 +450,25 @@ class MetricsConfig(Section):
 @dataclass(frozen=True)
 class PromotionConfig(Section):
     """Promotion's gates: a candidate must beat the champion by more than ``margin`` and
-    reach ``floor`` (test accuracy for classifiers, label fidelity for generators)."""
+    reach ``floor`` (a classifier on its test ``metric``, a generator on label fidelity).
+
+    metric: accuracy, macro_f1 or balanced_accuracy (the mean recall over classes): with
+        imbalanced classes accuracy rewards a model that ignores the rare ones.
+    """
 
     margin: float = 0.0
     floor: float = 0.2
+    metric: str = "accuracy"
 
     def __post_init__(self):
-        _raise("", [f"{name} {value!r} must be a fraction in [0, 1], e.g. {example}"
+        problems = [f"{name} {value!r} must be a fraction in [0, 1], e.g. {example}"
                     for name, value, example in (("margin", self.margin, "MARGIN=0.01"),
                                                  ("floor", self.floor, "FLOOR=0.5"))
-                    if not (_finite(value) and 0.0 <= value <= 1.0)])
+                    if not (_finite(value) and 0.0 <= value <= 1.0)]
+        if self.metric not in GATE_METRICS:
+            problems.append(f"gate_metric {self.metric!r} is unknown; choose one of {', '.join(GATE_METRICS)}, "
+                            "e.g. GATE_METRIC=macro_f1")
+        _raise("", problems)
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,7 @@ def _clf_candidate(path, files, name=CLF, run_id="test"):
     x, y = files["test"]
     return Candidate(name=name, kind="classifier", onnx_path=path,
                      render_config=lambda v: render_config("classifier", name, v, SPEC),
-                     metric="test_accuracy", score=scoring.classifier_accuracy(x, y),
+                     metric="test_accuracy", score=scoring.classifier_score(x, y),
                      probe=scoring.classifier_probe(x[:8]), probe_tolerance=1e-3, parity=0.0,
                      parity_tolerance=1e-3, lineage={"pipeline_run_id": run_id},
                      files={"labels.txt": labels_bytes(SPEC.classes)})

@@ -257,7 +257,7 @@ def test_a_version_is_its_own_fid_reference(tmp_path, store, name):
     assert spec.classes == CLASSES and spec.shape == (3, 32, 32)
     assert len(raw.train_y) == sum(report["counts"]["train"].values())
     out = fid_reference(name, metrics=MetricsConfig(fid_samples=30, fid_network="stand-in"))
-    assert out["keys"]["clean"].startswith(f"fid-reference/{name}/train/n30/clean/")
+    assert out["keys"]["clean"].startswith(f"fid-reference/{name}-32px/train/n30/clean/")  # the side it was read at
     assert store.exists(DATASETS_BUCKET, out["keys"]["clean"]) and not out["cached"]["clean"]
     assert fid_reference(name, version=report["version"], metrics=MetricsConfig(fid_samples=30,
                                                                                fid_network="stand-in"))["cached"]

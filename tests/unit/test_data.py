@@ -4,7 +4,7 @@ import torchvision.datasets as tvd
 
 from genaug import catalog
 from genaug.data import imageset
-from genaug.data.mixing import mix, synthetic_per_class
+from genaug.data.mixing import mix, synthetic_counts, synthetic_per_class
 from genaug.data.sources import DataNotFound, load_raw
 from genaug.data.splits import content_hash, stratified_take, train_val_split
 from tests.formats import write_cifar10, write_idx_dataset
@@ -115,12 +115,25 @@ def test_mix_is_class_balanced():
     real_y = np.repeat(np.arange(10), 10)
     synth_y = np.repeat(np.arange(10), 8)
     synth_x = np.full((80, 1, 2, 2), 255, np.uint8)
-    x, y = mix(real_x, real_y, synth_x, synth_y, 0.5, 10, seed=0)
-    assert synthetic_per_class(100, 0.5, 10) == 5
+    counts = synthetic_counts(real_y, 10, 0.5)
+    x, y = mix(real_x, real_y, synth_x, synth_y, counts, seed=0)
+    assert synthetic_per_class(100, 0.5, 10) == 5 and (counts == 5).all()
     assert len(y) == 150 and (np.bincount(y[100:]) == 5).all()
     assert (x[100:] == 255).all()
-    with pytest.raises(ValueError, match="n_per_class >= 10"):
-        mix(real_x, real_y, synth_x, synth_y, 1.0, 10, seed=0)
+    with pytest.raises(ValueError, match="needs 10; synthesize at least 10"):
+        mix(real_x, real_y, synth_x, synth_y, synthetic_counts(real_y, 10, 1.0), seed=0)
+
+
+def test_balance_tops_every_class_up_to_the_largest_or_the_target():
+    real_y = np.concatenate([np.full(40, 0), np.full(40, 1), np.full(4, 2)])  # class 2: 10x fewer
+    assert synthetic_counts(real_y, 3, 0.5, "balance").tolist() == [0, 0, 36]
+    assert synthetic_counts(real_y, 3, 0.5, "balance", target=50).tolist() == [10, 10, 46]
+    synth_y = np.repeat(np.arange(3), 60)
+    _, y = mix(np.zeros((84, 1, 2, 2), np.uint8), real_y, np.zeros((180, 1, 2, 2), np.uint8), synth_y,
+               synthetic_counts(real_y, 3, 0.5, "balance"), seed=0)
+    assert np.bincount(y).tolist() == [40, 40, 40]  # equal counts after the mix
+    with pytest.raises(ValueError, match="SYNTH=balance"):
+        synthetic_counts(real_y, 3, 0.5, "even")
 
 
 def test_new_source_files_are_read_as_new_data(offline_env, monkeypatch):

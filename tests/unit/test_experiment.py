@@ -58,6 +58,23 @@ def test_confusion_matrix_and_report_on_a_crafted_example():
     assert rep["per_class"]["a"] == {"precision": 1.0, "recall": pytest.approx(2 / 3),
                                      "f1": pytest.approx(0.8), "support": 3}
     assert rep["per_class"]["b"]["precision"] == pytest.approx(0.5) and rep["per_class"]["c"]["recall"] == 1.0
+    assert rep["balanced_accuracy"] == pytest.approx((2 / 3 + 1 / 2 + 1) / 3)  # the mean recall
+
+
+def test_balanced_accuracy_sees_the_rare_class_that_accuracy_hides():
+    y_true = np.array([0] * 90 + [1] * 10)
+    ignores_rare = classification.report(y_true, np.zeros(100, dtype=np.int64), ["common", "rare"])
+    assert ignores_rare["accuracy"] == pytest.approx(0.9)
+    assert ignores_rare["balanced_accuracy"] == pytest.approx(0.5) and ignores_rare["macro_f1"] < 0.5
+
+
+def test_the_table_shows_macro_f1_and_balanced_accuracy_next_to_accuracy():
+    results = [{**_result("cnn", 0.0, s, 0.8), "macro_f1": 0.6 + s / 100, "balanced_accuracy": 0.7} for s in range(2)]
+    (row,) = stats.table(results)
+    assert row["macro_f1_mean"] == pytest.approx(0.605) and row["balanced_accuracy_mean"] == pytest.approx(0.7)
+    text = table.text([row])
+    assert "macro F1" in text and "bal. acc." in text and "0.6050" in text and "0.7000" in text
+    assert "n/a" in table.text(stats.table([_result("cnn", 0.0, 0, 0.8)]))  # recorded before they were measured
 
 
 def test_plan_adds_the_baseline_and_lays_out_every_configuration():

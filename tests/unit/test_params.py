@@ -246,3 +246,22 @@ def test_make_help_and_the_readme_show_the_profiles_defaults():
     for name, field in (("RATIOS", "ratios"), ("SEEDS", "seeds"), ("CLASSIFIERS", "classifiers"),
                         ("FRACTIONS", "fractions")):
         assert f"| `{name}` | `{_listed(getattr(exp, field))}` |" in readme, name
+
+
+@pytest.mark.parametrize("params,message", [
+    ({"synth": "even"}, "synth 'even' is unknown; choose ratio or balance"),
+    ({"synth_target": "500"}, "synth_target 500 applies to SYNTH=balance only"),
+    ({"synth": "balance", "synth_target": "0.5"}, "synth_target '0.5' must be an integer"),
+    ({"gate_metric": "f1"}, "gate_metric 'f1' is unknown; choose one of accuracy, macro_f1, balanced_accuracy"),
+])
+def test_imbalance_settings_are_checked_by_name(params, message):
+    with pytest.raises(ParamError, match=re.escape(message)):
+        resolve(params)
+
+
+def test_balance_and_the_gate_metric_reach_their_sections():
+    config = resolve({"synth": "balance", "synth_target": "300", "gate_metric": "macro_f1", "ratio": "0.00001"})
+    assert (config.synthesis.mode, config.synthesis.target, config.promotion.metric) == ("balance", 300, "macro_f1")
+    # A ratio that gives no image per class matters only to SYNTH=ratio.
+    with pytest.raises(ParamError, match="gives 0 synthetic images per class"):
+        resolve({"ratio": "0.00001"})

@@ -44,7 +44,8 @@ def test_both_pipelines_parse_into_pipeline_and_platform_specs(compiled):
     spec = compiled["genaug.yaml"][1]
     params = spec.root.input_definitions.parameters
     assert set(params) == {"dataset", "generator", "classifier", "profile", "seed", "ratio", "margin", "floor",
-                           "sample_steps", "eta", "guidance", "fraction", "data_version", "data_source", "accelerator_type",
+                           "sample_steps", "eta", "guidance", "fraction", "data_version", "data_source", "resolution",
+                           "synth", "synth_target", "gate_metric", "accelerator_type",
                            "accelerator_count"}
     assert params["generator"].default_value.string_value == "dcgan"
     assert params["data_version"].default_value.string_value == "latest"
@@ -246,3 +247,27 @@ def test_the_compiled_parameters_are_as_recorded(compiled):
 
     (folder,) = {path.parent for path, *_ in compiled.values()}
     assert pipeline_parameters(folder) == json.loads(PARAMETERS.read_text())
+
+
+@pytest.mark.parametrize("profile", ["smoke", "quick", "full"])
+def test_the_data_section_passes_between_tasks_at_every_profile(profile, tmp_path, offline_env):
+    """KFP passes no nulls between tasks: the sections that resolve_config and an experiment's
+    arm hand prepare_data (quick's max_train is unset, every profile's resolution) must
+    convert, and read back as the same section."""
+    from types import SimpleNamespace
+
+    from kfp.compiler.pipeline_spec_builder import to_protobuf_value
+
+    from components import steps
+    from genaug.params import resolve
+    from genaug.sections import DataConfig
+
+    from components import experiment
+
+    options = SimpleNamespace(path=str(tmp_path / "options.json"), metadata={})
+    section = steps.resolve_config.python_func(parameters={"profile": profile}, options=options)
+    arm = experiment.arm_data.python_func(options=options, fraction=0.5)
+    for value in (section, arm):
+        to_protobuf_value(value)
+    assert DataConfig.coerce(section) == resolve({"profile": profile}).data
+    assert DataConfig.coerce(arm) == resolve({"profile": profile, "fraction": "0.5"}).data

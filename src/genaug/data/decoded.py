@@ -21,10 +21,11 @@ from typing import Callable
 import numpy as np
 
 from genaug import catalog
-from genaug.data import builtin, imageset, memory
+from genaug.data import builtin, imageset, memory, resolution
 from genaug.data.folders import SPLITS
 from genaug.data.imagefile import Geometry, decode_chunk
 from genaug.data.snapshots import REGISTRY, load_manifest, object_key
+from genaug.sections import DataConfig
 from genaug.services.names import DATASETS_BUCKET
 from genaug.services.store import StoreError
 from genaug.train.progress import bar
@@ -111,50 +112,77 @@ def fetch_checked(config, entry: dict) -> bytes:
 
 def version_spec(name: str, meta: dict, arrays: dict[str, np.ndarray]):
     """The catalog.DatasetSpec of a decoded version (its classes and geometry); a built-in
-    dataset's own (its title, and whether mirrored images are as likely)."""
+    dataset's own (its title, and whether mirrored images are as likely) at the side it was
+    loaded at."""
+    from dataclasses import replace
+
     from genaug.catalog import DatasetSpec
 
-    if name in catalog.DATASETS:
-        return catalog.dataset(name)
     g = meta["geometry"]
+    if name in catalog.DATASETS:
+        return replace(catalog.dataset(name), height=g["size"], width=g["size"])
     return DatasetSpec(name, name, g["channels"], g["size"], g["size"], tuple(meta["classes"]),
                        train_images=len(arrays["y_train"]) + len(arrays["y_val"]))
 
 
-def reference_data(dataset: str, version: str, store):
+def reference_data(dataset: str, version: str, store, data: DataConfig | None = None, side: int | None = None):
     """(spec, RawSplits) of the real images a generator is measured against: a built-in
     dataset's official train and test splits, or those of a user dataset's version ("latest",
-    a label or an id, resolved in the registry)."""
+    a label or an id, resolved in the registry), at ``side`` pixels, or the side that
+    ``data`` gives them (genaug.data.resolution), or else their own."""
+    from dataclasses import replace
+
     from genaug.data.snapshots import resolve_version
     from genaug.data.sources import RawSplits, load_raw
 
     if dataset in catalog.DATASETS:
         spec = catalog.dataset(dataset)
-        return spec, load_raw(spec, store=store)
+        side = side or (resolution.side_for(data, native=spec.height) if data else spec.height)
+        raw = load_raw(spec, store=store)
+        if side == spec.height:
+            return spec, raw
+        return replace(spec, height=side, width=side), RawSplits(
+            resolution.resize(raw.train_x, side), raw.train_y, resolution.resize(raw.test_x, side), raw.test_y,
+            f"{raw.source}, resized to {side}x{side}")
     if store is None:
         raise ValueError(f"dataset {dataset!r} is a snapshot in the S3 store, but no store is configured; run "
                          "`make up` (or set GENAUG_S3_ENDPOINT and its keys)")
     version = resolve_version(dataset, version, store)
-    arrays, meta = load_version(dataset, version, store)
+    arrays, meta = load_version(dataset, version, store, data=data, side=side)
     return version_spec(dataset, meta, arrays), RawSplits(arrays["x_train"], arrays["y_train"], arrays["x_test"],
                                                           arrays["y_test"], f"snapshot {dataset}@{version[:12]}")
+
+
+def builtin_images(manifest: dict) -> int:
+    """Images in a built-in version (its manifest's one entry records them, or the catalog)."""
+    (entry,) = manifest["entries"]
+    return int(entry.get("images") or catalog.dataset(manifest["name"]).train_images)
 
 
 def cache_key(name: str, version: str, geometry: Geometry) -> str:
     return f"{REGISTRY}/{name}/versions/{version}/decoded-{geometry.channels}x{geometry.size}x{geometry.size}.npz"
 
 
-def load_version(name: str, version: str, store, workers: int = DECODERS) -> tuple[dict[str, np.ndarray], dict]:
+def load_version(name: str, version: str, store, workers: int = DECODERS, data: DataConfig | None = None,
+                 side: int | None = None) -> tuple[dict[str, np.ndarray], dict]:
     """(arrays x_/y_ train/val/test, meta {"classes", "geometry", "version", "decoded_cache": hit|miss})
-    of a version: from the S3 cache when it holds it, else decoded from the stored images
-    (every object checked against its recorded sha256 as it is read) and cached."""
+    of a version at ``side`` pixels, or the side ``data`` gives it (genaug.data.resolution),
+    or else the side its manifest records: from the S3 cache when it holds the version at
+    that side, else decoded from the stored images (every object checked against its
+    recorded sha256 as it is read) and cached, by (version, side)."""
     manifest, _ = load_manifest(name, version, store)
+    g = dict(manifest["geometry"])
     if manifest.get("kind") == builtin.KIND:  # its official splits, decoded once into the raw cache
+        side = side or (resolution.side_for(data, native=g["size"]) if data else g["size"])
+        memory.check(f"dataset {name}@{version[:12]}", builtin_images(manifest), g["channels"], side)
         arrays = builtin.load(catalog.dataset(name), version, manifest, store)
-        return arrays, {"classes": manifest["classes"], "geometry": manifest["geometry"], "version": version,
+        arrays = {k: resolution.resize(v, side) if k.startswith("x_") else v for k, v in arrays.items()}
+        return arrays, {"classes": manifest["classes"], "geometry": {**g, "size": side}, "version": version,
                         "name": name, "decoded_cache": "hit", "kind": builtin.KIND, "first_source": manifest.get("source")}
-    g = manifest["geometry"]
-    geometry = Geometry(g["size"], g["channels"], g["resized"])
+    sizes = [(e["width"], e["height"]) for e in manifest["entries"]]
+    side = side or (resolution.side_for(data, sizes=sizes) if data else g["size"])
+    geometry = Geometry(side, g["channels"], g["resized"] or side != g["size"])
+    g.update(geometry.as_dict())
     memory.check(f"dataset {name}@{version[:12]}", len(manifest["entries"]), geometry.channels, geometry.size)
     key = cache_key(name, version, geometry)
     meta = {"classes": manifest["classes"], "geometry": g, "version": version, "name": name}

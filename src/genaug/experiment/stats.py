@@ -37,7 +37,8 @@ def table(results: list[dict]) -> list[dict]:
 
     results: dicts with classifier, fraction, ratio, seed, variant, accuracy and
     mlflow_run_id (synthetic-only runs are left out here: they are the generator's CAS).
-    Each row: n_seeds, accuracy_mean, accuracy_std and, for ratio > 0, delta_mean,
+    Each row: n_seeds, accuracy_mean, accuracy_std, macro_f1_mean, balanced_accuracy_mean
+    and, for ratio > 0, delta_mean,
     delta_low, delta_high (paired against ratio 0 over the seeds that both have),
     significant (the interval excludes 0) and the MLflow run ids behind the numbers.
     """
@@ -52,6 +53,11 @@ def table(results: list[dict]) -> list[dict]:
         mean, std = mean_std(acc)
         row = {"classifier": clf, "fraction": frac, "ratio": ratio, "n_seeds": len(acc),
                "accuracy_mean": mean, "accuracy_std": std,
+               # Next to accuracy, what imbalanced classes need (the mean over seeds; None
+               # for results recorded before they were measured).
+               **{f"{m}_mean": mean_std([by_seed[s][m] for s in sorted(by_seed)])[0]
+                  if all(by_seed[s].get(m) is not None for s in by_seed) else None
+                  for m in ("macro_f1", "balanced_accuracy")},
                "mlflow_run_ids": [by_seed[s].get("mlflow_run_id") for s in sorted(by_seed)]}
         base = cells.get((clf, frac, 0.0), {})
         if ratio > 0 and base:

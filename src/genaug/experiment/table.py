@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from genaug.columns import aligned
 
-HEADER = ("classifier", "fraction", "ratio", "seeds", "accuracy (mean ± std)", "Δ vs real (paired)",
-          "95% CI", "")
+HEADER = ("classifier", "fraction", "ratio", "seeds", "accuracy (mean ± std)", "macro F1", "bal. acc.",
+          "Δ vs real (paired)", "95% CI", "")
 
 
 def _cells(row: dict) -> tuple[str, ...]:
@@ -17,7 +17,9 @@ def _cells(row: dict) -> tuple[str, ...]:
         delta = f"{row['delta_mean']:+.4f}"
         ci = "n/a (1 seed)" if row["delta_low"] is None else f"[{row['delta_low']:+.4f}, {row['delta_high']:+.4f}]"
         mark = {True: "*", False: "", None: ""}[row["significant"]]
-    return (row["classifier"], f"{row['fraction']:g}", f"{row['ratio']:g}", str(row["n_seeds"]), acc, delta, ci, mark)
+    means = tuple("n/a" if row.get(m) is None else f"{row[m]:.4f}" for m in ("macro_f1_mean", "balanced_accuracy_mean"))
+    return (row["classifier"], f"{row['fraction']:g}", f"{row['ratio']:g}", str(row["n_seeds"]), acc, *means, delta, ci,
+            mark)
 
 
 def text(rows: list[dict]) -> str:

@@ -5,7 +5,7 @@ trains on, so generators trained on 10% and on 100% of the data are measured aga
 same thing. N images are drawn class-balanced with a fixed seed. CIFAR-10 at N = 50000 in
 clean mode is therefore exactly clean-fid's ``cifar10 clean train`` statistics.
 
-Cache key: ``fid-reference/<dataset>/train/n<N>/<mode>/<network key>.npz`` in the
+Cache key: ``fid-reference/<dataset>[-<side>px]/train/n<N>/<mode>/<network key>.npz`` in the
 ``genaug-datasets`` bucket; the file holds the features (float32 [N, D]), their labels and
 the raw data's content hash, which is checked on every read. Without a store (a step run
 by hand) the cache is a folder under $GENAUG_CACHE_DIR.
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from genaug.catalog import DatasetSpec
+from genaug.catalog import DATASETS, DatasetSpec
 from genaug.data import imageset
 from genaug.data.cache import BUCKET, raw_hash
 from genaug.data.splits import stratified_take
@@ -45,7 +45,11 @@ class Reference:
 
 
 def reference_key(spec: DatasetSpec, n: int, mode: str, net: FeatureNet) -> str:
-    return f"fid-reference/{spec.name}/{SPLIT}/n{n}/{mode}/{net.key}.npz"
+    """The cache key; a dataset at another side than a built-in's own names its side, so a
+    64 px run never reads the 28 px features (and the raw-hash check, the version's)."""
+    native = spec.name in DATASETS and DATASETS[spec.name].shape == spec.shape
+    name = spec.name if native else f"{spec.name}-{spec.height}px"
+    return f"fid-reference/{name}/{SPLIT}/n{n}/{mode}/{net.key}.npz"
 
 
 def _local_cache(key: str) -> Path:

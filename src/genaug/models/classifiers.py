@@ -16,18 +16,27 @@ def _conv_block(c_in: int, c_out: int) -> nn.Sequential:
                          nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
 
 
+# The side a CNN's last conv block works at, or below: 28 and 32 px images reach it after two
+# poolings, and each doubling above adds a pooling and a block of 4w channels.
+CNN_LAST_SIDE = 8
+
+
 class CNN(nn.Module):
-    """Three conv blocks (w, 2w, 4w channels), two 2x poolings, global average pool, linear."""
+    """Conv blocks (w, 2w, 4w channels, then more of 4w), each but the last followed by a 2x
+    max pool, until the maps are CNN_LAST_SIDE or less (three blocks at 28 or 32 px, four at
+    64, five at 128); global average pool, linear."""
 
     def __init__(self, shape, num_classes: int, width: int = 32, dropout: float = 0.2):
         super().__init__()
-        c = shape[0]
-        self.features = nn.Sequential(
-            _conv_block(c, width), nn.MaxPool2d(2),
-            _conv_block(width, 2 * width), nn.MaxPool2d(2),
-            _conv_block(2 * width, 4 * width),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-        )
+        c, side = shape[0], max(shape[1], shape[2])
+        layers: list[nn.Module] = [_conv_block(c, width), nn.MaxPool2d(2),
+                                   _conv_block(width, 2 * width), nn.MaxPool2d(2),
+                                   _conv_block(2 * width, 4 * width)]
+        side = (side + 3) // 4
+        while side > CNN_LAST_SIDE:
+            layers += [nn.MaxPool2d(2), _conv_block(4 * width, 4 * width)]
+            side = (side + 1) // 2
+        self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(4 * width, num_classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -75,8 +84,8 @@ TRANSFER_SIDE = 64
 class Transfer(nn.Module):
     """torchvision ResNet-18 with a new linear head, for fine-tuning.
 
-    Grey images are repeated to three channels, normalised with ImageNet statistics and
-    resized to TRANSFER_SIDE. The network starts random; genaug.models.pretrained loads
+    Grey images are repeated to three channels, normalised with ImageNet statistics and,
+    when smaller, resized to TRANSFER_SIDE. The network starts random; genaug.models.pretrained loads
     ImageNet weights into ``backbone`` when a copy is available. ``width`` is unused (the
     architecture is ResNet-18's) and kept so all classifiers share one signature.
     """
@@ -93,6 +102,6 @@ class Transfer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
-        x = F.interpolate((x - self.mean) / self.std, size=(TRANSFER_SIDE, TRANSFER_SIDE), mode="bilinear",
-                          align_corners=False)
+        side = max(TRANSFER_SIDE, x.shape[-1])  # small images up to the stem's size; larger ones as they are
+        x = F.interpolate((x - self.mean) / self.std, size=(side, side), mode="bilinear", align_corners=False)
         return self.backbone(x)

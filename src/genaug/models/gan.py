@@ -12,6 +12,14 @@ import math
 import torch
 import torch.nn as nn
 
+from genaug.catalog import MLP_GAN_MAX_SIDE, mlp_too_large
+
+
+def mlp_fits(shape) -> None:
+    """Raise ValueError when images of ``shape`` (C, H, W) are too large for vanilla_gan."""
+    if max(shape[1], shape[2]) > MLP_GAN_MAX_SIDE:
+        raise ValueError(mlp_too_large(shape[1], shape[2]))
+
 
 def _init_dcgan(module: nn.Module) -> None:
     # N(0, 0.02) weights, as in the DCGAN paper (Radford et al., 2016).
@@ -25,29 +33,52 @@ def _init_dcgan(module: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
+# The side of a DCGAN's smallest map: 28 px images start from 7x7, 32 px from 8x8, and every
+# doubling above that adds one up/down-sampling stage rather than a larger first map, as
+# DCGAN64 does (Radford et al., 2016: 4x4 up to 64x64 in four stages).
+SMALLEST_SIDE = 8
+# Channels are width * 2^k at k stages from the image, capped at width * MAX_MULT (DCGAN64's 8).
+MAX_MULT = 8
+
+
+def dcgan_stages(h: int, w: int) -> int:
+    """Up/down-sampling stages between an image of h x w pixels and the smallest map: 2 at
+    28 or 32 px, 3 at 64, 4 at 128 (one per doubling). Raises ValueError for a size that
+    cannot halve twice."""
+    if h % 4 or w % 4:
+        raise ValueError(f"DCGAN needs H and W divisible by 4, got {h}x{w}")
+    stages = 2
+    while max(h, w) >> stages > SMALLEST_SIDE and h % (2 << stages) == 0 and w % (2 << stages) == 0:
+        stages += 1
+    return stages
+
+
+def _mult(k: int) -> int:
+    """Channel multiple of a map k stages from the image."""
+    return min(2 ** k, MAX_MULT)
+
+
 class DCGANGenerator(nn.Module):
-    """Label embedding concatenated to z, projected to a (4w, H/4, W/4) map, upsampled twice."""
+    """Label embedding concatenated to z, projected to the smallest map (H / 2^S, W / 2^S)
+    and upsampled S times by transposed convolutions (S = dcgan_stages(H, W))."""
 
     def __init__(self, shape, num_classes: int, z_dim: int, width: int):
         super().__init__()
         c, h, w = shape
-        if h % 4 or w % 4:
-            raise ValueError(f"DCGAN needs H and W divisible by 4, got {h}x{w}")
-        self.z_dim, self.s0 = z_dim, (h // 4, w // 4)
+        stages = dcgan_stages(h, w)
+        self.z_dim, self.s0 = z_dim, (h >> stages, w >> stages)
+        top = _mult(stages) * width
         self.embed = nn.Embedding(num_classes, z_dim)
         self.project = nn.Sequential(
-            nn.Linear(2 * z_dim, 4 * width * self.s0[0] * self.s0[1], bias=False),
-            nn.Unflatten(1, (4 * width, *self.s0)),
-            nn.BatchNorm2d(4 * width), nn.ReLU(inplace=True),
+            nn.Linear(2 * z_dim, top * self.s0[0] * self.s0[1], bias=False),
+            nn.Unflatten(1, (top, *self.s0)),
+            nn.BatchNorm2d(top), nn.ReLU(inplace=True),
         )
-        self.upsample = nn.Sequential(
-            nn.ConvTranspose2d(4 * width, 2 * width, 4, 2, 1, bias=False),
-            nn.BatchNorm2d(2 * width), nn.ReLU(inplace=True),
-            nn.ConvTranspose2d(2 * width, width, 4, 2, 1, bias=False),
-            nn.BatchNorm2d(width), nn.ReLU(inplace=True),
-            nn.Conv2d(width, c, 3, 1, 1),
-            nn.Tanh(),
-        )
+        layers: list[nn.Module] = []
+        for k in range(stages, 0, -1):
+            c_in, c_out = _mult(k) * width, _mult(k - 1) * width
+            layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+        self.upsample = nn.Sequential(*layers, nn.Conv2d(width, c, 3, 1, 1), nn.Tanh())
         _init_dcgan(self)
 
     def forward(self, labels: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
@@ -55,7 +86,8 @@ class DCGANGenerator(nn.Module):
 
 
 class DCGANDiscriminator(nn.Module):
-    """Strided convs to a feature vector phi(x); logit = w.phi(x) + embed(y).phi(x).
+    """Strided convs down to the smallest map (one per stage, as the generator's), then a
+    3x3 conv, as a feature vector phi(x); logit = w.phi(x) + embed(y).phi(x).
 
     The label enters by projection (Miyato & Koyama, 2018) rather than concatenation.
     """
@@ -69,15 +101,16 @@ class DCGANDiscriminator(nn.Module):
         def norm(channels: int) -> nn.Module:
             return nn.BatchNorm2d(channels) if self.batch_norm else nn.Identity()
 
-        self.features = nn.Sequential(
-            nn.Conv2d(c, width, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(width, 2 * width, 4, 2, 1, bias=not self.batch_norm),
-            norm(2 * width), nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(2 * width, 4 * width, 3, 1, 1, bias=not self.batch_norm),
-            norm(4 * width), nn.LeakyReLU(0.2, inplace=True),
-            nn.Flatten(),
-        )
-        n_feat = 4 * width * (h // 4) * (w // 4)
+        stages = dcgan_stages(h, w)
+        layers: list[nn.Module] = [nn.Conv2d(c, width, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True)]
+        for k in range(1, stages):  # strided 4x4 convs down to the smallest map
+            layers += [nn.Conv2d(_mult(k - 1) * width, _mult(k) * width, 4, 2, 1, bias=not self.batch_norm),
+                       norm(_mult(k) * width), nn.LeakyReLU(0.2, inplace=True)]
+        top = _mult(stages) * width
+        layers += [nn.Conv2d(_mult(stages - 1) * width, top, 3, 1, 1, bias=not self.batch_norm),
+                   norm(top), nn.LeakyReLU(0.2, inplace=True), nn.Flatten()]
+        self.features = nn.Sequential(*layers)
+        n_feat = top * (h >> stages) * (w >> stages)
         self.linear = nn.Linear(n_feat, 1)
         self.embed = nn.Embedding(num_classes, n_feat)
         _init_dcgan(self)
@@ -99,6 +132,7 @@ class MLPGenerator(nn.Module):
 
     def __init__(self, shape, num_classes: int, z_dim: int, width: int):
         super().__init__()
+        mlp_fits(shape)
         self.shape, self.z_dim = tuple(shape), z_dim
         hidden = 8 * width
         self.embed = nn.Embedding(num_classes, z_dim)

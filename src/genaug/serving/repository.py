@@ -32,12 +32,30 @@ def templates_dir() -> Path:
     return Path(os.environ.get("GENAUG_TRITON_TEMPLATES", default))
 
 
-def generator_model_name(dataset: str, generator: str) -> str:
-    return f"{dataset}-{generator}-generator"
+# Sides a dataset's served models may have without naming it: a built-in dataset's own, and
+# a user dataset's kept 28 or 32 px (genaug.data.resolution).
+UNNAMED_SIDES = (28, 32)
 
 
-def classifier_model_name(dataset: str) -> str:
-    return f"{dataset}-classifier"
+def served_dataset(spec) -> str:
+    """The dataset part of a served model's name: the name, plus ``-<side>px`` when the run
+    worked at another side than the dataset's own (a built-in's native one, 28 or 32 px for
+    a user's). A model's contract (its input or output shape) never changes under one name:
+    clients of fashion_mnist-classifier keep sending 28x28 while a 64 px run serves
+    fashion_mnist-64px-classifier beside it, and promotion compares like with like."""
+    from genaug.catalog import DATASETS
+
+    native = DATASETS.get(spec.name)
+    own = native.shape == tuple(spec.shape) if native else spec.height in UNNAMED_SIDES
+    return spec.name if own else f"{spec.name}-{spec.height}px"
+
+
+def generator_model_name(spec, generator: str) -> str:
+    return f"{served_dataset(spec)}-{generator}-generator"
+
+
+def classifier_model_name(spec) -> str:
+    return f"{served_dataset(spec)}-classifier"
 
 
 def render_config(kind: str, name: str, version: int, spec, noise_dims=()) -> str:

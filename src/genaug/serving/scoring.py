@@ -63,10 +63,15 @@ def onnx_generate(path: Path, labels: np.ndarray, seed: int = NOISE_SEED, batch:
                            for i in range(0, len(labels), batch)])
 
 
-def classifier_accuracy(x_test: np.ndarray, y_test: np.ndarray):
-    """Gate metric for classifiers: test accuracy of an ONNX file."""
+def classifier_score(x_test: np.ndarray, y_test: np.ndarray, metric: str = "accuracy", num_classes: int = 0):
+    """Gate metric for classifiers: ``metric`` (accuracy, macro_f1 or balanced_accuracy,
+    genaug.metrics.classification) of an ONNX file on the test split."""
+    from genaug.metrics.classification import report
+
+    names = [str(k) for k in range(num_classes or int(y_test.max()) + 1)]
+
     def score(path: Path) -> float:
-        return float((onnx_logits(path, x_test).argmax(1) == y_test).mean())
+        return float(report(y_test, onnx_logits(path, x_test).argmax(1), names)[metric])
 
     return score
 

@@ -64,7 +64,7 @@ def evaluate(data_path: str, classifier_real_path: str, classifier_augmented_pat
     tracking.log_metrics({k: result[k] for k in ("accuracy_real", "accuracy_augmented", "accuracy_delta",
                                                  "label_fidelity")})
     for v in VARIANTS:
-        tracking.log_metrics({f"macro_f1_{v}": result[v]["macro_f1"],
+        tracking.log_metrics({f"macro_f1_{v}": result[v]["macro_f1"], f"balanced_accuracy_{v}": result[v]["balanced_accuracy"],
                               **{f"f1_{v}/{name.replace('/', '-')}": m["f1"]
                                  for name, m in result[v]["per_class"].items()}})
     tracking.log_dict(result, "classification_report.json")
@@ -85,6 +85,7 @@ def _page(result: dict, spec, arrays: dict, synth: dict, html_path: str) -> None
         tmp = Path(tmp)
         parts = [("Accuracy", html.table([{"variant": v, "test accuracy": result[v]["accuracy"],
                                            "macro F1": result[v]["macro_f1"],
+                                           "balanced accuracy": result[v]["balanced_accuracy"],
                                            "val accuracy": result[v]["val_accuracy"]} for v in VARIANTS])),
                  ("Synthetic data", html.table(_synthetic_rows(result)))]
         for v in VARIANTS:

@@ -65,7 +65,7 @@ def evaluate_generator(data_path: str, generator_path: str, out_path: str, html_
         print(f"[genaug] generator metrics unavailable: {origin}", file=sys.stderr, flush=True)
         result = _unavailable(origin, metrics.fid_samples, metrics.fid_modes)
     else:
-        _, raw = reference_data(spec.name, data_meta.get("data_version") or "latest", store)
+        _, raw = reference_data(spec.name, data_meta.get("data_version") or "latest", store, side=spec.height)
         fake_y = np.repeat(np.arange(spec.num_classes, dtype=np.int64), metrics.fid_samples // spec.num_classes)
         fake_x = generators.sample(module, fake_y, generators.accel_for(ckpt["meta"]["family"], acc), METRICS_SEED,
                                    progress="generate for FID", fast=len(fake_y) >= generators.FAST_FROM)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from genaug import catalog
-from genaug.data import builtin, imageset
+from genaug.data import builtin, imageset, memory, resolution
 from genaug.data.sources import load_raw
 from genaug.data.splits import content_hash, stratified_take, train_val_split
 from genaug.sections import LATEST_DATA, VAL_FRACTION, DataConfig
@@ -73,9 +75,13 @@ def _built_in(data: DataConfig):
     with a stratified 10% of the training split as validation, the same for every run."""
     spec = catalog.dataset(data.dataset)
     raw = load_raw(spec, store=optional_store())
+    side = resolution.side_for(data, native=spec.height)
+    memory.check(f"dataset {spec.name}", len(raw.train_y) + len(raw.test_y), spec.channels, side)
+    train_x, test_x = resolution.resize(raw.train_x, side), resolution.resize(raw.test_x, side)
     train_idx, val_idx = train_val_split(raw.train_y, VAL_FRACTION)
-    return spec, ((raw.train_x[train_idx], raw.train_y[train_idx]), (raw.train_x[val_idx], raw.train_y[val_idx]),
-                  (raw.test_x, raw.test_y)), raw.source
+    source = raw.source if side == spec.height else f"{raw.source}, resized to {side}x{side}"
+    return replace(spec, height=side, width=side), ((train_x[train_idx], raw.train_y[train_idx]),
+                                                    (train_x[val_idx], raw.train_y[val_idx]), (test_x, raw.test_y)), source
 
 
 def _snapshot(data: DataConfig, version: str):
@@ -87,7 +93,7 @@ def _snapshot(data: DataConfig, version: str):
     if store is None or not version or version == LATEST_DATA:
         raise ValueError(f"dataset {data.dataset!r} is a snapshot: prepare_data needs the S3 store and the version "
                          "id that the data_version step resolves (run it through the pipeline, or pass one)")
-    arrays, meta = load_version(data.dataset, version, store)
+    arrays, meta = load_version(data.dataset, version, store, data=data)
     spec = version_spec(data.dataset, meta, arrays)
     if meta.get("kind") == builtin.KIND:
         source = f"built-in version {data.dataset}@{version[:12]}, first loaded from {meta['first_source']}"

@@ -37,7 +37,8 @@ def promote(role: str, data_path: str, onnx_path: str, export: dict, classifier_
     One task per model, so the generator's promotion runs as soon as it is exported and the
     classifier trained on real data (its judge) is ready, not after the other classifiers.
     export: what export_generator or export_classifier returned (parity, MLflow artifact URI).
-    Classifiers are gated on test accuracy; generators on label fidelity, judged by the
+    Classifiers are gated on the test split's ``promotion.metric`` (accuracy, macro-F1 or
+    balanced accuracy); generators on label fidelity, judged by the
     classifier trained on real data only (``classifier_real_path``). Champions are re-scored
     on the same test split or the same noise. promotion: the gates (margin over the champion,
     floor).
@@ -58,12 +59,13 @@ def promote(role: str, data_path: str, onnx_path: str, export: dict, classifier_
                "mlflow_run_id": export.get("mlflow_run_id"), "data_hash": data_meta["content_hash"],
                "dataset": spec.name, "data_version": data_meta.get("data_version") or None}
     cand = (_generator(spec, Path(onnx_path), meta, lineage, classifier_real_path) if role == "generator"
-            else _classifier(spec, Path(onnx_path), meta, lineage, arrays))
+            else _classifier(spec, Path(onnx_path), meta, lineage, arrays, promotion.metric))
     decision = run_promotion(cand, promotion_store(), Triton(), promotion.margin, promotion.floor,
                              lock_wait_s=LOCK_WAIT_S)
     result = {k: decision.get(k) for k in ("model", "decision", "reason", "version", "mlflow_version",
                                            "champion_version_before", "champion_version_after")}
     result["served_version"] = decision.get("champion_version_after")
+    result["metric"] = cand.metric  # what the gate compared (GATE_METRIC for a classifier)
     result["candidate_score"] = decision.get("gate", {}).get("candidate")
     result["champion_score"] = decision.get("gate", {}).get("champion")
     tracking.log_metrics({f"{role}_{cand.metric}": decision.get("gate", {}).get("candidate", float("nan")),
@@ -100,7 +102,7 @@ def _generator(spec, onnx_path: Path, meta: dict, lineage: dict, judge_path: str
     judge, _ = checkpoint.load(judge_path, "classifier")
     acc = accel_mod.pick()
     judge = acc.prepare(judge)
-    name = generator_model_name(spec.name, meta["generator"])
+    name = generator_model_name(spec, meta["generator"])
     noise_dims = scoring.noise_dims(onnx_path)
     return Candidate(
         name=name, kind="generator", onnx_path=onnx_path,
@@ -111,12 +113,13 @@ def _generator(spec, onnx_path: Path, meta: dict, lineage: dict, judge_path: str
         lineage={**lineage, "generator": meta["generator"]}, mlflow_source=meta.get("artifact_uri"))
 
 
-def _classifier(spec, onnx_path: Path, meta: dict, lineage: dict, arrays: dict) -> Candidate:
-    name = classifier_model_name(spec.name)
+def _classifier(spec, onnx_path: Path, meta: dict, lineage: dict, arrays: dict, metric: str) -> Candidate:
+    name = classifier_model_name(spec)
     return Candidate(
         name=name, kind="classifier", onnx_path=onnx_path,
         render_config=lambda v: render_config("classifier", name, v, spec),
-        metric="test_accuracy", score=scoring.classifier_accuracy(arrays["x_test"], arrays["y_test"]),
+        metric=f"test_{metric}", score=scoring.classifier_score(arrays["x_test"], arrays["y_test"], metric,
+                                                                spec.num_classes),
         probe=scoring.classifier_probe(arrays["x_test"][:8]), probe_tolerance=CLASSIFIER_TOLERANCE,
         parity=float(meta["max_abs_diff"]), parity_tolerance=CLASSIFIER_TOLERANCE,
         lineage={**lineage, "variant": meta.get("variant")}, mlflow_source=meta.get("artifact_uri"),

@@ -40,6 +40,10 @@ def report(params: dict, steps: dict, artifacts: dict, out_path: str, config: di
         "label_fidelity": ev.get("label_fidelity"),
         "macro_f1_real": ev["real"]["macro_f1"],
         "macro_f1_augmented": ev["augmented"]["macro_f1"],
+        # The mean per-class recall: accuracy as if every class were as common.
+        "balanced_accuracy_real": ev["real"]["balanced_accuracy"],
+        "balanced_accuracy_augmented": ev["augmented"]["balanced_accuracy"],
+        "f1_per_class": {v: {name: m["f1"] for name, m in ev[v]["per_class"].items()} for v in ("real", "augmented")},
         # int(): counts that travelled through KFP metadata arrive as floats.
         "n_test": int(ev["n_test"]),
         "n_train_real": int(steps["train_classifier_augmented"]["n_train_real"]),
@@ -87,10 +91,11 @@ def table(summary: dict) -> str:
         # Where the images came from: a local copy, the S3 cache, or a download by this run.
         f"  data version {d.get('data_version')}, from {d['data_source']}",
         "",
-        f"  {'training data':<28}{'test accuracy':>14}{'macro F1':>10}",
-        f"  {'real (' + str(d['n_train_real']) + ')':<28}{d['accuracy_real']:>14.4f}{d['macro_f1_real']:>10.4f}",
+        f"  {'training data':<28}{'test accuracy':>14}{'macro F1':>10}{'balanced acc.':>15}",
+        f"  {'real (' + str(d['n_train_real']) + ')':<28}{d['accuracy_real']:>14.4f}{d['macro_f1_real']:>10.4f}"
+        f"{d['balanced_accuracy_real']:>15.4f}",
         f"  {'real + synthetic (+' + str(d['n_train_synthetic']) + ')':<28}"
-        f"{d['accuracy_augmented']:>14.4f}{d['macro_f1_augmented']:>10.4f}",
+        f"{d['accuracy_augmented']:>14.4f}{d['macro_f1_augmented']:>10.4f}{d['balanced_accuracy_augmented']:>15.4f}",
         f"  {'difference':<28}{d['accuracy_delta']:>+14.4f}",
         *([f"  {'synthetic only (CAS)':<28}{d['cas']:>14.4f}"] if d.get("cas") is not None else []),
         *([f"  {'synthetic label fidelity':<28}{d['label_fidelity']:>14.4f}"]

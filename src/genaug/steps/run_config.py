@@ -50,6 +50,7 @@ def run_config(config: dict, data_path: str, synthetic_path: str, out_path: str,
     pred = predict(acc.prepare(model), arrays["x_test"], acc).argmax(1)
     report = classification.report(arrays["y_test"], pred, spec.classes)
     tracking.log_metrics({"test_accuracy": report["accuracy"], "test_macro_f1": report["macro_f1"],
+                          "test_balanced_accuracy": report["balanced_accuracy"],
                           **{f"test_f1/{name.replace('/', '-')}": m["f1"] for name, m in report["per_class"].items()}})
     tracking.log_dict(report, "classification_report.json")
     with tempfile.TemporaryDirectory() as tmp:
@@ -58,7 +59,8 @@ def run_config(config: dict, data_path: str, synthetic_path: str, out_path: str,
                                f"{config['name']}: test accuracy {report['accuracy']:.4f}")
         tracking.log_artifact(png, "figures")
     return {**config, "seed": seed, "ratio": ratio, "fraction": float(config["fraction"]),
-            "accuracy": report["accuracy"], "macro_f1": report["macro_f1"], "val_accuracy": meta["val_accuracy"],
+            "accuracy": report["accuracy"], "macro_f1": report["macro_f1"],
+            "balanced_accuracy": report["balanced_accuracy"], "val_accuracy": meta["val_accuracy"],
             "best_epoch": meta["best_epoch"], "n_train_real": meta["n_train_real"],
             "n_train_synthetic": meta["n_train_synthetic"], "n_test": int(len(pred)),
             "confusion_matrix": report["confusion_matrix"], "classes": list(spec.classes),

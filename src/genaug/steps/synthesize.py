@@ -10,7 +10,7 @@ import numpy as np
 from genaug import accel as accel_mod
 from genaug import catalog, generators
 from genaug.data import imageset
-from genaug.data.mixing import synthetic_per_class
+from genaug.data.mixing import synthetic_counts
 from genaug.data.splits import content_hash
 from genaug.services import tracking
 from genaug.steps.timing import timed_step
@@ -18,17 +18,20 @@ from genaug.steps.timing import timed_step
 
 @timed_step
 def synthesize(generator_path: str, data_path: str, ratio: float, seed: int, out_path: str,
-               parent_run_id: str = "") -> dict:
-    """Write ``out_path``: x uint8 [N, C, H, W], y int64 [N], N = ratio * n_real, class-balanced.
+               parent_run_id: str = "", mode: str = "ratio", target: int | None = None) -> dict:
+    """Write ``out_path``: x uint8 [N, C, H, W], y int64 [N]: ratio * n_real images, the same
+    number per class, or with ``mode`` "balance" each class's top-up to the largest class
+    (or to ``target``), genaug.data.mixing.synthetic_counts.
 
     ``seed`` fixes the noise; the metadata records the generator file's sha256, the real
     data's hash and the counts, so a synthetic set can always be traced to its source.
     """
     module, ckpt = generators.load(generator_path)
-    _, data_meta = imageset.load(data_path, "prepared dataset")
+    arrays, data_meta = imageset.load(data_path, "prepared dataset")
     spec = catalog.dataset_spec(data_meta["dataset"], data_meta)
-    per_class = synthetic_per_class(data_meta["n_train"], ratio, spec.num_classes)
-    labels = np.repeat(np.arange(spec.num_classes, dtype=np.int64), per_class)
+    counts = synthetic_counts(arrays["y_train"], spec.num_classes, ratio, mode, target)
+    per_class = int(counts.max()) if mode == "ratio" else {c: int(n) for c, n in zip(spec.classes, counts)}
+    labels = np.repeat(np.arange(spec.num_classes, dtype=np.int64), counts)
     # Offset the seed so synthetic noise never repeats the noise used during training.
     acc = generators.accel_for(ckpt["meta"].get("family", "gan"), accel_mod.pick())
     # Thousands of K-step diffusion samples: compiling the UNet pays for itself many times.
@@ -44,5 +47,6 @@ def synthesize(generator_path: str, data_path: str, ratio: float, seed: int, out
     }
     imageset.save(out_path, {"x": images, "y": labels}, meta)
     tracking.log_params({"ratio": ratio, "seed": seed, "generator": ckpt["arch"]})
-    tracking.log_metrics({"n_per_class": per_class, "n_total": meta["n_total"]})
+    tracking.log_params({"synth_mode": mode, "synth_target": target})
+    tracking.log_metrics({"n_per_class": int(counts.max()), "n_total": meta["n_total"]})
     return meta

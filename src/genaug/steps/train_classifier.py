@@ -8,7 +8,7 @@ from pathlib import Path
 
 from genaug import checkpoint, models
 from genaug.data import imageset
-from genaug.data.mixing import mix
+from genaug.data.mixing import mix, synthetic_counts
 from genaug.metrics import plots
 from genaug.models.pretrained import load_imagenet
 from genaug.sections import ClassifierConfig
@@ -34,9 +34,11 @@ def _run_name(args: dict) -> str:
 @timed_step(run_name=_run_name)
 def train_classifier(data_path: str, out_path: str, html_path: str = "", synthetic_path: str = "",
                      ratio: float = 0.0, parent_run_id: str = "", synthetic_only: bool = False, *,
-                     classifier: ClassifierConfig, seed: int) -> dict:
+                     classifier: ClassifierConfig, seed: int, synth_mode: str = "ratio",
+                     synth_target: int | None = None) -> dict:
     """Train ``classifier`` (its section: which one, and how); with ``synthetic_path``, add
-    ratio * n_real synthetic images.
+    ratio * n_real synthetic images, or with ``synth_mode`` "balance" top every class up to
+    the largest (or to ``synth_target``), genaug.data.mixing.
 
     synthetic_only: train on the synthetic images alone (no real training image), for the
     Classification Accuracy Score (Ravuri & Vinyals, 2019): how well a generator's samples
@@ -61,7 +63,8 @@ def train_classifier(data_path: str, out_path: str, html_path: str = "", synthet
         if synthetic_only:
             x, y, n_synth = synth["x"], synth["y"], len(synth["y"])
         else:
-            x, y = mix(x, y, synth["x"], synth["y"], ratio, spec.num_classes, seed)
+            counts = synthetic_counts(y, spec.num_classes, ratio, synth_mode, synth_target)
+            x, y = mix(x, y, synth["x"], synth["y"], counts, seed)
             n_synth = len(y) - len(arrays["y_train"])
     config = {"shape": list(spec.shape), "num_classes": spec.num_classes, "width": cfg.width}
     model = models.build_classifier(cfg.name, **{**config, "shape": spec.shape})
