@@ -24,9 +24,7 @@ pytestmark = pytest.mark.e2e
 
 # ddim before ddpm: ddpm then reuses the diffusion model that ddim's run trained.
 GENERATORS = ("vanilla_gan", "wgan_gp", "ddim", "ddpm")
-# Run at RESOLUTION=64 (Fashion-MNIST resized from 28): the critic's and the UNet's extra
-# stage and level, exported and served at 64x64 (dcgan's 64 px run is in test_own_data.py).
-AT_64 = ("wgan_gp", "ddim", "ddpm")
+# The 64 px runs of dcgan, wgan_gp and ddim are in test_own_data.py, on a folder of images.
 
 
 def _pipeline(runs: Path, *args: str, env=None) -> dict:
@@ -43,8 +41,7 @@ def zoo(tmp_path_factory, stack):
     if not REAL_DATA:
         pytest.skip("real Fashion-MNIST is missing: run `make test` as root or set GENAUG_DATA_DIR")
     runs = tmp_path_factory.mktemp("zoo")
-    return {g: _pipeline(runs, "--generator", g, *(("--resolution", "64") if g in AT_64 else ()))
-            for g in GENERATORS}
+    return {g: _pipeline(runs, "--generator", g) for g in GENERATORS}
 
 
 def _served_images(model: str, labels: str, tmp_path: Path) -> np.ndarray:
@@ -63,16 +60,14 @@ def test_each_generator_is_trained_exported_promoted_and_served(zoo, generator, 
     assert s["generator"] == generator and s["n_train_synthetic"] > 0
     assert s["onnx_max_abs_diff"]["generator"] <= 1.0  # uint8 levels, PyTorch vs onnxruntime
     promo = s["promotions"]["generator"]
-    # A 64 px model is served beside the 28 px ones, under a name of its own (its contract).
-    assert promo["model"] == f"fashion_mnist{'-64px' if generator in AT_64 else ''}-{generator}-generator"
+    assert promo["model"] == f"fashion_mnist-{generator}-generator"
     assert promo["decision"] == "promoted" and promo["served_version"] >= 1, promo
     picture = _served_images(promo["model"], "0,1,2,3,4,5,6,7,8,9", tmp_path)
     assert picture.ndim == 2 and picture.std() > 0  # ten tiles, not a blank canvas
     import onnxruntime as ort
 
-    side = 64 if generator in AT_64 else 28
     images = ort.InferenceSession(s["onnx_paths"]["generator"]).get_outputs()[0]
-    assert list(images.shape[1:]) == [1, side, side] and picture.shape[0] > side, (images.shape, picture.shape)
+    assert list(images.shape[1:]) == [1, 28, 28] and picture.shape[0] > 28, (images.shape, picture.shape)
 
 
 def test_diffusion_serves_its_whole_sampler_in_one_call(zoo):
@@ -85,7 +80,7 @@ def test_diffusion_serves_its_whole_sampler_in_one_call(zoo):
     for generator in ("ddim", "ddpm"):
         path = zoo[generator]["summary"]["onnx_paths"]["generator"]
         noise = ort.InferenceSession(path).get_inputs()[1]
-        assert list(noise.shape[1:]) == [k + 1, 1, 64, 64], (generator, noise.shape)
+        assert list(noise.shape[1:]) == [k + 1, 1, 28, 28], (generator, noise.shape)
 
 
 def test_ddpm_reuses_the_model_that_ddim_trained(zoo):

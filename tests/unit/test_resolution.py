@@ -65,6 +65,15 @@ def test_every_classifier_works_at_every_side(name, side):
     assert model(torch.rand(2, 3, side, side)).shape == (2, 5)
 
 
+@pytest.mark.parametrize("side,stems", [(28, 0), (32, 0), (64, 1), (128, 2)])
+def test_the_cnn_halves_larger_images_in_a_strided_stem_so_its_body_stays_at_32_px(side, stems):
+    from genaug.models.classifiers import CNN
+    cnn = CNN((3, side, side), num_classes=5, width=4)
+    strided = [m for m in cnn.modules() if isinstance(m, torch.nn.Conv2d) and m.stride == (2, 2)]
+    assert len(strided) == stems
+    assert sum(isinstance(m, torch.nn.Conv2d) for m in cnn.modules()) == 3 + stems
+
+
 def test_the_unet_adds_levels_in_front_and_attends_at_the_same_side():
     cfg = DiffusionConfig(base_channels=8, channel_mults=(1, 2, 2), attention_levels=(1,))
     assert cfg.unet_args(32)["channel_mults"] == [1, 2, 2] and cfg.unet_args(32)["attention_resolutions"] == [16]
