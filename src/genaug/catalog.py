@@ -7,7 +7,7 @@ module looks names up here; a name that is not here does not exist anywhere.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,10 @@ class DatasetSpec:
     @property
     def shape(self) -> tuple[int, int, int]:
         return (self.channels, self.height, self.width)
+
+    def at_side(self, side: int) -> DatasetSpec:
+        """This dataset with its images brought to side x side pixels."""
+        return replace(self, height=side, width=side)
 
 
 DATASETS: dict[str, DatasetSpec] = {
@@ -118,8 +122,6 @@ def dataset_spec(name: str, meta: dict | None = None) -> DatasetSpec:
         return dataset(name)
     channels, height, width = (int(v) for v in meta["shape"])
     if name in DATASETS:  # its own title and mirroring, at the side the run chose
-        from dataclasses import replace
-
         return replace(dataset(name), height=height, width=width)
     return DatasetSpec(name, name, channels, height, width, tuple(meta["classes"]),
                        train_images=int(meta.get("n_train_full") or 0))

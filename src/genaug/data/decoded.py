@@ -114,13 +114,11 @@ def version_spec(name: str, meta: dict, arrays: dict[str, np.ndarray]):
     """The catalog.DatasetSpec of a decoded version (its classes and geometry); a built-in
     dataset's own (its title, and whether mirrored images are as likely) at the side it was
     loaded at."""
-    from dataclasses import replace
-
     from genaug.catalog import DatasetSpec
 
     g = meta["geometry"]
     if name in catalog.DATASETS:
-        return replace(catalog.dataset(name), height=g["size"], width=g["size"])
+        return catalog.dataset(name).at_side(g["size"])
     return DatasetSpec(name, name, g["channels"], g["size"], g["size"], tuple(meta["classes"]),
                        train_images=len(arrays["y_train"]) + len(arrays["y_val"]))
 
@@ -130,20 +128,13 @@ def reference_data(dataset: str, version: str, store, data: DataConfig | None = 
     dataset's official train and test splits, or those of a user dataset's version ("latest",
     a label or an id, resolved in the registry), at ``side`` pixels, or the side that
     ``data`` gives them (genaug.data.resolution), or else their own."""
-    from dataclasses import replace
-
     from genaug.data.snapshots import resolve_version
     from genaug.data.sources import RawSplits, load_raw
 
     if dataset in catalog.DATASETS:
         spec = catalog.dataset(dataset)
         side = side or (resolution.side_for(data, native=spec.height) if data else spec.height)
-        raw = load_raw(spec, store=store)
-        if side == spec.height:
-            return spec, raw
-        return replace(spec, height=side, width=side), RawSplits(
-            resolution.resize(raw.train_x, side), raw.train_y, resolution.resize(raw.test_x, side), raw.test_y,
-            f"{raw.source}, resized to {side}x{side}")
+        return spec.at_side(side), load_raw(spec, store=store).at_side(side)
     if store is None:
         raise ValueError(f"dataset {dataset!r} is a snapshot in the S3 store, but no store is configured; run "
                          "`make up` (or set GENAUG_S3_ENDPOINT and its keys)")

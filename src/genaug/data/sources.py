@@ -42,6 +42,16 @@ class RawSplits:
     test_y: np.ndarray
     source: str
 
+    def at_side(self, side: int) -> RawSplits:
+        """These splits with every image brought to side x side pixels (antialiased bicubic,
+        genaug.data.resolution.resize), the source saying so; themselves at their own side."""
+        if self.train_x.shape[-2:] == (side, side):
+            return self
+        from genaug.data.resolution import resize
+
+        return RawSplits(resize(self.train_x, side), self.train_y, resize(self.test_x, side), self.test_y,
+                         f"{self.source}, resized to {side}x{side}")
+
 
 def cache_dir() -> Path:
     """Where downloads and unpacked copies go: ``$GENAUG_CACHE_DIR`` or ~/.cache/genaug."""

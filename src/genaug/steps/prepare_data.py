@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 
 from genaug import catalog
@@ -77,11 +75,10 @@ def _built_in(data: DataConfig):
     raw = load_raw(spec, store=optional_store())
     side = resolution.side_for(data, native=spec.height)
     memory.check(f"dataset {spec.name}", len(raw.train_y) + len(raw.test_y), spec.channels, side)
-    train_x, test_x = resolution.resize(raw.train_x, side), resolution.resize(raw.test_x, side)
+    raw = raw.at_side(side)
     train_idx, val_idx = train_val_split(raw.train_y, VAL_FRACTION)
-    source = raw.source if side == spec.height else f"{raw.source}, resized to {side}x{side}"
-    return replace(spec, height=side, width=side), ((train_x[train_idx], raw.train_y[train_idx]),
-                                                    (train_x[val_idx], raw.train_y[val_idx]), (test_x, raw.test_y)), source
+    return spec.at_side(side), ((raw.train_x[train_idx], raw.train_y[train_idx]), (raw.train_x[val_idx],
+                                raw.train_y[val_idx]), (raw.test_x, raw.test_y)), raw.source
 
 
 def _snapshot(data: DataConfig, version: str):

@@ -30,7 +30,6 @@ def synthesize(generator_path: str, data_path: str, ratio: float, seed: int, out
     arrays, data_meta = imageset.load(data_path, "prepared dataset")
     spec = catalog.dataset_spec(data_meta["dataset"], data_meta)
     counts = synthetic_counts(arrays["y_train"], spec.num_classes, ratio, mode, target)
-    per_class = int(counts.max()) if mode == "ratio" else {c: int(n) for c, n in zip(spec.classes, counts)}
     labels = np.repeat(np.arange(spec.num_classes, dtype=np.int64), counts)
     # Offset the seed so synthetic noise never repeats the noise used during training.
     acc = generators.accel_for(ckpt["meta"].get("family", "gan"), accel_mod.pick())
@@ -41,7 +40,8 @@ def synthesize(generator_path: str, data_path: str, ratio: float, seed: int, out
         "kind": "synthetic", "dataset": spec.name, "generator": ckpt["arch"],
         "generator_sha256": hashlib.sha256(Path(generator_path).read_bytes()).hexdigest(),
         "generator_meta": ckpt["meta"], "real_data_hash": data_meta["content_hash"],
-        "sampling": ckpt["meta"].get("sampling"), "ratio": ratio, "n_per_class": per_class,
+        "sampling": ckpt["meta"].get("sampling"), "ratio": ratio, "mode": mode, "target": target,
+        "n_per_class": {c: int(n) for c, n in zip(spec.classes, counts)},
         "n_total": int(len(labels)), "seed": seed,
         "content_hash": content_hash(images, labels),
     }
