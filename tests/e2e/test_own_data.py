@@ -127,7 +127,10 @@ def test_a_rare_class_is_topped_up_to_the_others_and_the_gate_compares_macro_f1(
     assert (together == real_counts.max()).all(), (real_counts, together)
     assert run["config"]["synthesis"]["mode"] == "balance" and run["n_train_synthetic"] == int(together.sum() -
                                                                                               real_counts.sum())
-    assert 0 <= run["balanced_accuracy_augmented"] <= 1 and set(run["f1_per_class"]["augmented"]) == set(CLASSES)
+    assert meta["n_per_class"] == {c: int(n) for c, n in zip(CLASSES, together - real_counts)}, meta
+    assert set(run["f1_per_class"]["augmented"]) == set(CLASSES)
+    recall = run["recall_per_class"]["augmented"]  # every class is in the test split: the mean is balanced acc.
+    assert run["balanced_accuracy_augmented"] == pytest.approx(np.mean([recall[c] for c in CLASSES]))
     decision = run["promotions"]["classifier"]
     assert decision["metric"] == "test_macro_f1" and "test_macro_f1" in decision["reason"], decision
 

@@ -7,8 +7,8 @@ built-in dataset's registry version id instead of a file fingerprint, ``data_sou
 that version, and the new ``config.data.source``; the data's hash stayed the same; and after
 issue 21 for its new keys only, every recorded value kept: the parameters ``resolution``,
 ``synth``, ``synth_target``, ``gate_metric`` and their places in ``config``, the profile's
-``config.data.max_resolution``, ``balanced_accuracy_*``, ``f1_per_class`` and each
-promotion's ``metric``).
+``config.data.max_resolution``, ``balanced_accuracy_*``, ``f1_per_class``,
+``recall_per_class`` and each promotion's ``metric``).
 
     python -m tests.golden.recorded summary RUN_DIR/summary.json   re-record the summary
     python -m tests.golden.recorded parameters                     re-record the parameters
@@ -66,9 +66,9 @@ MEASURED_ABS, MEASURED_REL = 0.02, 0.05
 # The smoke run's CAS is a classifier trained on 30-step GAN samples, at chance level, where
 # that noise flips whole test images: three fresh runs of one commit gave 0.100, 0.108 and 0.134.
 NEAR_CHANCE = {"/cas": 0.05}
-# A class's F1 rests on its 50 test images: the 4 images that an accuracy move of 0.008 flips
-# can all be one class's, moving its F1 by up to about 0.08.
-PER_CLASS = ("/f1_per_class/", 0.1)
+# A class's F1 or recall rests on its 50 test images: the 4 images that an accuracy move of
+# 0.008 flips can all be one class's, moving its F1 or recall by up to about 0.08.
+PER_CLASS = (("/f1_per_class/", "/recall_per_class/"), 0.1)
 DECIMAL = re.compile(r"(\d+\.\d+)")
 
 

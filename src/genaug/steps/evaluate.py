@@ -65,8 +65,8 @@ def evaluate(data_path: str, classifier_real_path: str, classifier_augmented_pat
                                                  "label_fidelity")})
     for v in VARIANTS:
         tracking.log_metrics({f"macro_f1_{v}": result[v]["macro_f1"], f"balanced_accuracy_{v}": result[v]["balanced_accuracy"],
-                              **{f"f1_{v}/{name.replace('/', '-')}": m["f1"]
-                                 for name, m in result[v]["per_class"].items()}})
+                              **{f"{measure}_{v}/{name.replace('/', '-')}": m[measure]
+                                 for name, m in result[v]["per_class"].items() for measure in ("f1", "recall")}})
     tracking.log_dict(result, "classification_report.json")
     _page(result, spec, arrays, synth, html_path)
     return result

@@ -17,6 +17,11 @@ STEP_ORDER = ("resolve_config", "start_tracking", "prepare_data", "train_generat
 ROLES = ("generator", "classifier")
 
 
+def _per_class(evaluation: dict, measure: str) -> dict:
+    """{"real"|"augmented": {class name: measure}} from the evaluate step's per-class report."""
+    return {v: {name: m[measure] for name, m in evaluation[v]["per_class"].items()} for v in ("real", "augmented")}
+
+
 @timed_step
 def report(params: dict, steps: dict, artifacts: dict, out_path: str, config: dict | None = None) -> dict:
     """Write ``out_path`` (summary.json) from the run parameters and each step's metadata;
@@ -43,7 +48,9 @@ def report(params: dict, steps: dict, artifacts: dict, out_path: str, config: di
         # The mean per-class recall: accuracy as if every class were as common.
         "balanced_accuracy_real": ev["real"]["balanced_accuracy"],
         "balanced_accuracy_augmented": ev["augmented"]["balanced_accuracy"],
-        "f1_per_class": {v: {name: m["f1"] for name, m in ev[v]["per_class"].items()} for v in ("real", "augmented")},
+        "f1_per_class": _per_class(ev, "f1"),
+        # A class's recall: its term in balanced accuracy (the mean of these over the classes).
+        "recall_per_class": _per_class(ev, "recall"),
         # int(): counts that travelled through KFP metadata arrive as floats.
         "n_test": int(ev["n_test"]),
         "n_train_real": int(steps["train_classifier_augmented"]["n_train_real"]),
