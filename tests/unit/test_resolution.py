@@ -123,3 +123,5 @@ def test_a_model_at_another_side_is_served_under_a_name_of_its_own():
     parts = catalog.DatasetSpec("parts", "parts", 3, 32, 32, ("a", "b"))
     assert classifier_model_name(parts) == "parts-classifier"
     assert classifier_model_name(replace(parts, height=128, width=128)) == "parts-128px-classifier"
+    # A folder of 28x28 images keeps 28 px unless RESOLUTION=32: the two shapes get two names.
+    assert classifier_model_name(replace(parts, height=28, width=28)) == "parts-28px-classifier"

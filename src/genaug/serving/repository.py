@@ -32,21 +32,22 @@ def templates_dir() -> Path:
     return Path(os.environ.get("GENAUG_TRITON_TEMPLATES", default))
 
 
-# Sides a dataset's served models may have without naming it: a built-in dataset's own, and
-# a user dataset's kept 28 or 32 px (genaug.data.resolution).
-UNNAMED_SIDES = (28, 32)
+# The side a user dataset's served models have without naming it (a built-in dataset's is its
+# own). One side only: a folder of 28x28 images keeps 28 px by default and may be run at 32,
+# and two shapes must never share a name.
+USER_UNNAMED_SIDE = 32
 
 
 def served_dataset(spec) -> str:
     """The dataset part of a served model's name: the name, plus ``-<side>px`` when the run
-    worked at another side than the dataset's own (a built-in's native one, 28 or 32 px for
-    a user's). A model's contract (its input or output shape) never changes under one name:
-    clients of fashion_mnist-classifier keep sending 28x28 while a 64 px run serves
+    worked at another side than the dataset's own (a built-in's native one, USER_UNNAMED_SIDE
+    for a user's). A model's contract (its input or output shape) never changes under one
+    name: clients of fashion_mnist-classifier keep sending 28x28 while a 64 px run serves
     fashion_mnist-64px-classifier beside it, and promotion compares like with like."""
     from genaug.catalog import DATASETS
 
     native = DATASETS.get(spec.name)
-    own = native.shape == tuple(spec.shape) if native else spec.height in UNNAMED_SIDES
+    own = native.shape == tuple(spec.shape) if native else spec.height == USER_UNNAMED_SIDE
     return spec.name if own else f"{spec.name}-{spec.height}px"
 
 
