@@ -43,5 +43,10 @@ def load(path: str | Path, kind: str) -> tuple[torch.nn.Module, dict]:
     config = dict(ckpt["config"])
     config["shape"] = tuple(config["shape"])
     net = _BUILDERS[kind](ckpt["arch"], **config)
-    net.load_state_dict(ckpt["state_dict"])
+    try:
+        net.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as err:  # missing, unexpected or mis-shaped weights
+        raise ArtifactError(f"{kind} checkpoint at {path} does not fit this version's {ckpt['arch']} layout "
+                            f"({str(err).splitlines()[0][:200]}); it was written by another version of genaug: "
+                            f"rerun the step that trains it") from err
     return net.eval(), ckpt

@@ -22,6 +22,39 @@ def test_generator_contract(arch, shape):
     assert D(img, labels).shape == (4,)
 
 
+@pytest.mark.parametrize("arch", ["dcgan", "wgan_gp"])
+def test_the_label_steers_every_stage_of_a_dcgan_generator(arch):
+    # With the input embedding silenced, the label still changes the image: it sets the
+    # scale and shift of every batch norm. A generator that takes the label at its input
+    # only draws one image for every class here.
+    G, _ = models.build_gan(arch, shape=(3, 64, 64), num_classes=10, z_dim=16, width=8)
+    with torch.no_grad():  # weights as after some training: away from their initial values
+        for p in G.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    torch.nn.init.zeros_(G.embed.weight)
+    z = torch.randn(1, 16).expand(10, 16)
+    with torch.no_grad():
+        images = G.eval()(torch.arange(10), z)
+    assert min((images[i] - images[j]).abs().max() for i in range(10) for j in range(i)) > 1e-3
+
+
+def test_the_dcgan_objective_pulls_g_towards_images_d_classifies_as_their_label():
+    # D's auxiliary classifier calls every image class 3: G's loss is far lower for images
+    # meant as class 3 than as class 4. Under the plain non-saturating loss the classifier
+    # is not read, and the two losses are nearly equal.
+    from genaug.train.gan_losses import LOSSES
+
+    G, D = models.build_gan("dcgan", shape=(1, 28, 28), num_classes=10, z_dim=16, width=8)
+    with torch.no_grad():
+        D.classify.bias.zero_()
+        D.classify.bias[3] = 10.0
+        fake = G(torch.arange(8) % 10, torch.randn(8, 16))
+        as_3, as_4 = (LOSSES["dcgan"]().generator(D, fake, torch.full((8,), k)) for k in (3, 4))
+        _, stats = LOSSES["dcgan"]().critic(D, fake, torch.full((8,), 4), fake, torch.full((8,), 4))
+    assert as_4 - as_3 > 5.0, (as_3, as_4)
+    assert stats["d_class"] > 5.0  # D's class term: real images of class 4 it calls class 3
+
+
 def test_classifier_contract():
     net = models.build_classifier("cnn", shape=(3, 32, 32), num_classes=10, width=8)
     assert net(torch.rand(5, 3, 32, 32)).shape == (5, 10)

@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import onnxruntime as ort
 import pytest
+import torch
 
 from genaug import checkpoint
 from genaug.data import imageset
@@ -59,6 +60,14 @@ def test_corrupt_checkpoint_is_named(chain, tmp_path):
         get("synthesize")(str(bad), chain["data"], 0.5, 0, str(tmp_path / "s"))
     with pytest.raises(imageset.ArtifactError, match="not a generator checkpoint"):
         checkpoint.load(chain["real"], "generator")
+    assert not (tmp_path / "s").exists()
+    # A checkpoint from a version whose layout differs (here: one weight renamed) is named,
+    # with the fix, before any image is drawn.
+    old = torch.load(chain["gen"], weights_only=True)
+    old["state_dict"] = {k.replace("norms.0.", "norm0."): v for k, v in old["state_dict"].items()}
+    torch.save(old, tmp_path / "old.pt")
+    with pytest.raises(imageset.ArtifactError, match="does not fit this version's dcgan layout.*rerun"):
+        get("synthesize")(str(tmp_path / "old.pt"), chain["data"], 0.5, 0, str(tmp_path / "s"))
     assert not (tmp_path / "s").exists()
 
 

@@ -26,7 +26,8 @@ from genaug.train.snapshots import GridLogger, epoch_ends
 GRID_PER_CLASS = 10
 DIVERSITY_PER_CLASS = 32
 # Bumped when what a training checkpoint holds changes, so old state is never resumed.
-CHECKPOINT_FORMAT = 1
+# 2: the DCGAN generator's batch norms became per-class (genaug.models.gan.ClassBatchNorm2d).
+CHECKPOINT_FORMAT = 2
 
 
 @dataclass
