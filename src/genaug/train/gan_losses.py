@@ -20,16 +20,25 @@ class NonSaturating:
     betas = (0.5, 0.999)
     balance_title = "D/G balance: D's mean probability (0.5 = D cannot tell)"
 
-    def critic(self, D, real, real_y, fake, fake_y):
-        d_real, d_fake = D(real, real_y), D(fake, fake_y)
+    @staticmethod
+    def real_fake(d_real, d_fake):
+        """D's loss on its logits for real and fake images (each shape [N]), and its
+        statistics: the mean probability it gives each side."""
         loss = (F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real))
                 + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
         return loss, {"d_real": torch.sigmoid(d_real.float()).mean(), "d_fake": torch.sigmoid(d_fake.float()).mean()}
 
-    def generator(self, D, fake, fake_y):
-        logit = D(fake, fake_y)
-        # G maximises log D(G(z)) rather than minimising log(1 - D(G(z))): strong early gradients.
+    @staticmethod
+    def fooled(logit):
+        """G's loss on D's logits for its images: G maximises log D(G(z)) rather than
+        minimising log(1 - D(G(z))), which gives strong gradients early on."""
         return F.binary_cross_entropy_with_logits(logit, torch.ones_like(logit))
+
+    def critic(self, D, real, real_y, fake, fake_y):
+        return self.real_fake(D(real, real_y), D(fake, fake_y))
+
+    def generator(self, D, fake, fake_y):
+        return self.fooled(D(fake, fake_y))
 
 
 class AuxiliaryClassifier(NonSaturating):
@@ -46,17 +55,13 @@ class AuxiliaryClassifier(NonSaturating):
 
     def critic(self, D, real, real_y, fake, fake_y):
         d_real, classes = D.scores(real, real_y)
-        d_fake = D(fake, fake_y)
+        loss, stats = self.real_fake(d_real, D(fake, fake_y))
         d_class = F.cross_entropy(classes.float(), real_y)
-        loss = (F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real))
-                + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)) + self.class_weight * d_class)
-        return loss, {"d_real": torch.sigmoid(d_real.float()).mean(), "d_fake": torch.sigmoid(d_fake.float()).mean(),
-                      "d_class": d_class}
+        return loss + self.class_weight * d_class, {**stats, "d_class": d_class}
 
     def generator(self, D, fake, fake_y):
         logit, classes = D.scores(fake, fake_y)
-        return (F.binary_cross_entropy_with_logits(logit, torch.ones_like(logit))
-                + self.class_weight * F.cross_entropy(classes.float(), fake_y))
+        return self.fooled(logit) + self.class_weight * F.cross_entropy(classes.float(), fake_y)
 
 
 class WassersteinGP:
