@@ -24,6 +24,11 @@ S3_SECRET = os.environ.get("GENAUG_K8S_S3_SECRET", "genaug-s3")
 # Secret with GENAUG_PROMOTE_ACCESS_KEY and GENAUG_PROMOTE_SECRET_KEY: the only S3 identity that
 # may write Triton's repository, mounted into the promote step only (instead of S3_SECRET).
 PROMOTE_S3_SECRET = os.environ.get("GENAUG_K8S_PROMOTE_S3_SECRET", "genaug-s3-promote")
+# Secret with GENAUG_MLFLOW_PIPELINE_USERNAME and _PASSWORD: MLflow's pipeline account.
+MLFLOW_SECRET = os.environ.get("GENAUG_K8S_MLFLOW_SECRET", "genaug-mlflow")
+# Secret with GENAUG_MLFLOW_PROMOTE_USERNAME and _PASSWORD: the only MLflow account that moves
+# the models' aliases, mounted into the promote step only (instead of MLFLOW_SECRET).
+PROMOTE_MLFLOW_SECRET = os.environ.get("GENAUG_K8S_PROMOTE_MLFLOW_SECRET", "genaug-mlflow-promote")
 # Optional Secret with GENAUG_SOURCE_S3_ENDPOINT, _ACCESS_KEY, _SECRET_KEY (and _SECURE): where
 # DATA_SOURCE prefixes live when that is not the stack's store. Mounted into the data-version
 # step only, the one that snapshots a source; without the Secret the step uses the store.

@@ -5,11 +5,11 @@ that the values shared between files agree.
 
 Every ``secrets/*.env.example`` under the root gets its ``.env`` next to it, unless that
 exists already (nothing is ever overwritten). Names (``*_ACCESS_KEY``, ``*_USER``,
-``POSTGRES_DB``) are the example's; secret values are 32 random letters and digits, safe
-in a PostgreSQL URL. For a bring-your-own S3 store, ``BYO_S3_ACCESS_KEY`` and
-``BYO_S3_SECRET_KEY`` in the environment set every client's pair (pipeline, MLflow,
-Triton) to the store's keys. Nothing else is taken from the environment: a shell that
-holds the local stack's keys must not leak them into a cluster.
+``*_USERNAME``, ``POSTGRES_DB``) are the example's; secret values are 32 random letters and
+digits, safe in a PostgreSQL URL. For a bring-your-own S3 store, ``BYO_S3_ACCESS_KEY`` and
+``BYO_S3_SECRET_KEY`` in the environment set every client's pair (pipeline, MLflow, Triton)
+to the store's keys. Nothing else is taken from the environment: a shell that holds the
+local stack's keys must not leak them into a cluster.
 
 Some keys must hold the same value in two files (the pipeline's S3 pair, the Triton admin
 key): they are drawn once, and the check fails, naming both files, if files written by
@@ -32,7 +32,7 @@ BYO = {"ACCESS": ["GENAUG_PIPELINE_ACCESS_KEY", "GENAUG_PROMOTE_ACCESS_KEY", "GE
                   "GENAUG_TRITON_ACCESS_KEY"],
        "SECRET": ["GENAUG_PIPELINE_SECRET_KEY", "GENAUG_PROMOTE_SECRET_KEY", "GENAUG_MLFLOW_SECRET_KEY",
                   "GENAUG_TRITON_SECRET_KEY"]}
-_NAMES = ("_ACCESS_KEY", "_USER", "_DB")
+_NAMES = ("_ACCESS_KEY", "_USER", "_USERNAME", "_DB")
 
 
 def canonical(key: str) -> str:

@@ -65,6 +65,12 @@ SECRET_ENV = {"GENAUG_S3_ACCESS_KEY": "GENAUG_S3_ACCESS_KEY", "GENAUG_S3_SECRET_
 PROMOTERS = {"promote-generator", "promote-classifier"}
 PROMOTE_SECRET_ENV = {"GENAUG_PROMOTE_ACCESS_KEY": "GENAUG_S3_ACCESS_KEY",
                       "GENAUG_PROMOTE_SECRET_KEY": "GENAUG_S3_SECRET_KEY"}
+# MLflow's accounts (genaug.services.mlflow_access): the pipeline's for every step, the
+# promote account instead for the promote steps, under the variables MLflow's client reads.
+MLFLOW_SECRET_ENV = {"GENAUG_MLFLOW_PIPELINE_USERNAME": "MLFLOW_TRACKING_USERNAME",
+                     "GENAUG_MLFLOW_PIPELINE_PASSWORD": "MLFLOW_TRACKING_PASSWORD"}
+PROMOTE_MLFLOW_SECRET_ENV = {"GENAUG_MLFLOW_PROMOTE_USERNAME": "MLFLOW_TRACKING_USERNAME",
+                             "GENAUG_MLFLOW_PROMOTE_PASSWORD": "MLFLOW_TRACKING_PASSWORD"}
 # The data-version step reads a DATA_SOURCE on another server with these (all optional).
 SOURCE_SECRET_ENV = {key: key for key in ("GENAUG_SOURCE_S3_ENDPOINT", "GENAUG_SOURCE_S3_ACCESS_KEY",
                                           "GENAUG_SOURCE_S3_SECRET_KEY", "GENAUG_SOURCE_S3_SECURE")}
@@ -101,8 +107,10 @@ def configure(task, policy: Resources, accelerator_type, accelerator_count) -> N
         kubernetes.use_config_map_as_env(task, settings.CONFIG_MAP, SERVICE_ENV)
         if component_key(task) in PROMOTERS:
             kubernetes.use_secret_as_env(task, settings.PROMOTE_S3_SECRET, PROMOTE_SECRET_ENV)
+            kubernetes.use_secret_as_env(task, settings.PROMOTE_MLFLOW_SECRET, PROMOTE_MLFLOW_SECRET_ENV)
         else:
             kubernetes.use_secret_as_env(task, settings.S3_SECRET, SECRET_ENV)
+            kubernetes.use_secret_as_env(task, settings.MLFLOW_SECRET, MLFLOW_SECRET_ENV)
     if policy.services and component_key(task) not in NOT_RETRIED:
         task.set_retry(RETRIES, backoff_duration=BACKOFF, backoff_factor=BACKOFF_FACTOR,
                        backoff_max_duration=BACKOFF_MAX)

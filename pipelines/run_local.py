@@ -245,6 +245,18 @@ def add_runner_arguments(parser: argparse.ArgumentParser) -> None:
                         help="1: prepare_data may reuse an earlier run's output for the same data version; 0: never")
 
 
+def mlflow_login_hint() -> str | None:
+    """How to log in to the local stack's MLflow UI: the read-only account and the file
+    with its password (never the password itself), or None without that file."""
+    from genaug.services import mlflow_access
+    from genaug.services.endpoints import stack_env_path
+
+    reader = stack_env_path().with_name("mlflow-reader.env")
+    if not reader.is_file():
+        return None
+    return f"  log in as {mlflow_access.USERNAMES['reader']}, password: MLFLOW_TRACKING_PASSWORD in {reader}"
+
+
 def print_result(text: str, summary: dict, path: Path, extra: list[str], mlflow_label: str) -> None:
     """The end of a local run: its table, the wall time, ``extra`` lines, the MLflow link and,
     LAST, the path of its JSON (scripts read that line)."""
@@ -255,6 +267,8 @@ def print_result(text: str, summary: dict, path: Path, extra: list[str], mlflow_
         print(line)
     if summary.get("mlflow_run_url"):
         print(f"{mlflow_label}: {summary['mlflow_run_url']}")
+        if (login := mlflow_login_hint()) is not None:
+            print(login)
     print()
     print(path)
 

@@ -73,7 +73,7 @@ def test_reconciler_loads_each_champion_on_its_own_and_stays_ready_when_one_fail
         assert reconciler.run_pass(states, stack.triton_grpc, stack.admin_key, promotion_store(),
                                    log=lambda line, **_: lines.append(line))
         code, body = _get(port, "/models")
-        assert code == 200 and body["models"]["deploy_champion"]["state"] == "serving"
+        assert code == 200 and body["models"]["deploy_champion"]["state"] == "serving", body
         assert body["models"]["deploy_missing"]["state"] == "failed" and body["models"]["deploy_missing"]["reason"]
         assert _get(port, "/readyz") == (200, {"ready": True}) and _get(port, "/healthz")[0] == 200
         assert any("deploy_missing: failed" in line for line in lines)

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from components import settings
+from genaug.services import mlflow_access
 from pipelines import placement
 from tests.conftest import REPO
 
@@ -201,6 +202,15 @@ def test_make_secrets_keeps_shared_values_equal_never_overwrites_and_flags_hand_
         (users["GENAUG_PIPELINE_ACCESS_KEY"], users["GENAUG_PIPELINE_SECRET_KEY"])
     assert read(root / "base/services/secrets/triton-admin.env") == \
         read(root / "base/pipeline-access/secrets/genaug-triton-admin.env")
+    # MLflow: the set-up Job's passwords are the steps' and promote's; names are the code's.
+    auth = read(root / "base/services/secrets/mlflow-auth.env")
+    for role in ("pipeline", "promote"):
+        suffix = "" if role == "pipeline" else "-promote"
+        login = read(root / f"base/pipeline-access/secrets/genaug-mlflow{suffix}.env")
+        key = f"GENAUG_MLFLOW_{role.upper()}"
+        assert login[f"{key}_PASSWORD"] == auth[f"{key}_PASSWORD"] and len(auth[f"{key}_PASSWORD"]) == 32
+        assert login[f"{key}_USERNAME"] == mlflow_access.USERNAMES[role]
+    assert len({auth[k] for k in auth}) == len(auth)  # every secret its own value
     assert len({users["GENAUG_PIPELINE_SECRET_KEY"], users["GENAUG_MLFLOW_SECRET_KEY"],
                 users["GENAUG_TRITON_SECRET_KEY"]}) == 3 and len(users["GENAUG_TRITON_SECRET_KEY"]) == 32
     assert oct((root / "base/services/secrets/minio-users.env").stat().st_mode & 0o777) == "0o600"

@@ -163,12 +163,20 @@ def test_service_endpoints_and_keys_come_from_the_cluster_never_from_the_yaml(tm
         if path.name == "genaug.yaml":
             for role in ("generator", "classifier"):
                 promote = executors[f"exec-promote-{role}"]
-                assert {s["secretName"] for s in promote["secretAsEnv"]} == {"genaug-s3-promote",
-                                                                             "genaug-triton-admin"}
+                assert {s["secretName"] for s in promote["secretAsEnv"]} == {
+                    "genaug-s3-promote", "genaug-mlflow-promote", "genaug-triton-admin"}
                 keys = {k["secretKey"]: k["envVar"] for s in promote["secretAsEnv"] for k in s["keyToEnv"]}
                 assert keys["GENAUG_PROMOTE_ACCESS_KEY"] == "GENAUG_S3_ACCESS_KEY"
-            assert not any("triton-admin" in s["secretName"] for label, k8s in executors.items()
-                           if not label.startswith("exec-promote") for s in k8s.get("secretAsEnv", []))
+                assert keys["GENAUG_MLFLOW_PROMOTE_PASSWORD"] == "MLFLOW_TRACKING_PASSWORD"
+            for secret in ("triton-admin", "-promote"):  # what may change the served models: promote only
+                assert not any(secret in s["secretName"] for label, k8s in executors.items()
+                               if not label.startswith("exec-promote") for s in k8s.get("secretAsEnv", []))
+        # MLflow's pipeline account for every other step that talks to the services.
+        for label, k8s in executors.items():
+            if "configMapAsEnv" in k8s and not label.startswith("exec-promote"):
+                mlflow = [s for s in k8s["secretAsEnv"] if s["secretName"] == "genaug-mlflow"]
+                assert mlflow and {k["envVar"] for k in mlflow[0]["keyToEnv"]} == {
+                    "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"}, label
         # A DATA_SOURCE on another server: its keys reach the step that snapshots it, and no other.
         holders = {label for label, k8s in executors.items() for s in k8s.get("secretAsEnv", [])
                    if s["secretName"] == "genaug-source-s3"}

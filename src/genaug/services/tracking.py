@@ -1,8 +1,11 @@
 """MLflow tracking: one parent run per pipeline run, one nested run per step.
 
-The tracking server comes from MLFLOW_TRACKING_URI. Step code logs through the small
-functions below, which write to the active run and do nothing when there is none, so a
-step run by hand (``genaug step ...``) needs no server.
+The tracking server comes from MLFLOW_TRACKING_URI, the account from
+MLFLOW_TRACKING_USERNAME/PASSWORD (genaug.services.mlflow_access says what each may do).
+Step code logs through the small functions below, which write to the active run and do
+nothing when there is none, so a step run by hand (``genaug step ...``) needs no server.
+The registry functions act as the promote identity where one is given beside the
+pipeline's (GENAUG_PROMOTE_MLFLOW_*, the local stack's admin.env).
 """
 
 from __future__ import annotations
@@ -11,11 +14,13 @@ import contextlib
 import json
 import math
 import os
+import threading
 import urllib.error
 import urllib.request
 from pathlib import Path
 
-from genaug.services.endpoints import load_stack_env, require
+from genaug.services import mlflow_access
+from genaug.services.endpoints import load_admin_env, load_stack_env, require
 
 EXPERIMENT = os.environ.get("GENAUG_EXPERIMENT", "genaug")
 # MLflow 3's UI picks an experiment's view by this tag; without it a new experiment may open
@@ -41,7 +46,8 @@ def tracking_uri() -> str:
 
 
 def check_server(timeout_s: float = 5.0) -> str:
-    """Return the tracking URI after a GET /health answers 200; raise TrackingError otherwise."""
+    """Return the tracking URI after a GET /health answers 200 and the server accepts the
+    account (checked once per process and account); raise TrackingError otherwise."""
     uri = tracking_uri()
     if uri.startswith(("http://", "https://")):
         try:
@@ -51,7 +57,38 @@ def check_server(timeout_s: float = 5.0) -> str:
         except (urllib.error.URLError, OSError) as err:
             raise TrackingError(f"cannot reach MLflow at {uri} ({err}); start it with `make up` "
                                 f"or fix MLFLOW_TRACKING_URI") from err
+        _check_login(uri, timeout_s)
     return uri
+
+
+_LOGINS_SEEN: set[tuple[str, str, str]] = set()
+
+
+def _check_login(uri: str, timeout_s: float) -> None:
+    """Fail now, naming the account and where it comes from, if MLflow refuses it; a
+    server without accounts (no basic-auth app) answers 404 here and is left alone."""
+    user, password = os.environ.get("MLFLOW_TRACKING_USERNAME", ""), os.environ.get("MLFLOW_TRACKING_PASSWORD", "")
+    key = (uri, user, password)
+    if key in _LOGINS_SEEN:
+        return
+    import base64
+
+    request = urllib.request.Request(f"{uri.rstrip('/')}/api/2.0/mlflow/users/current")
+    if user:
+        request.add_header("Authorization", "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode())
+    try:
+        urllib.request.urlopen(request, timeout=timeout_s).close()
+    except urllib.error.HTTPError as err:
+        if err.code == 401:
+            who = f"account {user!r}" if user else "an anonymous request (MLFLOW_TRACKING_USERNAME is not set)"
+            raise TrackingError(f"MLflow at {uri} refused {who}: set MLFLOW_TRACKING_USERNAME and "
+                                "MLFLOW_TRACKING_PASSWORD (locally `make up` writes them to .genaug/stack.env; "
+                                "on a cluster they come from Secret genaug-mlflow)") from None
+        if err.code != 404:
+            raise TrackingError(f"MLflow at {uri} answered {err.code} when checking account {user!r}") from None
+    except (urllib.error.URLError, OSError) as err:
+        raise TrackingError(f"cannot reach MLflow at {uri} ({err}); start it with `make up`") from err
+    _LOGINS_SEEN.add(key)
 
 
 def _mlflow():
@@ -239,17 +276,66 @@ def active_run_id() -> str | None:
 
 # -- model registry --------------------------------------------------------------------
 
+# MLflow's client reads its account from the environment on every request, so acting as
+# promote means changing the process's environment: one block at a time.
+_PROMOTE_SWAP = threading.RLock()
+
+
+@contextlib.contextmanager
+def as_promote(what: str):
+    """The block's MLflow calls go as the promote identity when one is given beside the
+    pipeline's (GENAUG_PROMOTE_MLFLOW_*, from admin.env); otherwise as the process's own
+    account (a cluster's promote step, whose account is promote's). A refusal becomes a
+    TrackingError naming the account, what it tried and which identity may.
+
+    Blocks in several threads take turns; a call another thread makes meanwhile outside
+    such a block also goes as promote (promotion runs no such call beside it)."""
+    with _PROMOTE_SWAP, _promote_account(what):
+        yield
+
+
+@contextlib.contextmanager
+def _promote_account(what: str):
+    load_admin_env()
+    swap = {"MLFLOW_TRACKING_USERNAME": os.environ.get(mlflow_access.PROMOTE_USERNAME_ENV),
+            "MLFLOW_TRACKING_PASSWORD": os.environ.get(mlflow_access.PROMOTE_PASSWORD_ENV)}
+    swap = {k: v for k, v in swap.items() if v}
+    saved = {k: os.environ.get(k) for k in swap}
+    os.environ.update(swap)
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except MlflowException as err:
+        if err.error_code not in ("PERMISSION_DENIED", "UNAUTHENTICATED"):
+            raise
+        user = os.environ.get("MLFLOW_TRACKING_USERNAME", "(none)")
+        raise TrackingError(f"MLflow refused account {user!r} to {what} ({err.error_code}): that takes the promote "
+                            f"identity ({mlflow_access.USERNAMES['promote']}, MANAGE on registered models); locally "
+                            f"{mlflow_access.PROMOTE_USERNAME_ENV}/{mlflow_access.PROMOTE_PASSWORD_ENV} in "
+                            ".genaug/admin.env, on a cluster the promote step's Secret genaug-mlflow-promote") from err
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 def register_version(name: str, source: str, run_id: str | None, tags: dict) -> str:
     """A new version of registered model ``name`` (created on first use); return its number."""
     client = _mlflow().MlflowClient()
     from mlflow.exceptions import MlflowException
 
-    try:
-        client.get_registered_model(name)
-    except MlflowException:
-        client.create_registered_model(name, description="genaug model; served by Triton under this name")
-    version = client.create_model_version(name, source=source, run_id=run_id,
-                                          tags={k: str(v) for k, v in tags.items()})
+    with as_promote(f"register a version of model {name!r}"):
+        try:
+            client.get_registered_model(name)
+        except MlflowException as err:
+            if err.error_code != "RESOURCE_DOES_NOT_EXIST":
+                raise
+            client.create_registered_model(name, description="genaug model; served by Triton under this name")
+        version = client.create_model_version(name, source=source, run_id=run_id,
+                                              tags={k: str(v) for k, v in tags.items()})
     return str(version.version)
 
 
@@ -258,31 +344,56 @@ def alias_version(name: str, alias: str) -> str | None:
     client = _mlflow().MlflowClient()
     from mlflow.exceptions import MlflowException
 
+    with as_promote(f"read alias {alias!r} of model {name!r}"):
+        try:
+            return str(client.get_model_version_by_alias(name, alias).version)
+        except MlflowException as err:
+            if _refused(err) and _model_exists(client, name):
+                raise
+            return None
+
+
+def _refused(err) -> bool:
+    return err.error_code in ("PERMISSION_DENIED", "UNAUTHENTICATED")
+
+
+def _model_exists(client, name: str) -> bool:
+    """Whether registered model ``name`` exists. MLflow's accounts answer 403, not 404, on a
+    version or alias of a model that does not exist (so as not to tell whether it does);
+    asking for the model itself tells, and is refused only when the account may not read it."""
+    from mlflow.exceptions import MlflowException
+
     try:
-        return str(client.get_model_version_by_alias(name, alias).version)
-    except MlflowException:
-        return None
+        client.get_registered_model(name)
+        return True
+    except MlflowException as err:
+        if err.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return False
+        raise
 
 
 def set_alias(name: str, alias: str, version: str | None) -> None:
     """Point ``alias`` at ``version``; None removes the alias."""
     client = _mlflow().MlflowClient()
-    if version is None:
-        from mlflow.exceptions import MlflowException
+    from mlflow.exceptions import MlflowException
 
-        try:
-            client.delete_registered_model_alias(name, alias)
-        except MlflowException:
-            pass
-    else:
-        client.set_registered_model_alias(name, alias, version)
+    with as_promote(f"move alias {alias!r} of model {name!r}"):
+        if version is None:
+            try:
+                client.delete_registered_model_alias(name, alias)
+            except MlflowException as err:
+                if _refused(err) and _model_exists(client, name):
+                    raise
+        else:
+            client.set_registered_model_alias(name, alias, version)
 
 
 def tag_version(name: str, version: str, tags: dict) -> None:
     """Set tags on version ``version`` of registered model ``name``."""
     client = _mlflow().MlflowClient()
-    for key, value in tags.items():
-        client.set_model_version_tag(name, str(version), key, str(value))
+    with as_promote(f"tag version {version} of model {name!r}"):
+        for key, value in tags.items():
+            client.set_model_version_tag(name, str(version), key, str(value))
 
 
 def configured() -> bool:

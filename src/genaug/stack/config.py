@@ -102,6 +102,14 @@ class StatePaths:
         return self.root / "s3-credentials.json"
 
     @property
+    def mlflow_accounts(self) -> Path:
+        return self.root / "mlflow-accounts.json"
+
+    @property
+    def mlflow_reader_env(self) -> Path:
+        return self.root / "mlflow-reader.env"
+
+    @property
     def admin_key(self) -> Path:
         return self.root / "triton-admin.key"
 

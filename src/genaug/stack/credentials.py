@@ -1,6 +1,7 @@
-"""The stack's secrets: S3 keys and the Triton admin key, made once and kept 0600.
+"""The stack's secrets: S3 keys, MLflow's accounts and the Triton admin key, made once and
+kept 0600.
 
-Both are generated with ``secrets`` on the first ``up`` and reused afterwards. Reuse
+Each is generated with ``secrets`` on the first ``up`` and reused afterwards. Reuse
 matters for S3: SeaweedFS keeps accepting keys it once saw for the same data folder, so
 rotating by regenerating would silently leave the old key valid.
 
@@ -39,6 +40,14 @@ def _write_secret(path: Path, text: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(text)
+
+
+def _replace_secret(path: Path, text: str) -> None:
+    """Replace a secret file whole: written 0600 beside it, then renamed over it."""
+    tmp = path.with_name(path.name + ".new")
+    tmp.unlink(missing_ok=True)
+    _write_secret(tmp, text)
+    os.replace(tmp, path)
 
 
 def _read_secret(path: Path) -> str:
@@ -87,12 +96,44 @@ def load_or_create_s3_identities(paths: StatePaths) -> StackIdentities:
     missing = [role for role in ROLES if role not in roles]
     if missing:
         roles.update({role: _new_pair(role[:3].upper()) for role in missing})
-        tmp = path.with_name(path.name + ".new")
-        tmp.unlink(missing_ok=True)
-        _write_secret(tmp, json.dumps({**data, "roles": roles}) + "\n")
-        os.replace(tmp, path)
+        _replace_secret(path, json.dumps({**data, "roles": roles}) + "\n")
     return StackIdentities(admin, **{role: S3Credentials(**roles[role]) for role in ROLES})
 
+
+
+# MLflow's accounts (genaug.services.mlflow_access says what each may do).
+MLFLOW_ROLES = ("admin", "pipeline", "promote", "reader")
+
+
+@dataclass(frozen=True)
+class MlflowAccounts:
+    """The MLflow server's Flask secret key (CSRF; one value for every worker) and each
+    role's password."""
+
+    secret_key: str
+    passwords: dict[str, str]
+
+
+def _password() -> str:
+    return "".join(secrets.choice(_ALNUM) for _ in range(32))
+
+
+def load_or_create_mlflow_accounts(paths: StatePaths) -> MlflowAccounts:
+    """The MLflow accounts, created on first use (a role added later gains a password)."""
+    path = paths.mlflow_accounts
+    if not path.exists():
+        _write_secret(path, json.dumps({"secret_key": secrets.token_hex(32), "passwords": {}}) + "\n")
+    try:
+        data = json.loads(_read_secret(path))
+        secret_key, passwords = data["secret_key"], dict(data["passwords"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise StackError(f"{path} is not the stack's MLflow accounts file ({err}); restore it from a backup, "
+                         f"or delete it AND {paths.mlflow}/basic_auth.db to make new accounts") from err
+    missing = [role for role in MLFLOW_ROLES if role not in passwords]
+    if missing:
+        passwords.update({role: _password() for role in missing})
+        _replace_secret(path, json.dumps({"secret_key": secret_key, "passwords": passwords}) + "\n")
+    return MlflowAccounts(secret_key, passwords)
 
 
 def load_or_create_admin_key(paths: StatePaths) -> str:

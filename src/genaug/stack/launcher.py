@@ -15,11 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol
 
+from genaug.services import mlflow_access
 from genaug.services.names import TRITON_BUCKET
 from genaug.stack import ports as port_plan
 from genaug.stack import procs
 from genaug.stack.config import StackConfig, StatePaths
-from genaug.stack.credentials import ADMIN_KEY_ENV, load_or_create_admin_key, load_or_create_s3_identities
+from genaug.stack.credentials import (ADMIN_KEY_ENV, MlflowAccounts, load_or_create_admin_key,
+                                     load_or_create_mlflow_accounts, load_or_create_s3_identities)
 from genaug.stack.envfile import write_env
 from genaug.stack.errors import StackError
 from genaug.stack.mlflow_server import MlflowServer
@@ -80,7 +82,8 @@ def _state_lock(paths: StatePaths, out: Out):
 def _servers(cfg: StackConfig, out: Out) -> tuple[SeaweedS3, MlflowServer, TritonServer]:
     ids = load_or_create_s3_identities(cfg.paths)
     key = load_or_create_admin_key(cfg.paths)
-    return (SeaweedS3(cfg, ids), MlflowServer(cfg, ids.mlflow),
+    accounts = load_or_create_mlflow_accounts(cfg.paths)
+    return (SeaweedS3(cfg, ids), MlflowServer(cfg, ids.mlflow, accounts),
             TritonServer(cfg, ids.triton, key, setup_creds=ids.admin, log=out))
 
 
@@ -139,20 +142,30 @@ def _fail(started: Started, paths: StatePaths, detail: str, exited: bool) -> Non
                      f"Last lines of {log}:\n{procs.log_tail(log)}\nFix: {server.hint}")
 
 
-def promote_env(creds) -> dict[str, str]:
+def promote_env(creds, accounts: MlflowAccounts) -> dict[str, str]:
+    """The promote identity: its S3 keys and its MLflow account."""
     from genaug.services.store import PROMOTE_ACCESS_ENV, PROMOTE_SECRET_ENV
 
-    return {PROMOTE_ACCESS_ENV: creds.access_key, PROMOTE_SECRET_ENV: creds.secret_key}
+    return {PROMOTE_ACCESS_ENV: creds.access_key, PROMOTE_SECRET_ENV: creds.secret_key,
+            mlflow_access.PROMOTE_USERNAME_ENV: mlflow_access.USERNAMES["promote"],
+            mlflow_access.PROMOTE_PASSWORD_ENV: accounts.passwords["promote"]}
 
 
-def _stack_env(cfg: StackConfig, s3: SeaweedS3) -> dict[str, str]:
-    # The steps' identity: every bucket but Triton's repository.
+def mlflow_login(cfg: StackConfig, accounts: MlflowAccounts, role: str) -> dict[str, str]:
+    """MLflow's URL and one role's account, as the MLflow client reads them."""
+    return {"MLFLOW_TRACKING_URI": f"http://{cfg.address('mlflow')}",
+            "MLFLOW_TRACKING_USERNAME": mlflow_access.USERNAMES[role],
+            "MLFLOW_TRACKING_PASSWORD": accounts.passwords[role]}
+
+
+def _stack_env(cfg: StackConfig, s3: SeaweedS3, mlflow: MlflowServer) -> dict[str, str]:
+    # The steps' identity: every bucket but Triton's repository; MLflow's pipeline account.
     return {
         "GENAUG_S3_ENDPOINT": cfg.address("s3"),
         "GENAUG_S3_ACCESS_KEY": s3.identities.pipeline.access_key,
         "GENAUG_S3_SECRET_KEY": s3.identities.pipeline.secret_key,
         "GENAUG_S3_SECURE": "false",
-        "MLFLOW_TRACKING_URI": f"http://{cfg.address('mlflow')}",
+        **mlflow_login(cfg, mlflow.accounts, "pipeline"),
         "GENAUG_TRITON_GRPC": cfg.address("triton_grpc"),
         "GENAUG_TRITON_HTTP": cfg.address("triton_http"),
     }
@@ -176,20 +189,31 @@ def up(state_dir: Path, triton_venv: Path, free_ports: bool = False, out: Out = 
         SeaweedS3.check_state(paths)
         cfg = _resolve_config(paths, triton_venv, free_ports)
         s3, mlflow, triton = _servers(cfg, out)
-        write_env(paths.admin_env, {ADMIN_KEY_ENV: triton.admin_key, **promote_env(s3.identities.promote)},
-                  "Triton admin key (unlocks load/unload) and the S3 keys that may change Triton's\n"
-                  "repository and the promotion ledger. Only promotion and operators should read this file.")
+        write_env(paths.admin_env, {ADMIN_KEY_ENV: triton.admin_key,
+                                    **promote_env(s3.identities.promote, mlflow.accounts)},
+                  "Triton admin key (unlocks load/unload), and the S3 keys and MLflow account that may\n"
+                  "change what is served: Triton's repository, the promotion ledger and the models'\n"
+                  "aliases. Only promotion and operators should read this file.")
+        write_env(paths.mlflow_reader_env, mlflow_login(cfg, mlflow.accounts, "reader"),
+                  "MLflow's read-only account, for people who browse the UI (log in with these)\n"
+                  "or the API: set -a; . .genaug/mlflow-reader.env; set +a")
 
         first = _launch(s3, paths, out)
         _await([first], paths)
         s3.after_ready()
+        if procs.running(paths.pid(mlflow.name)) and mlflow.runs_without_auth():
+            out(f"  mlflow: {procs.stop(paths.pid(mlflow.name), 20.0)} (it ran without accounts; "
+                "restarting it with MLflow's basic-auth app)")
         rest = [_launch(mlflow, paths, out), _launch(triton, paths, out)]
         _await(rest, paths)
+        from genaug.services.tracking import EXPERIMENT
 
-        env = _stack_env(cfg, s3)
+        mlflow.after_ready(EXPERIMENT)
+
+        env = _stack_env(cfg, s3, mlflow)
         write_env(paths.stack_env, env, "Endpoints of the genaug local stack, written by "
                   "`python -m genaug.stack up`.\nUse: set -a; . .genaug/stack.env; set +a")
-        report = _reconcile(cfg, s3, triton, env)
+        report = _reconcile(cfg, s3, triton, mlflow)
 
     timings = {}
     out(f"genaug stack up (state {paths.root}):")
@@ -209,16 +233,17 @@ def up(state_dir: Path, triton_venv: Path, free_ports: bool = False, out: Out = 
     return UpResult(env, {s.server.name: s.proc.pid for s in [first, *rest]}, timings)
 
 
-def _reconcile(cfg: StackConfig, s3: SeaweedS3, triton: TritonServer, env: dict):
+def _reconcile(cfg: StackConfig, s3: SeaweedS3, triton: TritonServer, mlflow: MlflowServer):
     """Serve the ledger's champions (Triton starts empty) and finish or undo any promotion
-    that stopped before its commit; the aliases too, through the stack's MLflow."""
+    that stopped before its commit; the aliases too, through the stack's MLflow, as the
+    promote identity."""
     import os
 
     from genaug.services.triton import Triton
     from genaug.serving.reconcile import reconcile
     from genaug.services.store import S3Config, Store
 
-    os.environ["MLFLOW_TRACKING_URI"] = env["MLFLOW_TRACKING_URI"]
+    os.environ.update(mlflow_login(cfg, mlflow.accounts, "promote"))
     promote = s3.identities.promote
     store = Store(S3Config(cfg.address("s3"), promote.access_key, promote.secret_key), timeout_s=5.0)
     return reconcile(store, Triton(cfg.address("triton_grpc"), admin_key=triton.admin_key), aliases=True)

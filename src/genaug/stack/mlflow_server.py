@@ -1,7 +1,10 @@
-"""The MLflow tracking server: sqlite in the state folder, artifacts proxied into S3.
+"""The MLflow tracking server: sqlite in the state folder, artifacts proxied into S3, and
+MLflow's basic-auth app with one account per role (genaug.services.mlflow_access).
 
 Clients only talk to MLflow (``mlflow-artifacts:`` URIs); the server alone holds the S3
-keys and writes into ``s3://genaug-mlflow``.
+keys and writes into ``s3://genaug-mlflow``. The auth database (``basic_auth.db``) sits
+beside the tracking database; the admin password and the Flask secret key reach the server
+through its environment, never its command line.
 """
 
 from __future__ import annotations
@@ -12,9 +15,11 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from genaug.atomic import atomic_path
+from genaug.services import mlflow_access
 from genaug.services.names import MLFLOW_BUCKET
 from genaug.stack.config import StackConfig
-from genaug.stack.credentials import S3Credentials
+from genaug.stack.credentials import MlflowAccounts, S3Credentials
 from genaug.stack.errors import StackError
 
 
@@ -31,10 +36,13 @@ class MlflowServer:
     # ~14 s on a new database and ~5 s on restart with 2 idle cores; the CPU may be shared.
     ready_timeout_s = 180.0
 
-    def __init__(self, cfg: StackConfig, creds: S3Credentials):
+    def __init__(self, cfg: StackConfig, creds: S3Credentials, accounts: MlflowAccounts):
         self.cfg = cfg
         self.creds = creds
+        self.accounts = accounts
         self.db = cfg.paths.mlflow / "mlflow.db"
+        self.auth_db = cfg.paths.mlflow / "basic_auth.db"
+        self.auth_config = cfg.paths.mlflow / "basic_auth.ini"
 
     @property
     def hint(self) -> str:
@@ -47,17 +55,19 @@ class MlflowServer:
         return f"http://{self.cfg.address('mlflow')}"
 
     def describe(self) -> str:
-        return self.url
+        return f"{self.url} (log in: {mlflow_access.USERNAMES['reader']}, see {self.cfg.paths.mlflow_reader_env.name})"
 
     def prepare(self) -> None:
         self.db.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(self.auth_config) as tmp:
+            Path(tmp).write_text(mlflow_access.auth_config(f"sqlite:///{self.auth_db}"))
 
     def command(self) -> tuple[list[str], dict[str, str]]:
         argv = [str(mlflow_binary()), "server",
                 "--backend-store-uri", f"sqlite:///{self.db}",
                 "--artifacts-destination", f"s3://{MLFLOW_BUCKET}",
                 "--host", self.cfg.host, "--port", str(self.cfg.ports["mlflow"]),
-                "--workers", "1"]
+                "--workers", "1", "--app-name", "basic-auth"]
         env = dict(os.environ)
         # MLflow 3.17's job runner (GenAI judges, trace rollups; nothing this project uses)
         # starts 8 extra ~240 MB processes and doubles start-up on 2 cores. Export
@@ -67,8 +77,36 @@ class MlflowServer:
             "MLFLOW_S3_ENDPOINT_URL": f"http://{self.cfg.address('s3')}",
             "AWS_ACCESS_KEY_ID": self.creds.access_key,
             "AWS_SECRET_ACCESS_KEY": self.creds.secret_key,
+            "MLFLOW_AUTH_CONFIG_PATH": str(self.auth_config),
+            # Read when the admin account is first created; later starts keep the stored one.
+            "MLFLOW_AUTH_ADMIN_PASSWORD": self.accounts.passwords["admin"],
+            "MLFLOW_FLASK_SERVER_SECRET_KEY": self.accounts.secret_key,
         })
+        # The launcher's own MLflow login (e.g. from a sourced stack.env) is not the server's.
+        for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_AUTH_ADMIN_USERNAME"):
+            env.pop(name, None)
         return argv, env
+
+    def admin(self) -> mlflow_access.MlflowAdmin:
+        return mlflow_access.MlflowAdmin(self.url, self.accounts.passwords["admin"])
+
+    def after_ready(self, experiment: str) -> None:
+        """Give every role its account and grants on ``experiment`` (idempotent, ~0.2 s)."""
+        try:
+            mlflow_access.provision(self.admin(), {role: self.accounts.passwords[role]
+                                                   for role in mlflow_access.USERNAMES}, experiment)
+        except mlflow_access.AccessError as err:
+            raise StackError(f"setting up MLflow's accounts failed: {err}") from err
+
+    def runs_without_auth(self) -> bool:
+        """True when a running server answers an anonymous API call: an MLflow that an
+        older genaug started without the basic-auth app, to be restarted with it."""
+        try:
+            with urllib.request.urlopen(f"{self.url}/api/2.0/mlflow/experiments/search?max_results=1",
+                                        timeout=5):
+                return True
+        except (urllib.error.URLError, OSError):
+            return False
 
     def healthy(self) -> tuple[bool, str]:
         """GET /health answers 200 'OK'."""
