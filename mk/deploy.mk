@@ -1,6 +1,7 @@
 # Container images and cluster manifests (included by the Makefile).
 #   make images [REGISTRY=ghcr.io/genaug] [IMAGE_TAG=<commit>] [FID_WEIGHTS_URL=.. FID_WEIGHTS_SHA256=..]
 #   make push REGISTRY=registry.example/team
+#   make pin-images [PIN_REGISTRY=URL]   the Dockerfiles' base images as tag@digest (images/pin.py)
 #   make secrets                 git-ignored env files for the manifests' Secrets, random values
 #   make manifests [OVERLAY=gpu|local-cpu|byo-s3]   manifests/build/<overlay>.yaml with this build's image
 # One REGISTRY and IMAGE_TAG name the images everywhere: what `make images` builds and
@@ -31,7 +32,7 @@ $(call pass_env,images push check-push-tag manifests,IMAGE_GPU IMAGE_CPU IMAGE_T
 images push: export GIT_COMMIT := $(GIT_COMMIT)
 $(foreach v,$(BAKE_VARS),$(eval images push: export $(v) := $$($(v))))
 
-.PHONY: images push secrets manifests check-builder check-bake check-push-tag
+.PHONY: images push pin-images secrets manifests check-builder check-bake check-push-tag
 
 compile pipeline-kfp schedule unschedule: export GENAUG_IMAGE = $(IMAGE_GPU)
 compile pipeline-kfp schedule unschedule: export GENAUG_CPU_IMAGE = $(IMAGE_CPU)
@@ -58,6 +59,13 @@ check-push-tag:
 push: check-builder check-push-tag images
 	$(BUILDER) push "$$ARG_IMAGE_GPU"
 	$(BUILDER) push "$$ARG_IMAGE_CPU"
+
+# Each base image's tag resolved to its digest now, written into the Dockerfiles; all or nothing.
+# PIN_REGISTRY: a registry API base URL (a mirror) to ask instead of each image's own registry.
+PIN_REGISTRY ?=
+$(call pass_env,pin-images,PIN_REGISTRY)
+pin-images:
+	@$(PYTHON) images/pin.py $${ARG_PIN_REGISTRY:+--registry "$$ARG_PIN_REGISTRY"} $(wildcard images/*.Dockerfile)
 
 secrets:
 	@$(PYTHON) manifests/make_secrets.py

