@@ -77,7 +77,7 @@ LOCK_TOOL_STAMP := $(LOCK_VENV)/.$(subst ==,-,$(LOCK_TOOL))-installed
 # or newer, as torch's wheels need) and CPython 3.11, against PyPI alone (what the images see).
 UPGRADE   ?= 0
 LOCK_COMMAND = $(LOCK_VENV)/bin/uv pip compile pyproject.toml --all-extras --generate-hashes \
-  --python-version 3.11 --python-platform x86_64-manylinux_2_28 --default-index https://pypi.org/simple \
+  --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
   $(if $(filter 1,$(UPGRADE)),--upgrade )--no-header --quiet -o $(LOCK)
 define LOCK_HEADER
 # genaug's dependencies: pyproject.toml's pins (its dependencies and every extra) and all they
