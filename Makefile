@@ -109,7 +109,7 @@ KFP_ARGS := --host "$$ARG_KFP_HOST" --namespace "$$ARG_KFP_NAMESPACE" --experime
             --service_account "$$ARG_KFP_SERVICE_ACCOUNT"
 DEBIAN_FMNIST := /usr/share/datasets/fashion-mnist
 
-.PHONY: lock snapshot bench bench-gpu-data pipeline pipeline-local pipeline-kfp schedule unschedule experiment compile test clean distclean venv validate validate-experiment fashion-mnist help
+.PHONY: lock postgresql snapshot bench bench-gpu-data pipeline pipeline-local pipeline-kfp schedule unschedule experiment compile test clean distclean venv validate validate-experiment fashion-mnist help
 .DEFAULT_GOAL := help
 
 help:
@@ -162,6 +162,15 @@ fashion-mnist:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; \
 	fi
 
+# Debian's PostgreSQL, which the tests start MLflow's cluster set-up against
+# (tests/integration/test_mlflow_postgres.py). Installs only when missing and we may install.
+postgresql:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && command -v apt-get >/dev/null \
+	    && [ "$$(id -u)" = 0 ]; then \
+	  echo "[genaug] installing Debian's postgresql (the tests of MLflow on PostgreSQL)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; \
+	fi
+
 pipeline: validate $(if $(filter 1,$(DRY_RUN)),,pipeline-$(TARGET))
 
 # The stack stays up afterwards, so the printed `genaug infer` line works; `make down` stops it.
@@ -206,7 +215,7 @@ compile: $(STAMP)
 validate-experiment:
 	@PYTHONPATH=src $(PYTHON) -m genaug.experiment.plan $(EXP_PARAMS)
 
-test: venv fashion-mnist
+test: venv fashion-mnist postgresql
 	$(VPY) -m pytest $$ARG_PYTEST_ARGS
 
 BENCH ?=

@@ -11,7 +11,8 @@ password reaches PostgreSQL as PGPASSWORD, never the file or the command line.
 ``provision`` (the genaug-mlflow-setup Job) makes each role's account with its grants
 (genaug.services.mlflow_access), retrying while MLflow starts.
 
-Environment: POSTGRES_USER, POSTGRES_DB, PGPASSWORD, GENAUG_POSTGRES_HOST (serve);
+Environment: POSTGRES_USER, POSTGRES_DB, PGPASSWORD, GENAUG_POSTGRES_HOST and optionally
+GENAUG_POSTGRES_PORT (serve);
 MLFLOW_TRACKING_URI, MLFLOW_AUTH_ADMIN_PASSWORD and GENAUG_MLFLOW_<ROLE>_PASSWORD for each
 role (provision).
 """
@@ -43,18 +44,19 @@ def _required(names: list[str]) -> dict[str, str]:
     return {name: os.environ[name] for name in names}
 
 
-def auth_database_uri(user: str, host: str, database: str) -> str:
+def auth_database_uri(user: str, host: str, port: int, database: str) -> str:
     """The auth database's SQLAlchemy URI, without the password (PGPASSWORD gives it)."""
-    return f"postgresql+psycopg://{user}@{host}:5432/{database}{AUTH_DB_SUFFIX}"
+    return f"postgresql+psycopg://{user}@{host}:{port}/{database}{AUTH_DB_SUFFIX}"
 
 
-def ensure_database(user: str, host: str, database: str) -> bool:
+def ensure_database(user: str, host: str, port: int, database: str) -> bool:
     """Create ``<database>_auth`` unless it exists (the official image makes POSTGRES_USER
     a superuser); True when it was created. CREATE DATABASE cannot run in a transaction."""
     import psycopg
 
     name = f"{database}{AUTH_DB_SUFFIX}"
-    with psycopg.connect(host=host, user=user, dbname=database, autocommit=True, connect_timeout=10) as conn:
+    with psycopg.connect(host=host, port=port, user=user, dbname=database, autocommit=True,
+                         connect_timeout=10) as conn:
         if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
             return False
         conn.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(name)))
@@ -64,10 +66,11 @@ def ensure_database(user: str, host: str, database: str) -> bool:
 def serve(mlflow_args: list[str], ini: Path) -> None:
     env = _required(["POSTGRES_USER", "POSTGRES_DB", "PGPASSWORD", "GENAUG_POSTGRES_HOST"])
     user, database, host = env["POSTGRES_USER"], env["POSTGRES_DB"], env["GENAUG_POSTGRES_HOST"]
-    if ensure_database(user, host, database):
+    port = int(os.environ.get("GENAUG_POSTGRES_PORT") or 5432)
+    if ensure_database(user, host, port, database):
         print(f"mlflow_accounts: created database {database}{AUTH_DB_SUFFIX} for MLflow's accounts", flush=True)
     ini.parent.mkdir(parents=True, exist_ok=True)
-    ini.write_text(mlflow_access.auth_config(auth_database_uri(user, host, database)))
+    ini.write_text(mlflow_access.auth_config(auth_database_uri(user, host, port, database)))
     os.environ["MLFLOW_AUTH_CONFIG_PATH"] = str(ini)
     argv = ["mlflow", "server", *mlflow_args, "--app-name", "basic-auth"]
     os.execvp(argv[0], argv)

@@ -1,0 +1,133 @@
+"""The cluster's MLflow start against a real PostgreSQL (Debian's, which `make test` installs):
+`genaug.deploy.mlflow_accounts serve` creates the auth database beside the tracking one,
+starts MLflow's basic-auth app on it, and the set-up Job's `provision` makes the accounts."""
+
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from genaug.deploy import mlflow_accounts
+from genaug.services import mlflow_access
+
+PG_BIN = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _as_postgres(argv: list[str]) -> list[str]:
+    """PostgreSQL refuses to run as root: as root, run it as Debian's postgres user."""
+    return ["runuser", "-u", "postgres", "--", *argv] if os.geteuid() == 0 else argv
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    """A throwaway PostgreSQL on a free loopback port, with user and database "mlflow"."""
+    if not PG_BIN:
+        pytest.skip("PostgreSQL is not installed: `make test` installs Debian's postgresql as root")
+    # Not under pytest's temporary folder, which only root may enter.
+    folder = Path(tempfile.mkdtemp(prefix="genaug-postgres-"))
+    password, port = secrets.token_hex(12), _free_port()
+    (folder / "pw").write_text(password + "\n")
+    if os.geteuid() == 0:
+        shutil.chown(folder, "postgres")
+        shutil.chown(folder / "pw", "postgres")
+    bin_dir = PG_BIN[-1]
+    subprocess.run(_as_postgres([str(bin_dir / "initdb"), "-D", str(folder / "data"), "-U", "mlflow",
+                                 "--auth=scram-sha-256", f"--pwfile={folder / 'pw'}"]),
+                   check=True, capture_output=True)
+    (folder / "pw").unlink()
+    subprocess.run(_as_postgres([str(bin_dir / "pg_ctl"), "-D", str(folder / "data"), "-w", "-l", str(folder / "log"),
+                                 "-o", f"-p {port} -k {folder} -c listen_addresses=127.0.0.1", "start"]),
+                   check=True, capture_output=True)
+    try:
+        import psycopg
+
+        with psycopg.connect(host="127.0.0.1", port=port, user="mlflow", password=password, dbname="postgres",
+                             autocommit=True) as conn:
+            conn.execute("CREATE DATABASE mlflow")
+        yield {"POSTGRES_USER": "mlflow", "POSTGRES_DB": "mlflow", "PGPASSWORD": password,
+               "GENAUG_POSTGRES_HOST": "127.0.0.1", "GENAUG_POSTGRES_PORT": str(port)}
+    finally:
+        subprocess.run(_as_postgres([str(bin_dir / "pg_ctl"), "-D", str(folder / "data"), "-m", "fast", "stop"]),
+                       capture_output=True)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _serve(folder: Path, pg: dict, port: int, admin_password: str) -> subprocess.Popen:
+    """The MLflow Deployment's command, as its container runs it."""
+    env = {**os.environ, **pg, "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16),
+           "MLFLOW_AUTH_ADMIN_PASSWORD": admin_password, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+           "MLFLOW_BACKEND_STORE_URI": f"postgresql+psycopg://mlflow:{pg['PGPASSWORD']}@127.0.0.1:"
+                                       f"{pg['GENAUG_POSTGRES_PORT']}/mlflow",
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    argv = [sys.executable, "-m", "genaug.deploy.mlflow_accounts", "serve", "--ini", str(folder / "basic_auth.ini"),
+            "--", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+            "--artifacts-destination", str(folder / "artifacts")]
+    with open(folder / "mlflow.log", "a") as log:
+        proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 180  # a hang guard: a first start migrates two databases
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2).close()
+            return proc
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"MLflow did not start:\n{(folder / 'mlflow.log').read_text()[-3000:]}")
+            time.sleep(0.5)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    os.killpg(proc.pid, 15)
+    proc.wait(timeout=30)
+
+
+def test_the_server_makes_its_auth_database_and_the_job_its_accounts(postgres, tmp_path, monkeypatch):
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    port, admin_password = _free_port(), secrets.token_hex(12)
+    passwords = {role: secrets.token_hex(12) for role in mlflow_access.USERNAMES}
+    proc = _serve(tmp_path, postgres, port, admin_password)
+    try:
+        ini = (tmp_path / "basic_auth.ini").read_text()
+        assert f"@127.0.0.1:{postgres['GENAUG_POSTGRES_PORT']}/mlflow_auth" in ini
+        assert postgres["PGPASSWORD"] not in ini and admin_password not in ini
+        with pytest.raises(urllib.error.HTTPError, match="401"):
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search?max_results=1")
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{port}")
+        monkeypatch.setenv("MLFLOW_AUTH_ADMIN_PASSWORD", admin_password)
+        for role, password in passwords.items():
+            monkeypatch.setenv(mlflow_accounts.password_env(role), password)
+        assert mlflow_accounts.main(["provision"]) == 0
+        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", mlflow_access.USERNAMES["pipeline"])
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", passwords["pipeline"])
+        client = MlflowClient(f"http://127.0.0.1:{port}")
+        run = client.create_run(client.get_experiment_by_name("genaug").experiment_id)
+        client.log_metric(run.info.run_id, "accuracy", 0.5)
+        with pytest.raises(MlflowException, match="403"):
+            client.delete_run(run.info.run_id)
+    finally:
+        _stop(proc)
+    # A restart finds the auth database and the accounts in it.
+    proc = _serve(tmp_path, postgres, port, admin_password)
+    try:
+        assert client.get_run(run.info.run_id).data.metrics == {"accuracy": 0.5}
+    finally:
+        _stop(proc)
+    log = (tmp_path / "mlflow.log").read_text()
+    assert log.count("created database mlflow_auth") == 1, log[-2000:]
