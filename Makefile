@@ -10,7 +10,7 @@
 #   make pipeline TARGET=kfp KFP_HOST=URL [KFP_NAMESPACE=ns] [WAIT=1] [CACHE=0]   run it on a Kubeflow cluster
 #   make schedule KFP_HOST=URL [CRON="0 0 2 * * *"] [SCHEDULE_NAME=..] | make unschedule KFP_HOST=URL
 #   make images [REGISTRY=..] | make push REGISTRY=..   the GPU and CPU images, tagged with the commit
-#   make secrets | make manifests [OVERLAY=gpu|local-cpu|byo-s3]   kustomize, for kubectl apply -k
+#   make secrets | make manifests [OVERLAY=gpu|local-cpu|byo-s3] [MONITORING=1]   kustomize, for kubectl apply -k
 #   make bench [BENCH="data_loading gan_step ..."] [BENCH_PIPELINE_PROFILE=quick]   speed vs references (bench/)
 #   make test
 #   make lock [UPGRADE=1] | make pin-images   requirements.lock (hashes) and the base images' digests
@@ -109,7 +109,7 @@ KFP_ARGS := --host "$$ARG_KFP_HOST" --namespace "$$ARG_KFP_NAMESPACE" --experime
             --service_account "$$ARG_KFP_SERVICE_ACCOUNT"
 DEBIAN_FMNIST := /usr/share/datasets/fashion-mnist
 
-.PHONY: lock postgresql snapshot bench bench-gpu-data pipeline pipeline-local pipeline-kfp schedule unschedule experiment compile test clean distclean venv validate validate-experiment fashion-mnist help
+.PHONY: lock postgresql promtool snapshot bench bench-gpu-data pipeline pipeline-local pipeline-kfp schedule unschedule experiment compile test clean distclean venv validate validate-experiment fashion-mnist help
 .DEFAULT_GOAL := help
 
 help:
@@ -171,6 +171,21 @@ postgresql:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; \
 	fi
 
+# Debian's promtool (package prometheus), which the tests check and run the alert rules with
+# (tests/unit/test_monitoring.py). Installs only when missing and we may install. The package
+# would start a Prometheus server: a policy-rc.d written for the install forbids that where
+# none exists (init scripts), and a running systemd gets the unit disabled and stopped.
+promtool:
+	@if ! command -v promtool >/dev/null && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  echo "[genaug] installing Debian's prometheus (promtool, for the alert rules' tests)"; \
+	  policy=/usr/sbin/policy-rc.d; own=0; \
+	  if [ ! -e $$policy ]; then printf '#!/bin/sh\nexit 101\n' > $$policy && chmod 755 $$policy && own=1; fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus; status=$$?; \
+	  [ $$own = 1 ] && rm -f $$policy; \
+	  if [ -d /run/systemd/system ]; then systemctl disable --now prometheus >/dev/null 2>&1 || true; fi; \
+	  exit $$status; \
+	fi
+
 pipeline: validate $(if $(filter 1,$(DRY_RUN)),,pipeline-$(TARGET))
 
 # The stack stays up afterwards, so the printed `genaug infer` line works; `make down` stops it.
@@ -215,7 +230,7 @@ compile: $(STAMP)
 validate-experiment:
 	@PYTHONPATH=src $(PYTHON) -m genaug.experiment.plan $(EXP_PARAMS)
 
-test: venv fashion-mnist postgresql
+test: venv fashion-mnist postgresql promtool
 	$(VPY) -m pytest $$ARG_PYTEST_ARGS
 
 BENCH ?=

@@ -1,10 +1,12 @@
 """Render an overlay with the images `make images` built, ready for ``kubectl apply -k``.
 
-    python3 manifests/render.py --overlay gpu --cpu-image REGISTRY/genaug-cpu:TAG   (or: make manifests)
+    python3 manifests/render.py --overlay gpu --cpu-image REGISTRY/genaug-cpu:TAG [--monitoring 1]
+    (or: make manifests [OVERLAY=gpu] [MONITORING=1])
 
 Writes ``manifests/build/<overlay>/kustomization.yaml`` (the overlay, with the genaug image
 replaced) and ``manifests/build/<overlay>.yaml`` (what ``kubectl kustomize`` renders from
-it), and prints the apply command. The genaug image is the only one that changes per build;
+it), and prints the apply command. ``--monitoring 1`` adds the component
+components/monitoring (ServiceMonitor, alerts, Grafana dashboard; docs/monitoring.md). The genaug image is the only one that changes per build;
 the others are pinned in manifests/base/services/kustomization.yaml.
 """
 
@@ -19,6 +21,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 BASE_IMAGE = "ghcr.io/genaug/genaug-cpu"  # the name the base manifests use
+MONITORING = "components/monitoring"  # needs the Prometheus Operator's CRDs on the cluster
 
 
 class RenderError(RuntimeError):
@@ -49,15 +52,18 @@ def missing_secrets(root: Path = HERE) -> list[Path]:
     return [e.with_suffix("") for e in sorted(root.rglob("secrets/*.env.example")) if not e.with_suffix("").exists()]
 
 
-def kustomization(overlay: str, cpu_image: str) -> str:
+def kustomization(overlay: str, cpu_image: str, monitoring: bool = False) -> str:
+    """The build folder's kustomization.yaml: ``overlay`` with this build's image, and the
+    monitoring component when asked (a folder below build/, as the overlays are)."""
     name, tag = split_image(cpu_image)
     return (f"# Written by manifests/render.py: overlay {overlay} with the images of this build.\n"
             "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
             f"resources:\n  - ../../overlays/{overlay}\n"
-            f"images:\n  - name: {BASE_IMAGE}\n    newName: {name}\n    newTag: \"{tag}\"\n")
+            + (f"components:\n  - ../../{MONITORING}\n" if monitoring else "")
+            + f"images:\n  - name: {BASE_IMAGE}\n    newName: {name}\n    newTag: \"{tag}\"\n")
 
 
-def render(overlay: str, cpu_image: str, root: Path = HERE, binary: str = "kubectl") -> Path:
+def render(overlay: str, cpu_image: str, root: Path = HERE, binary: str = "kubectl", monitoring: bool = False) -> Path:
     """Write ``root``/build/<overlay>/kustomization.yaml and its rendering; the rendered file's path."""
     if overlay not in overlays(root):
         raise RenderError(f"OVERLAY={overlay!r} is not one of {', '.join(overlays(root))} (manifests/overlays/)")
@@ -68,7 +74,7 @@ def render(overlay: str, cpu_image: str, root: Path = HERE, binary: str = "kubec
     out_root = root / "build"
     folder = out_root / overlay
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "kustomization.yaml").write_text(kustomization(overlay, cpu_image))
+    (folder / "kustomization.yaml").write_text(kustomization(overlay, cpu_image, monitoring))
     proc = subprocess.run([kubectl(binary), "kustomize", str(folder)], capture_output=True, text=True)
     if proc.returncode != 0:
         raise RenderError(f"kubectl kustomize {folder} failed: {proc.stderr.strip()}")
@@ -89,10 +95,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--overlay", default="gpu", help=" | ".join(overlays()))
     parser.add_argument("--cpu-image", required=True, help="the genaug CPU image, REGISTRY/genaug-cpu:TAG")
+    parser.add_argument("--monitoring", choices=("0", "1"), default="0",
+                        help="1: add components/monitoring (needs the Prometheus Operator's CRDs)")
     parser.add_argument("--kubectl", default="kubectl")
     args = parser.parse_args(argv)
     try:
-        rendered = render(args.overlay, args.cpu_image, binary=args.kubectl)
+        rendered = render(args.overlay, args.cpu_image, binary=args.kubectl, monitoring=args.monitoring == "1")
     except RenderError as err:
         print(f"genaug: {err}", file=sys.stderr)
         return 2

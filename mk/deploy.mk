@@ -3,7 +3,8 @@
 #   make push REGISTRY=registry.example/team
 #   make pin-images [PIN_REGISTRY=URL]   the Dockerfiles' base images as tag@digest (images/pin.py)
 #   make secrets                 git-ignored env files for the manifests' Secrets, random values
-#   make manifests [OVERLAY=gpu|local-cpu|byo-s3]   manifests/build/<overlay>.yaml with this build's image
+#   make manifests [OVERLAY=gpu|local-cpu|byo-s3] [MONITORING=1]   manifests/build/<overlay>.yaml with this
+#                                build's image; MONITORING=1 adds ServiceMonitor, alerts, dashboard (docs/monitoring.md)
 # One REGISTRY and IMAGE_TAG name the images everywhere: what `make images` builds and
 # pushes, what `make compile` / `make pipeline TARGET=kfp` put in the pipeline's tasks, and
 # what `make manifests` puts in the Deployments.
@@ -20,6 +21,8 @@ IMAGE_CPU ?= $(or $(ENV_IMAGE_CPU),$(REGISTRY)/genaug-cpu:$(IMAGE_TAG))
 # GPU_STEPS=0: compile for a cluster without GPUs (the local-cpu overlay).
 GPU_STEPS ?= 1
 OVERLAY   ?= gpu
+# MONITORING=1: make manifests adds manifests/components/monitoring (Prometheus Operator CRDs needed).
+MONITORING ?= 0
 BUILDER   ?= $(firstword $(foreach b,docker podman buildah,$(if $(shell command -v $(b) 2>/dev/null),$(b))))
 BUILD      = $(if $(filter buildah,$(notdir $(BUILDER))),$(BUILDER) bud,$(BUILDER) build)
 # Baked into the images when given; each URL needs its SHA256 (images/install.sh).
@@ -27,7 +30,7 @@ BAKE_VARS := FID_WEIGHTS_URL FID_WEIGHTS_SHA256 RESNET18_URL RESNET18_SHA256 FID
 # A build argument named without a value takes it from the environment: no value is shell text.
 BAKE_ARGS  = $(foreach v,$(BAKE_VARS),$(if $($(v)),--build-arg $(v)))
 BUILD_ARGS ?=
-$(call pass_env,images push check-push-tag manifests,IMAGE_GPU IMAGE_CPU IMAGE_TAG OVERLAY BUILD_ARGS)
+$(call pass_env,images push check-push-tag manifests,IMAGE_GPU IMAGE_CPU IMAGE_TAG OVERLAY BUILD_ARGS MONITORING)
 # docker/podman/buildah read a bare --build-arg NAME from the environment, under that name.
 images push: export GIT_COMMIT := $(GIT_COMMIT)
 $(foreach v,$(BAKE_VARS),$(eval images push: export $(v) := $$($(v))))
@@ -71,4 +74,4 @@ secrets:
 	@$(PYTHON) manifests/make_secrets.py
 
 manifests:
-	@$(PYTHON) manifests/render.py --overlay "$$ARG_OVERLAY" --cpu-image "$$ARG_IMAGE_CPU"
+	@$(PYTHON) manifests/render.py --overlay "$$ARG_OVERLAY" --cpu-image "$$ARG_IMAGE_CPU" --monitoring "$$ARG_MONITORING"

@@ -16,7 +16,9 @@ It answers on ``port``:
 - ``/readyz``: 200 once the first pass against a live Triton has finished, whatever each
   model's outcome (the pod's readiness: clients never see a half-started repository);
 - ``/healthz``: 200 while passes keep finishing (liveness: a wedged loop is restarted);
-- ``/models``: JSON, per model: state (``serving`` or ``failed``), reason, last change.
+- ``/models``: JSON, per model: state (``serving`` or ``failed``), reason, last change;
+- ``/metrics``: Prometheus' text format: champions, readiness, the last retrain that reached
+  promotion (genaug.deploy.metrics; the monitoring component scrapes it).
 
 Environment: GENAUG_S3_* (the promote identity: repairs write the repository and the
 ledger), GENAUG_TRITON_ADMIN_KEY, and MLFLOW_TRACKING_URI to re-pin the aliases (without
@@ -32,6 +34,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from genaug.deploy import metrics
 from genaug.services.endpoints import admin_key
 from genaug.serving.reconcile import ReconcileReport, reconcile
 
@@ -46,6 +49,8 @@ class ModelStates:
         self.first_pass_done = False
         self.last_pass = 0.0
         self.ledger_error: str | None = None
+        self.ledger: dict[str, metrics.LedgerFacts] = {}
+        self.started = time.time()
 
     def record(self, report: ReconcileReport, now: float) -> list[str]:
         """Fold a pass into the states; the lines that changed, for the log."""
@@ -69,6 +74,18 @@ class ModelStates:
             changes.append(f"ledger unreadable: {report.ledger_error}")
         changes += [f"{name}: repaired ({', '.join(done)})" for name, done in report.repaired.items()]
         return changes
+
+    def record_ledger(self, facts: dict[str, metrics.LedgerFacts] | None) -> None:
+        """Keep what the ledger says for /metrics; None: it could not be read this pass."""
+        with self._lock:
+            self.ledger = facts or {}
+            if facts is None and self.ledger_error is None:
+                self.ledger_error = "the ledger's records could not be read for the metrics"
+
+    def metrics_text(self) -> str:
+        with self._lock:
+            return metrics.text(metrics.families(dict(self.ledger), dict(self.models),
+                                                 ledger_up=self.ledger_error is None, started_s=self.started))
 
     def ready(self) -> bool:
         with self._lock:
@@ -94,13 +111,15 @@ def _handler(states: ModelStates):
                 self._send(200 if alive else 503, {"alive": alive})
             elif self.path == "/models":
                 self._send(200, states.snapshot())
+            elif self.path == "/metrics":
+                self._send(200, states.metrics_text(), metrics.CONTENT_TYPE)
             else:
-                self._send(404, {"error": "try /readyz, /healthz or /models"})
+                self._send(404, {"error": "try /readyz, /healthz, /models or /metrics"})
 
-        def _send(self, code: int, body: dict):
-            data = json.dumps(body).encode()
+        def _send(self, code: int, body: dict | str, content_type: str = "application/json"):
+            data = (body if isinstance(body, str) else json.dumps(body)).encode()
             self.send_response(code)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
@@ -129,14 +148,26 @@ def run_pass(states: ModelStates, triton_grpc: str, key: str, store, log=print) 
         return False
     for line in states.record(reconcile(store, Triton(triton_grpc, admin_key=key)), time.time()):
         log(f"[reconciler] {line}", flush=True)
+    states.record_ledger(ledger_facts(store))
     return True
+
+
+def ledger_facts(store) -> dict[str, metrics.LedgerFacts] | None:
+    """What /metrics shows of the ledger, read after the pass (its repairs included); None
+    when the ledger cannot be read (the pass reports why)."""
+    from genaug.serving.ledger import Ledger
+
+    try:
+        return metrics.read_facts(Ledger(store))
+    except Exception:  # noqa: BLE001 - unreadable in any way: genaug_ledger_up says so
+        return None
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m genaug.deploy.reconciler", description=__doc__.split("\n\n")[0])
     parser.add_argument("--triton", default="127.0.0.1:8001", help="Triton gRPC host:port (same pod)")
     parser.add_argument("--interval", type=float, default=30.0, help="seconds between passes")
-    parser.add_argument("--port", type=int, default=8081, help="port of /readyz, /healthz, /models")
+    parser.add_argument("--port", type=int, default=8081, help="port of /readyz, /healthz, /models, /metrics")
     parser.add_argument("--once", action="store_true", help="one pass, then exit (1 if a model failed)")
     args = parser.parse_args(argv)
 
