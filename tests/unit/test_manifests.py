@@ -17,12 +17,16 @@ import yaml
 from components import settings
 from genaug.services import mlflow_access
 from pipelines import placement
+from tests import monitoring_crds
 from tests.conftest import REPO
 
 MANIFESTS = REPO / "manifests"
 OVERLAYS = ("gpu", "local-cpu", "byo-s3")
 K8S_VERSION = "1.32.0"  # the kubectl here; the schemas of later releases are checked by the CLI test
 KUBECTL = shutil.which("kubectl")
+# kubernetes-validate has no schema for these (the Prometheus Operator's CRDs): they are
+# checked against tests/monitoring_crds.py instead, and only they are skipped.
+CRD_KINDS = frozenset(monitoring_crds.SPECS)
 
 
 def _module(name: str):
@@ -51,15 +55,27 @@ def tree(tmp_path_factory):
     return root
 
 
+def _build(folder):
+    proc = subprocess.run([_kubectl(), "kustomize", str(folder)], capture_output=True, text=True)
+    assert proc.returncode == 0, f"kubectl kustomize {folder}: {proc.stderr}"
+    return [d for d in yaml.safe_load_all(proc.stdout) if d]
+
+
 @pytest.fixture(scope="module")
 def rendered(tree):
     """Overlay name -> list of rendered objects."""
+    return {overlay: _build(tree / "overlays" / overlay) for overlay in OVERLAYS}
+
+
+@pytest.fixture(scope="module")
+def rendered_monitoring(tree):
+    """Overlay name -> its objects with components/monitoring on, as `make manifests MONITORING=1` builds it."""
     out = {}
     for overlay in OVERLAYS:
-        proc = subprocess.run([_kubectl(), "kustomize", str(tree / "overlays" / overlay)], capture_output=True,
-                              text=True)
-        assert proc.returncode == 0, f"kubectl kustomize overlays/{overlay}: {proc.stderr}"
-        out[overlay] = [d for d in yaml.safe_load_all(proc.stdout) if d]
+        folder = tree / "build" / f"{overlay}-monitoring"
+        folder.mkdir(parents=True)
+        (folder / "kustomization.yaml").write_text(render.kustomization(overlay, "r/genaug-cpu:1", monitoring=True))
+        out[overlay] = _build(folder)
     return out
 
 
@@ -82,13 +98,75 @@ def _find(objects, kind, name):
     return obj
 
 
+def _validate_strictly(overlay, objects):
+    """Every object against the Kubernetes schemas; the CRD kinds against their typed model."""
+    for obj in objects:
+        where = f"{overlay}: {obj['kind']}/{obj['metadata']['name']}"
+        if obj["kind"] in CRD_KINDS:
+            try:
+                monitoring_crds.validate(obj)
+            except monitoring_crds.SchemaError as err:
+                pytest.fail(f"{where}: {err}")
+            continue
+        try:
+            kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as err:
+            pytest.fail(f"{where}: {err.message}")
+
+
 def test_every_overlay_validates_strictly_against_the_kubernetes_schemas(rendered):
     for overlay, objects in rendered.items():
-        for obj in objects:
-            try:
-                kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
-            except kubernetes_validate.ValidationError as err:
-                pytest.fail(f"{overlay}: {obj['kind']}/{obj['metadata']['name']}: {err.message}")
+        assert not [o for o in objects if o["kind"] in CRD_KINDS], f"{overlay}: monitoring is off by default"
+        _validate_strictly(overlay, objects)
+
+
+def test_every_overlay_with_monitoring_validates_strictly_and_only_adds_the_component(rendered, rendered_monitoring):
+    for overlay, objects in rendered_monitoring.items():
+        _validate_strictly(overlay, objects)
+        keys = {(o["kind"], o["metadata"]["name"]) for o in objects}
+        added = keys - {(o["kind"], o["metadata"]["name"]) for o in rendered[overlay]}
+        assert added == {("ServiceMonitor", "triton"), ("PrometheusRule", "genaug"),
+                         ("ConfigMap", "genaug-grafana-dashboard")}, overlay
+        dashboard = _find(objects, "ConfigMap", "genaug-grafana-dashboard")
+        assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1" and "genaug.json" in dashboard["data"]
+        # The ServiceMonitor's ports are named ports of the Service it selects, whose targets
+        # are the containers' named ports; a metrics client may reach both.
+        monitor, service = _find(objects, "ServiceMonitor", "triton"), _find(objects, "Service", "triton")
+        assert monitor["metadata"]["namespace"] == service["metadata"]["namespace"] == "genaug"
+        assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+        ports = {p["name"]: p for p in service["spec"]["ports"]}
+        pod = _find(objects, "Deployment", "triton")["spec"]["template"]["spec"]
+        container_ports = {p["name"]: p["containerPort"] for c in pod["containers"] for p in c.get("ports", [])}
+        scraped = set()
+        for endpoint in monitor["spec"]["endpoints"]:
+            target = ports[endpoint["port"]]["targetPort"]
+            scraped.add(container_ports[target])
+        assert scraped == {8002, 8081}, overlay
+        rule = _find(objects, "NetworkPolicy", "triton-clients")["spec"]["ingress"][1]
+        assert rule["from"][0]["podSelector"]["matchLabels"] == {"genaug.io/metrics-client": "true"}
+        assert {p["port"] for p in rule["ports"]} == scraped
+    # Off, the reconciler's port is neither in the Service nor open to anyone.
+    assert 8081 not in {p["port"] for p in _find(rendered["gpu"], "Service", "triton")["spec"]["ports"]}
+
+
+def test_a_monitoring_object_with_an_unknown_or_mistyped_field_is_rejected(rendered_monitoring):
+    """The typed model rejects what the operator would (so the test above can fail)."""
+    import copy
+
+    monitor = _find(rendered_monitoring["gpu"], "ServiceMonitor", "triton")
+    rule = _find(rendered_monitoring["gpu"], "PrometheusRule", "genaug")
+    for obj, change, match in (
+            (monitor, lambda o: o["spec"]["endpoints"][0].update(intervall="30s"), r"unknown field.*intervall"),
+            (monitor, lambda o: o["spec"].pop("selector"), "required field 'selector'"),
+            (monitor, lambda o: o["spec"]["endpoints"][0].update(interval="30 s"), "not a duration"),
+            (rule, lambda o: o["spec"]["groups"][0]["rules"][0].update({"for": 10}), "10 is not a duration"),
+            (rule, lambda o: o["spec"]["groups"][0]["rules"][0].update(labels={"severity": 1}), "expected str"),
+            (rule, lambda o: o["spec"]["groups"][0]["rules"][0].update(record="x:y"), "exactly one of record and alert"),
+            (rule, lambda o: o["spec"]["groups"].append(o["spec"]["groups"][0]), "group names repeat")):
+        bad = copy.deepcopy(obj)
+        change(bad)
+        with pytest.raises(monitoring_crds.SchemaError, match=match):
+            monitoring_crds.validate(bad)
 
 
 def test_the_gpu_overlay_passes_the_kubernetes_validate_cli_in_strict_mode(tree, tmp_path):
@@ -372,3 +450,15 @@ def test_bring_your_own_s3_deploys_no_minio_and_creates_no_users(rendered):
     assert job["command"] == ["python", "-m", "genaug.deploy.buckets"]
     gpu_job = _find(rendered["gpu"], "Job", "genaug-minio-setup")["spec"]["template"]["spec"]["containers"][0]
     assert gpu_job["command"][-1] == "--users"
+
+
+def test_the_retrain_period_patch_in_docs_monitoring_md_works(tree):
+    """The overlay patch docs/monitoring.md gives for another CRON changes the dead-man's switch's period."""
+    text = (REPO / "docs" / "monitoring.md").read_text()
+    section = text[text.index("### The schedule's period"):]
+    patch = section[section.index("```yaml\n") + len("```yaml\n"):section.index("```\n", section.index("```yaml"))]
+    folder = tree / "build" / "gpu-weekly"
+    folder.mkdir(parents=True)
+    (folder / "kustomization.yaml").write_text(render.kustomization("gpu", "r/genaug-cpu:1", monitoring=True) + patch)
+    rule = _find(_build(folder), "PrometheusRule", "genaug")["spec"]["groups"][1]["rules"][0]
+    assert rule == {"record": "genaug:retrain_period_seconds", "expr": "vector(604800)"}
