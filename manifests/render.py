@@ -6,8 +6,9 @@
 Writes ``manifests/build/<overlay>/kustomization.yaml`` (the overlay, with the genaug image
 replaced) and ``manifests/build/<overlay>.yaml`` (what ``kubectl kustomize`` renders from
 it), and prints the apply command. ``--monitoring 1`` adds the component
-components/monitoring (ServiceMonitor, alerts, Grafana dashboard; docs/monitoring.md). The genaug image is the only one that changes per build;
-the others are pinned in manifests/base/services/kustomization.yaml.
+components/monitoring (ServiceMonitor, alerts, Grafana dashboard; docs/monitoring.md). The
+genaug image is the only one that changes per build; the others are pinned in
+manifests/base/services/kustomization.yaml.
 """
 
 from __future__ import annotations

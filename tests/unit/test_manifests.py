@@ -161,7 +161,7 @@ def test_a_monitoring_object_with_an_unknown_or_mistyped_field_is_rejected(rende
             (monitor, lambda o: o["spec"]["endpoints"][0].update(interval="30 s"), "not a duration"),
             (rule, lambda o: o["spec"]["groups"][0]["rules"][0].update({"for": 10}), "10 is not a duration"),
             (rule, lambda o: o["spec"]["groups"][0]["rules"][0].update(labels={"severity": 1}), "expected str"),
-            (rule, lambda o: o["spec"]["groups"][0]["rules"][0].update(record="x:y"), "exactly one of record and alert"),
+            (rule, lambda o: o["spec"]["groups"][0]["rules"][0].update(record="x:y"), "exactly one of record"),
             (rule, lambda o: o["spec"]["groups"].append(o["spec"]["groups"][0]), "group names repeat")):
         bad = copy.deepcopy(obj)
         change(bad)

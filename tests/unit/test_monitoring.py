@@ -96,7 +96,8 @@ def test_promtool_accepts_the_metrics_text():
     proc = _run("check", "metrics", stdin=_sample_text())
     assert proc.returncode == 0, proc.stdout + proc.stderr
     # A lint promtool enforces (a counter's name ends in _total), so the check above can fail.
-    broken = _run("check", "metrics", stdin=_sample_text().replace("genaug_ledger_up gauge", "genaug_ledger_up counter"))
+    counter = _sample_text().replace("genaug_ledger_up gauge", "genaug_ledger_up counter")
+    broken = _run("check", "metrics", stdin=counter)
     assert broken.returncode != 0 and "_total" in broken.stdout + broken.stderr
 
 

@@ -116,7 +116,8 @@ def families(ledger: dict[str, LedgerFacts], models: dict[str, dict], ledger_up:
         Family("genaug_champion_version", "gauge", "The Triton version the ledger says serves.",
                [({"model": n}, ledger[n].champion) for n in names if ledger[n].champion is not None]),
         Family("genaug_model_ready", "gauge",
-               "1 when the last reconciliation pass found the champion served, else 0 (failed, or a promotion held it).",
+               "1 when the last reconciliation pass found the champion served, "
+               "else 0 (failed, or a promotion held it).",
                [({"model": n}, 1 if models[n]["state"] == "serving" else 0) for n in sorted(models)]),
         Family("genaug_ledger_up", "gauge", "1 when the last pass could read the promotion ledger, else 0.",
                [({}, 1 if ledger_up else 0)]),
