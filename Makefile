@@ -162,29 +162,31 @@ fashion-mnist:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; \
 	fi
 
-# Debian's PostgreSQL, which the tests start MLflow's cluster set-up against
-# (tests/integration/test_mlflow_postgres.py). Installs only when missing and we may install.
-postgresql:
-	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && command -v apt-get >/dev/null \
-	    && [ "$$(id -u)" = 0 ]; then \
-	  echo "[genaug] installing Debian's postgresql (the tests of MLflow on PostgreSQL)"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; \
-	fi
-
-# Debian's promtool (package prometheus), which the tests check and run the alert rules with
-# (tests/unit/test_monitoring.py). Installs only when missing and we may install. The package
-# would start a Prometheus server: a policy-rc.d written for the install forbids that where
-# none exists (init scripts), and a running systemd gets the unit disabled and stopped.
-promtool:
-	@if ! command -v promtool >/dev/null && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
-	  echo "[genaug] installing Debian's prometheus (promtool, for the alert rules' tests)"; \
+# $(call debian_install,PACKAGE,PRESENT,WHY): install Debian's PACKAGE unless the shell test
+# PRESENT holds, and only when we may (root with apt-get). Such packages start a server on
+# install: a policy-rc.d written for the install forbids that where none exists (init
+# scripts), and a running systemd gets the unit disabled and stopped.
+define debian_install
+	@if ! $(2) >/dev/null 2>&1 && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  echo "[genaug] installing Debian's $(1) ($(3))"; \
 	  policy=/usr/sbin/policy-rc.d; own=0; \
 	  if [ ! -e $$policy ]; then printf '#!/bin/sh\nexit 101\n' > $$policy && chmod 755 $$policy && own=1; fi; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus; status=$$?; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(1); status=$$?; \
 	  [ $$own = 1 ] && rm -f $$policy; \
-	  if [ -d /run/systemd/system ]; then systemctl disable --now prometheus >/dev/null 2>&1 || true; fi; \
+	  if [ -d /run/systemd/system ]; then systemctl disable --now $(1) >/dev/null 2>&1 || true; fi; \
 	  exit $$status; \
 	fi
+endef
+
+# PostgreSQL, which the tests start MLflow's cluster set-up against
+# (tests/integration/test_mlflow_postgres.py); any version's initdb will do.
+postgresql:
+	$(call debian_install,postgresql,ls /usr/lib/postgresql/*/bin/initdb,the tests of MLflow on PostgreSQL)
+
+# promtool (package prometheus), which the tests check and run the alert rules with
+# (tests/unit/test_monitoring.py).
+promtool:
+	$(call debian_install,prometheus,command -v promtool,promtool for the alert rules' tests)
 
 pipeline: validate $(if $(filter 1,$(DRY_RUN)),,pipeline-$(TARGET))
 
