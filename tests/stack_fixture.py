@@ -9,6 +9,7 @@ after ``make up``. Teardown runs ``down`` and fails if any started process survi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -122,10 +123,11 @@ def _output(result: subprocess.CompletedProcess) -> str:
     return f"exit {result.returncode}\n--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory):
-    """Start the stack for the session; yield a LocalStack; stop it and check nothing survived."""
-    handle = LocalStack(tmp_path_factory.mktemp("genaug-stack"), {}, "")
+@contextlib.contextmanager
+def running_stack(state_dir: Path):
+    """Start a stack in ``state_dir``; yield its LocalStack with its endpoints and keys in
+    ``os.environ`` for the block; then stop it and check that nothing it started survived."""
+    handle = LocalStack(state_dir, {}, "")
     result = handle.up()
     if result.returncode != 0:
         handle.launcher("down")
@@ -148,3 +150,10 @@ def stack(tmp_path_factory):
         survivors = {pid: _group(pid) for pid in sorted(handle.started_pids) if handle.alive(pid)}
         assert result.returncode == 0, f"`down` failed:\n{_output(result)}"
         assert not survivors, f"processes still alive after `down` (PID: group members): {survivors}"
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory):
+    """Start the stack for the session; yield a LocalStack; stop it and check nothing survived."""
+    with running_stack(tmp_path_factory.mktemp("genaug-stack")) as handle:
+        yield handle

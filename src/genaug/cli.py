@@ -9,6 +9,7 @@
     genaug infer classifier --model M IMAGE...     class names and probabilities
     genaug promote --rollback MODEL                serve the previous version again
     genaug promote --status [--json]               what serves, from the ledger (--json: for scripts)
+    genaug gc [--apply] [--pipeline-root runs]     delete what the retention policy lets go of (dry run by default)
 
 A step's options come from its function signature; dict parameters and sections
 (genaug.sections: JSON objects whose missing fields take their defaults) take JSON, lists JSON
@@ -94,6 +95,10 @@ def main(argv: list[str] | None = None) -> int:
         return _infer(rest)
     if command == "promote":
         return _promote(rest)
+    if command == "gc":
+        from genaug.ops.gc import main as gc_main
+
+        return gc_main(rest)
     print(f"genaug: unknown command {' '.join(argv[:2])!r}; run 'genaug --help'", file=sys.stderr)
     return 2
 

@@ -24,6 +24,7 @@ import numpy as np
 
 from genaug.catalog import DatasetSpec
 from genaug.data import cache, imageset
+from genaug.data.snapshots import BUILTIN_SPLIT
 from genaug.data.splits import train_val_split
 from genaug.sections import VAL_FRACTION
 from genaug.services.names import DATASETS_BUCKET
@@ -47,7 +48,7 @@ def manifest(spec: DatasetSpec, raw, key: str, digest: str) -> dict:
         values, n = np.unique(y, return_counts=True)
         counts[split] = {spec.classes[int(k)]: int(c) for k, c in zip(values, n)}
     mode = "L" if spec.channels == 1 else "RGB"
-    entry = {"path": key, "class": "", "split": "official", "sha256": digest, "bytes": 0,
+    entry = {"path": key, "class": "", "split": BUILTIN_SPLIT, "sha256": digest, "bytes": 0,
              "width": spec.width, "height": spec.height, "mode": mode,
              "images": int(len(raw.train_y) + len(raw.test_y))}
     return {"format": 1, "name": spec.name, "kind": KIND, "classes": list(spec.classes),

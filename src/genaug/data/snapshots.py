@@ -41,6 +41,7 @@ OBJECTS = "objects/sha256"
 REGISTRY = "registry"
 # Of 100 buckets by content hash: test, then val; the rest train.
 TEST_SHARE, VAL_SHARE = 10, 10
+BUILTIN_SPLIT = "official"  # a built-in dataset's single entry: its official splits in one raw cache copy
 LIST_AT_MOST = 20
 LOCK_WAIT_S = 300.0  # a snapshot of the same dataset commits in seconds; a dead holder's lock frees itself
 WORKERS = 8  # files read, hashed, checked and uploaded at once (I/O-bound; PIL releases the GIL)
@@ -81,6 +82,12 @@ def split_of(sha256: str) -> str:
 
 def object_key(sha256: str) -> str:
     return f"{OBJECTS}/{sha256[:2]}/{sha256}"
+
+
+def manifest_objects(manifest: dict) -> set[str]:
+    """The keys in the datasets bucket that a version's manifest reads: each image's object,
+    or for a built-in dataset the raw cache copy its single entry names."""
+    return {e["path"] if e["split"] == BUILTIN_SPLIT else object_key(e["sha256"]) for e in manifest["entries"]}
 
 
 def _listed(items: list[str]) -> str:

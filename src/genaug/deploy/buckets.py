@@ -1,4 +1,5 @@
-"""Prepare an S3 server for genaug: the buckets, Triton's repository prefix, and (MinIO only)
+"""Prepare an S3 server for genaug: the buckets, Triton's repository prefix, the lifecycle
+rules of the prefixes that only expire (genaug.ops.lifecycle), and (MinIO only)
 one user per client with only the access it needs. Idempotent: every run converges.
 
     python -m genaug.deploy.buckets [--users]
@@ -22,6 +23,7 @@ import os
 import sys
 from dataclasses import dataclass
 
+from genaug.ops import lifecycle
 from genaug.services.names import BUCKETS, MLFLOW_BUCKET, TRITON_BUCKET, TRITON_PLACEHOLDER, TRITON_PLACEHOLDER_KEY
 from genaug.services.store import Store, StoreError
 
@@ -110,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         store = Store(timeout_s=5.0)
-        lines = ensure_buckets(store)
+        lines = ensure_buckets(store) + lifecycle.apply(store)
         if args.users:
             lines += ensure_users(store)
     except StoreError as err:

@@ -55,7 +55,9 @@ def grants(experiment_id: str) -> dict[str, tuple[Grant, ...]]:
     """Each role's grants, given genaug's experiment id (grants on experiments are by id)."""
     return {
         "pipeline": (Grant("experiment", experiment_id, "EDIT"), Grant("registered_model", "*", "DENY")),
-        "promote": (Grant("experiment", experiment_id, "EDIT"), Grant("registered_model", "*", "MANAGE")),
+        # Promotion and retention: MANAGE on the experiment because MLflow lets only MANAGE
+        # delete a run, which `genaug gc` does to runs that no kept version stands on.
+        "promote": (Grant("experiment", experiment_id, "MANAGE"), Grant("registered_model", "*", "MANAGE")),
         "reader": (Grant("experiment", "*", "READ"), Grant("registered_model", "*", "READ")),
     }
 

@@ -164,6 +164,15 @@ class Store:
         return {o.object_name: {"size": o.size, "etag": (o.etag or "").strip('"')}
                 for o in objs if not o.object_name.startswith(STAGING + "/")}
 
+    def aged(self, bucket: str, prefix: str = "") -> list[tuple[str, int, float]]:
+        """(key, size in bytes, last modified in unix seconds) of every object under ``prefix``,
+        the staging area included when ``prefix`` names it: what retention needs."""
+        self.ensure_bucket(bucket)
+        objs = self._call(f"listing s3://{bucket}/{prefix}",
+                          lambda: list(self.client.list_objects(bucket, prefix=prefix, recursive=True)))
+        return [(o.object_name, int(o.size or 0), o.last_modified.timestamp() if o.last_modified else 0.0)
+                for o in objs if prefix.startswith(STAGING + "/") or not o.object_name.startswith(STAGING + "/")]
+
     def delete(self, bucket: str, key: str) -> None:
         self._call(f"deleting s3://{bucket}/{key}", self.client.remove_object, bucket, key)
 

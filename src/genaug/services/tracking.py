@@ -98,6 +98,11 @@ def _mlflow():
     return mlflow
 
 
+def client():
+    """An MlflowClient of the checked tracking server."""
+    return _mlflow().MlflowClient()
+
+
 def _open_experiment(mlflow):
     """The genaug experiment (created on first use), marked as model training; returns it."""
     experiment = mlflow.set_experiment(EXPERIMENT)

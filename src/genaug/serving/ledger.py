@@ -11,7 +11,8 @@ A model's record::
      "history": [1, 2, 3],                     # promoted versions still kept, oldest first
      "versions": {"3": {"files": {"config.pbtxt": {"sha256", "size"}, "3/model.onnx": ...,
                                   "3/metadata.json": ...},
-                        "config": "<config.pbtxt text that pins 3>", "mlflow_version": "7", ...}},
+                        "config": "<config.pbtxt text that pins 3>", "mlflow_version": "7",
+                        "lineage": {"mlflow_run_id", "pipeline_run_id", "data_version", ...}, ...}},
      "next_version": 4,                         # never reused, orphans included
      "intent": null | {...},                    # a promotion that started and has not ended
      "events": [...the newest 20 decisions...], "event_count": 57}

@@ -189,7 +189,7 @@ def _promote_locked(c: Candidate, ledger: Ledger, repo: Repository, triton: Trit
         config_text = c.render_config(version)
         entry = {"files": integrity.manifest(repo, c.name, version, config_text), "config": config_text,
                  "mlflow_version": mlflow_version, "mlflow_source": source, "sha256": sha, "metric": c.metric,
-                 "score": candidate_score, "promoted_at": now()}
+                 "score": candidate_score, "promoted_at": now(), "lineage": c.lineage}
         if entry["files"][f"{version}/model.onnx"]["sha256"] != sha:
             raise integrity.IntegrityError(f"{c.name} v{version}/model.onnx changed while it was written")
         pending = copy.deepcopy(record.value)

@@ -67,7 +67,7 @@ def drift(name: str, state: dict, repo: Repository, triton: Triton, aliases: boo
     if aliases:
         found += [f"alias {a} differs" for a in recovery.aliases_wrong(name, state)]
     kept = retention.kept_versions(state)
-    if len(state.get("versions", {})) > len(kept) or retention.unkept_folders(repo, name, kept):
+    if len(state.get("versions", {})) > len(kept) or retention.unkept_folders(repo.objects(name), kept):
         found.append("versions beyond retention")
     return found
 

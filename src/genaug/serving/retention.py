@@ -29,18 +29,19 @@ def kept_versions(record: dict, keep_others: int = KEEP_OTHERS) -> set[int]:
     return pinned | set(others) | ({int(intent)} if intent is not None else set())
 
 
-def prune_record(record: dict) -> tuple[dict, list[dict]]:
+def prune_record(record: dict, keep_others: int = KEEP_OTHERS) -> tuple[dict, list[dict]]:
     """The record without the versions that are not kept, and the entries removed."""
-    keep = kept_versions(record)
+    keep = kept_versions(record, keep_others)
     removed = [{"version": int(v), **e} for v, e in record["versions"].items() if int(v) not in keep]
     record["versions"] = {v: e for v, e in record["versions"].items() if int(v) in keep}
     record["history"] = [v for v in record.get("history", []) if v in keep]
     return record, removed
 
 
-def unkept_folders(repo: Repository, name: str, keep: set[int]) -> list[str]:
-    """Files in version folders of ``name`` that are not kept (older versions and orphans)."""
-    return sorted(rel for rel in repo.objects(name)
+def unkept_folders(files, keep: set[int]) -> list[str]:
+    """Of a model's ``files`` (paths relative to its folder), those in version folders that
+    are not kept (older versions and orphans)."""
+    return sorted(rel for rel in files
                   if "/" in rel and rel.split("/", 1)[0].isdigit() and int(rel.split("/", 1)[0]) not in keep)
 
 
@@ -56,13 +57,13 @@ def mark_pruned(name: str, removed: list[dict], triton_prefix: str) -> None:
         tracking.tag_version(name, mv, tags)
 
 
-def prune(name: str, ledger, repo: Repository) -> list[str]:
+def prune(name: str, ledger, repo: Repository, keep_others: int = KEEP_OTHERS) -> list[str]:
     """Remove the versions retention does not keep, from the ledger and the repository."""
     record = ledger.read(name)
-    pruned, removed = prune_record(copy.deepcopy(record.value))
+    pruned, removed = prune_record(copy.deepcopy(record.value), keep_others)
     if removed:
         ledger.write(name, record, pruned)
-    files = unkept_folders(repo, name, kept_versions(pruned))
+    files = unkept_folders(repo.objects(name), kept_versions(pruned, keep_others))
     repo.remove(name, files)
     if removed and tracking.configured():
         mark_pruned(name, removed, f"s3://{repo.bucket}/{repo.prefix}/{name}/")

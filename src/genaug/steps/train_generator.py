@@ -17,7 +17,7 @@ from genaug.services import tracking
 from genaug.steps import figures
 from genaug.steps.context import TrainingContext, optional_store, spec_meta, training_context
 from genaug.steps.timing import timed_step
-from genaug.train.checkpoints import Checkpointer, run_key
+from genaug.train.checkpoints import CHECKPOINT_PARAM, Checkpointer, run_key
 from genaug.train.diffusion import train_diffusion
 from genaug.train.gan import train_gan
 from genaug.train.gan_losses import LOSSES
@@ -83,6 +83,8 @@ def _checkpointer(store, every: int, **fields) -> Checkpointer | None:
 def _resumed(checkpointer: Checkpointer | None) -> dict:
     meta = {"checkpoint": checkpointer.uri if checkpointer else None,
             "resumed_from_step": checkpointer.resumed_from if checkpointer else None}
+    if meta["checkpoint"]:
+        tracking.log_params({CHECKPOINT_PARAM: meta["checkpoint"]})
     if meta["resumed_from_step"] is not None:
         tracking.log_params({"resumed_from_step": meta["resumed_from_step"]})
     return meta

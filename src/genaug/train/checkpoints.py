@@ -17,6 +17,10 @@ import torch
 
 from genaug.services.names import CHECKPOINTS_BUCKET as BUCKET
 
+# The MLflow param under which a training run records the checkpoint's s3:// URI; retention
+# (genaug gc) keeps the checkpoints that kept runs name.
+CHECKPOINT_PARAM = "checkpoint"
+
 
 def run_key(**fields) -> str:
     """A short stable hash of ``fields`` (JSON-serialisable values)."""

@@ -1,0 +1,1 @@
+"""Operations on a running installation: retention (``genaug gc``) and backups."""
