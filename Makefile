@@ -109,7 +109,7 @@ KFP_ARGS := --host "$$ARG_KFP_HOST" --namespace "$$ARG_KFP_NAMESPACE" --experime
             --service_account "$$ARG_KFP_SERVICE_ACCOUNT"
 DEBIAN_FMNIST := /usr/share/datasets/fashion-mnist
 
-.PHONY: lock postgresql promtool snapshot bench bench-gpu-data pipeline pipeline-local pipeline-kfp schedule unschedule experiment compile test clean distclean venv validate validate-experiment fashion-mnist help
+.PHONY: lock postgresql prometheus snapshot bench bench-gpu-data pipeline pipeline-local pipeline-kfp schedule unschedule experiment compile test clean distclean venv validate validate-experiment fashion-mnist help
 .DEFAULT_GOAL := help
 
 help:
@@ -167,7 +167,7 @@ fashion-mnist:
 # install: a policy-rc.d written for the install forbids that where none exists (init
 # scripts), and a running systemd gets the unit disabled and stopped.
 define debian_install
-	@if ! $(2) >/dev/null 2>&1 && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	@if ! ( $(2) ) >/dev/null 2>&1 && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
 	  echo "[genaug] installing Debian's $(1) ($(3))"; \
 	  policy=/usr/sbin/policy-rc.d; own=0; \
 	  if [ ! -e $$policy ]; then printf '#!/bin/sh\nexit 101\n' > $$policy && chmod 755 $$policy && own=1; fi; \
@@ -183,10 +183,12 @@ endef
 postgresql:
 	$(call debian_install,postgresql,ls /usr/lib/postgresql/*/bin/initdb,the tests of MLflow on PostgreSQL)
 
-# promtool (package prometheus), which the tests check and run the alert rules with
-# (tests/unit/test_monitoring.py).
-promtool:
-	$(call debian_install,prometheus,command -v promtool,promtool for the alert rules' tests)
+# Debian's package prometheus: its promtool checks and runs the alert rules
+# (tests/unit/test_monitoring.py), and its server is the real Prometheus that a test session
+# starts on a free port to scrape the stack's Triton and the reconciler
+# (tests/prometheus_fixture.py). Both binaries must be there; the package's own service stays off.
+prometheus:
+	$(call debian_install,prometheus,command -v promtool && command -v prometheus,promtool and the server for the monitoring tests)
 
 pipeline: validate $(if $(filter 1,$(DRY_RUN)),,pipeline-$(TARGET))
 
@@ -232,7 +234,7 @@ compile: $(STAMP)
 validate-experiment:
 	@PYTHONPATH=src $(PYTHON) -m genaug.experiment.plan $(EXP_PARAMS)
 
-test: venv fashion-mnist postgresql promtool
+test: venv fashion-mnist postgresql prometheus
 	$(VPY) -m pytest $$ARG_PYTEST_ARGS
 
 BENCH ?=

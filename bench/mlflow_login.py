@@ -15,7 +15,6 @@ import argparse
 import contextlib
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,31 +24,22 @@ from pathlib import Path
 
 from bench.harness import Report, interleaved
 from genaug.services import mlflow_access
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from genaug.stack.mlflow_server import ServerAuth, server_command
+from genaug.stack.ports import free_port
 
 
 @contextlib.contextmanager
 def _server(folder: Path, login_cache_s: int | None):
-    """A bare MLflow server; with ``login_cache_s`` its basic-auth app. Yields (URL, env of
-    the admin's login)."""
+    """A bare MLflow server, started as the stack starts its own (artifacts in ``folder``);
+    with ``login_cache_s`` its basic-auth app. Yields (URL, env of the admin's login)."""
     folder.mkdir(parents=True)
-    port, password = _free_port(), secrets.token_hex(16)
-    argv = [str(Path(sys.executable).parent / "mlflow"), "server", "--backend-store-uri",
-            f"sqlite:///{folder}/mlflow.db", "--artifacts-destination", str(folder / "artifacts"),
-            "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    login = {}
+    port, password = free_port(), secrets.token_hex(16)
+    auth, login = None, {}
     if login_cache_s is not None:
         (folder / "auth.ini").write_text(mlflow_access.auth_config(f"sqlite:///{folder}/auth.db", login_cache_s))
-        argv += ["--app-name", "basic-auth"]
-        env.update(MLFLOW_AUTH_CONFIG_PATH=str(folder / "auth.ini"), MLFLOW_AUTH_ADMIN_PASSWORD=password,
-                   MLFLOW_FLASK_SERVER_SECRET_KEY=secrets.token_hex(16))
+        auth = ServerAuth(folder / "auth.ini", password, secrets.token_hex(16))
         login = {"MLFLOW_TRACKING_USERNAME": mlflow_access.ADMIN_USERNAME, "MLFLOW_TRACKING_PASSWORD": password}
+    argv, env = server_command(f"sqlite:///{folder}/mlflow.db", str(folder / "artifacts"), "127.0.0.1", port, auth)
     with open(folder / "server.log", "w") as log:
         proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"

@@ -92,6 +92,11 @@ class LocalStack:
     def triton_http(self) -> str:
         return self.env["GENAUG_TRITON_HTTP"]
 
+    @property
+    def triton_metrics(self) -> str:
+        """host:port of Triton's Prometheus page (/metrics)."""
+        return self.env["GENAUG_TRITON_METRICS"]
+
     def launcher(self, *args: str) -> subprocess.CompletedProcess:
         """Run ``python -m genaug.stack <args> --state-dir <state>``; output captured."""
         env = {k: v for k, v in os.environ.items()

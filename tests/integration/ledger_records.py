@@ -1,5 +1,6 @@
 """Ledger records for models that tests upload by hand, as promotion would write them."""
 
+from genaug.services.names import TRITON_BUCKET
 from genaug.services.store import promotion_store
 from genaug.serving.integrity import manifest
 from genaug.serving.ledger import Ledger, empty_record
@@ -18,3 +19,8 @@ def approve(name: str, version: int = 1, files: dict | None = None) -> dict:
                                          "config": text, "mlflow_version": None}}}
     ledger.write(name, ledger.read(name), value)
     return value
+
+
+def forget(name: str) -> None:
+    """Remove a test-only model's ledger record, so later passes of the session skip it."""
+    promotion_store().delete(TRITON_BUCKET, f"ledger/models/{name}.json")

@@ -5,15 +5,13 @@ bucket set-up Job (genaug.deploy.buckets) on the S3 server and the reconciler si
 import json
 import subprocess
 import sys
-import threading
 import urllib.error
 import urllib.request
-from http.server import ThreadingHTTPServer
 
 from genaug.deploy import reconciler
 from genaug.services.names import BUCKETS, TRITON_BUCKET, TRITON_PLACEHOLDER_KEY, admin_headers
 from genaug.services.store import promotion_store
-from tests.integration.ledger_records import approve
+from tests.integration.ledger_records import approve, forget
 from tests.integration.test_stack import TINY_CONFIG, _s3, _triton, _upload, onnx_files  # noqa: F401 - a fixture
 
 MISSING_FILES = {"config.pbtxt": {"sha256": "0" * 64, "size": 1}, "1/model.onnx": {"sha256": "0" * 64, "size": 1}}
@@ -64,8 +62,7 @@ def test_reconciler_loads_each_champion_on_its_own_and_stays_ready_when_one_fail
     approve("deploy_missing", files=MISSING_FILES)  # in the ledger, not in the repository
 
     states = reconciler.ModelStates(stale_after_s=60)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), reconciler._handler(states))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = reconciler.serve(states, port=0, host="127.0.0.1")
     port = server.server_address[1]
     try:
         assert _get(port, "/readyz")[0] == 503  # no pass yet: the pod stays out of the Service
@@ -89,18 +86,13 @@ def test_reconciler_loads_each_champion_on_its_own_and_stays_ready_when_one_fail
         assert fresh.snapshot()["models"]["deploy_champion"]["state"] == "failed"
     finally:
         server.shutdown()
-        _forget("deploy_missing")
+        forget("deploy_missing")
 
 
 def test_reconciler_waits_for_triton_instead_of_recording_a_pass(stack):
     states = reconciler.ModelStates(stale_after_s=60)
     assert not reconciler.run_pass(states, "127.0.0.1:9", stack.admin_key, promotion_store())
     assert not states.ready()
-
-
-def _forget(name: str) -> None:
-    """Remove a test-only model's ledger record, so later passes of the session skip it."""
-    promotion_store().delete(TRITON_BUCKET, f"ledger/models/{name}.json")
 
 
 def test_a_ledger_of_an_earlier_release_is_moved_to_one_record_per_model(stack, onnx_files):  # noqa: F811

@@ -5,7 +5,6 @@ starts MLflow's basic-auth app on it, and the set-up Job's `provision` makes the
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -18,14 +17,9 @@ import pytest
 
 from genaug.deploy import mlflow_accounts
 from genaug.services import mlflow_access
+from genaug.stack.ports import free_port
 
 PG_BIN = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _as_postgres(argv: list[str]) -> list[str]:
@@ -40,7 +34,7 @@ def postgres():
         pytest.skip("PostgreSQL is not installed: `make test` installs Debian's postgresql as root")
     # Not under pytest's temporary folder, which only root may enter.
     folder = Path(tempfile.mkdtemp(prefix="genaug-postgres-"))
-    password, port = secrets.token_hex(12), _free_port()
+    password, port = secrets.token_hex(12), free_port()
     (folder / "pw").write_text(password + "\n")
     if os.geteuid() == 0:
         shutil.chown(folder, "postgres")
@@ -100,7 +94,7 @@ def test_the_server_makes_its_auth_database_and_the_job_its_accounts(postgres, t
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    port, admin_password = _free_port(), secrets.token_hex(12)
+    port, admin_password = free_port(), secrets.token_hex(12)
     passwords = {role: secrets.token_hex(12) for role in mlflow_access.USERNAMES}
     proc = _serve(tmp_path, postgres, port, admin_password)
     try:

@@ -1,12 +1,10 @@
 """Metrics and alerts (issue 23): the reconciler's /metrics page, and the monitoring
-component's rules and dashboard checked and run by promtool (Debian's, `make promtool`)."""
+component's rules and dashboard checked and run by promtool (Debian's, `make prometheus`)."""
 
 import json
 import shutil
 import subprocess
-import threading
 import urllib.request
-from http.server import ThreadingHTTPServer
 
 import pytest
 import yaml
@@ -14,6 +12,7 @@ import yaml
 from genaug.deploy import metrics, reconciler
 from genaug.serving.reconcile import ReconcileReport
 from tests.conftest import REPO
+from tests.prometheus_fixture import rule_spec as prometheus_rule_spec
 
 COMPONENT = REPO / "manifests" / "components" / "monitoring"
 RULE_TESTS = REPO / "tests" / "unit" / "rules"
@@ -27,7 +26,7 @@ ARGO = {"argo_workflows_total_count"}
 def _promtool() -> str:
     path = shutil.which("promtool")
     if path is None:
-        pytest.fail("promtool is not on PATH: `make promtool` installs Debian's prometheus package (as root), "
+        pytest.fail("promtool is not on PATH: `make prometheus` installs Debian's prometheus package (as root), "
                     "or put Prometheus' promtool on PATH.", pytrace=False)
     return path
 
@@ -38,8 +37,7 @@ def _run(*args, cwd=None, stdin=None):
 
 @pytest.fixture(scope="module")
 def rule_spec():
-    (doc,) = [d for d in yaml.safe_load_all((COMPONENT / "prometheus-rule.yaml").read_text()) if d]
-    return doc["spec"]
+    return prometheus_rule_spec()
 
 
 def _alerts(spec) -> set[str]:
@@ -105,8 +103,7 @@ def test_the_reconciler_serves_metrics_and_reports_an_unreadable_ledger():
     states = reconciler.ModelStates(stale_after_s=60)
     states.record(ReconcileReport(already=["cls-a"], failed={"gen-b": "load failed"}), now=1.0)
     states.record_ledger({"cls-a": metrics.LedgerFacts(2, 1796177430.0, "promoted")})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), reconciler._handler(states))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = reconciler.serve(states, port=0, host="127.0.0.1")
     url = f"http://127.0.0.1:{server.server_address[1]}/metrics"
     try:
         with urllib.request.urlopen(url, timeout=10) as response:

@@ -130,6 +130,14 @@ def _handler(states: ModelStates):
     return Handler
 
 
+def serve(states: ModelStates, port: int, host: str = "0.0.0.0") -> ThreadingHTTPServer:
+    """Answer /readyz, /healthz, /models and /metrics from ``states`` on ``host:port`` (0: a
+    free port, see ``server_address``), in a daemon thread; ``shutdown()`` stops it."""
+    server = ThreadingHTTPServer((host, port), _handler(states))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
 def triton_live(triton_grpc: str) -> bool:
     import tritonclient.grpc as grpcclient
 
@@ -180,8 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         while not run_pass(states, args.triton, key, s3):
             time.sleep(1.0)
         return 0 if all(m["state"] == "serving" for m in states.snapshot()["models"].values()) else 1
-    server = ThreadingHTTPServer(("0.0.0.0", args.port), _handler(states))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    serve(states, args.port)
     print(f"[reconciler] Triton {args.triton}, every {args.interval:g} s; status on :{args.port}/models", flush=True)
     while True:
         done = run_pass(states, args.triton, key, s3)

@@ -8,6 +8,7 @@ exported by hand (or injected by a Kubernetes Secret on a cluster) wins.
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 from typing import Sequence
 
@@ -40,12 +41,34 @@ def read_env_file(path: str | Path) -> dict[str, str]:
     return values
 
 
-def load_stack_env(path: str | Path | None = None) -> dict[str, str]:
-    """Fill unset environment variables from the stack's env file, if it exists."""
-    path = Path(path) if path else stack_env_path()
-    if not path.is_file():
+# Env files as last read, by path, with the (inode, size, mtime in ns) they had then.
+# Promotion loads admin.env on every MLflow registry call and require() the stack's env on
+# every endpoint look-up: a stat is enough while the file is unchanged. `make up` rewrites
+# it by rename (a new inode), and another session's file has another path.
+_READ: dict[Path, tuple[tuple[int, int, int], dict[str, str]]] = {}
+
+
+def _env_file(path: Path) -> dict[str, str]:
+    """``read_env_file(path)``, read again only when the file changed; {} if it is not a file."""
+    try:
+        info = path.stat()
+    except OSError:
         return {}
-    values = read_env_file(path)
+    if not stat.S_ISREG(info.st_mode):
+        return {}
+    stamp = (info.st_ino, info.st_size, info.st_mtime_ns)
+    known = _READ.get(path)
+    if known is None or known[0] != stamp:
+        known = _READ[path] = (stamp, read_env_file(path))
+    return dict(known[1])
+
+
+def load_stack_env(path: str | Path | None = None) -> dict[str, str]:
+    """Fill unset environment variables from the stack's env file, if it exists.
+
+    Every call fills them again, from the file as it is now (a test that removed a variable
+    gets it back, as before), but an unchanged file is parsed only once."""
+    values = _env_file(Path(path) if path else stack_env_path())
     for key, value in values.items():
         os.environ.setdefault(key, value)
     return values

@@ -62,6 +62,11 @@ def grants(experiment_id: str) -> dict[str, tuple[Grant, ...]]:
     }
 
 
+def basic_auth(username: str, password: str) -> str:
+    """The value of an HTTP ``Authorization`` header that logs ``username`` in (RFC 7617)."""
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+
+
 class AccessError(RuntimeError):
     """An admin call failed; the message names the server, the call and the fix."""
 
@@ -73,8 +78,7 @@ class MlflowAdmin:
         self.uri = uri.rstrip("/")
         self.username = username
         self.timeout_s = timeout_s
-        token = base64.b64encode(f"{username}:{password}".encode()).decode()
-        self._auth = f"Basic {token}"
+        self._auth = basic_auth(username, password)
 
     def call(self, method: str, path: str, body: dict | None = None, query: dict | None = None) -> dict:
         """One JSON request; returns the decoded answer. Raises AccessError, or

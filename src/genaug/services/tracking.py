@@ -71,11 +71,9 @@ def _check_login(uri: str, timeout_s: float) -> None:
     key = (uri, user, password)
     if key in _LOGINS_SEEN:
         return
-    import base64
-
     request = urllib.request.Request(f"{uri.rstrip('/')}/api/2.0/mlflow/users/current")
     if user:
-        request.add_header("Authorization", "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode())
+        request.add_header("Authorization", mlflow_access.basic_auth(user, password))
     try:
         urllib.request.urlopen(request, timeout=timeout_s).close()
     except urllib.error.HTTPError as err:

@@ -168,6 +168,8 @@ def _stack_env(cfg: StackConfig, s3: SeaweedS3, mlflow: MlflowServer) -> dict[st
         **mlflow_login(cfg, mlflow.accounts, "pipeline"),
         "GENAUG_TRITON_GRPC": cfg.address("triton_grpc"),
         "GENAUG_TRITON_HTTP": cfg.address("triton_http"),
+        # host:port of Triton's Prometheus page (/metrics), for a local Prometheus to scrape.
+        "GENAUG_TRITON_METRICS": cfg.address("triton_metrics"),
     }
 
 

@@ -13,6 +13,7 @@ import os
 import sys
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 from genaug.atomic import atomic_path
@@ -28,6 +29,38 @@ def mlflow_binary() -> Path:
     if not path.exists():
         raise StackError(f"no `mlflow` beside {sys.executable}; run `make venv` (pyproject pins mlflow==3.17.2)")
     return path
+
+
+@dataclass(frozen=True)
+class ServerAuth:
+    """MLflow's basic-auth app: its basic_auth.ini (mlflow_access.auth_config), the admin's
+    password (read when the auth database is created) and the Flask secret key."""
+
+    config: Path
+    admin_password: str
+    secret_key: str
+
+
+def server_command(backend_store: str, artifacts: str, host: str, port: int,
+                   auth: ServerAuth | None) -> tuple[list[str], dict[str, str]]:
+    """argv and environment of one ``mlflow server`` worker on ``host:port``: runs in
+    ``backend_store`` (a database URI), artifacts proxied to ``artifacts`` (s3://bucket or a
+    folder); ``auth`` None: no accounts. Secrets go in the environment, never in argv."""
+    argv = [str(mlflow_binary()), "server", "--backend-store-uri", backend_store,
+            "--artifacts-destination", artifacts, "--host", host, "--port", str(port), "--workers", "1"]
+    env = dict(os.environ)
+    # MLflow 3.17's job runner (GenAI judges, trace rollups; nothing this project uses)
+    # starts 8 extra ~240 MB processes and doubles start-up on 2 cores. Export
+    # MLFLOW_SERVER_ENABLE_JOB_EXECUTION=true to get it back.
+    env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+    if auth is not None:
+        argv += ["--app-name", "basic-auth"]
+        env.update({"MLFLOW_AUTH_CONFIG_PATH": str(auth.config), "MLFLOW_AUTH_ADMIN_PASSWORD": auth.admin_password,
+                    "MLFLOW_FLASK_SERVER_SECRET_KEY": auth.secret_key})
+    # The caller's own MLflow login (e.g. from a sourced stack.env) is not the server's.
+    for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_AUTH_ADMIN_USERNAME"):
+        env.pop(name, None)
+    return argv, env
 
 
 class MlflowServer:
@@ -63,28 +96,15 @@ class MlflowServer:
             Path(tmp).write_text(mlflow_access.auth_config(f"sqlite:///{self.auth_db}"))
 
     def command(self) -> tuple[list[str], dict[str, str]]:
-        argv = [str(mlflow_binary()), "server",
-                "--backend-store-uri", f"sqlite:///{self.db}",
-                "--artifacts-destination", f"s3://{MLFLOW_BUCKET}",
-                "--host", self.cfg.host, "--port", str(self.cfg.ports["mlflow"]),
-                "--workers", "1", "--app-name", "basic-auth"]
-        env = dict(os.environ)
-        # MLflow 3.17's job runner (GenAI judges, trace rollups; nothing this project uses)
-        # starts 8 extra ~240 MB processes and doubles start-up on 2 cores. Export
-        # MLFLOW_SERVER_ENABLE_JOB_EXECUTION=true to get it back.
-        env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+        # Read when the admin account is first created; later starts keep the stored one.
+        auth = ServerAuth(self.auth_config, self.accounts.passwords["admin"], self.accounts.secret_key)
+        argv, env = server_command(f"sqlite:///{self.db}", f"s3://{MLFLOW_BUCKET}", self.cfg.host,
+                                   self.cfg.ports["mlflow"], auth)
         env.update({
             "MLFLOW_S3_ENDPOINT_URL": f"http://{self.cfg.address('s3')}",
             "AWS_ACCESS_KEY_ID": self.creds.access_key,
             "AWS_SECRET_ACCESS_KEY": self.creds.secret_key,
-            "MLFLOW_AUTH_CONFIG_PATH": str(self.auth_config),
-            # Read when the admin account is first created; later starts keep the stored one.
-            "MLFLOW_AUTH_ADMIN_PASSWORD": self.accounts.passwords["admin"],
-            "MLFLOW_FLASK_SERVER_SECRET_KEY": self.accounts.secret_key,
         })
-        # The launcher's own MLflow login (e.g. from a sourced stack.env) is not the server's.
-        for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_AUTH_ADMIN_USERNAME"):
-            env.pop(name, None)
         return argv, env
 
     def admin(self) -> mlflow_access.MlflowAdmin:

@@ -55,6 +55,11 @@ def pick_free_ports(count: int, host: str = HOST, avoid: Iterable[int] = ()) -> 
     return ports
 
 
+def free_port(host: str = HOST) -> int:
+    """One port the kernel reports free on ``host`` now (see ``pick_free_ports``)."""
+    return pick_free_ports(1, host)[0]
+
+
 def load_recorded(path: Path) -> dict[str, int]:
     try:
         data = json.loads(path.read_text())
