@@ -8,8 +8,9 @@ sys.path.insert(0, str(REPO))  # components/ and pipelines/ are top-level folder
 
 from tests.formats import write_idx_dataset  # noqa: E402
 
-# The session's real stack (S3, MLflow, Triton), for the integration and end-to-end tests.
-pytest_plugins = ["tests.stack_fixture"]
+# The session's real stack (S3, MLflow, Triton), for the integration and end-to-end tests;
+# the session's PostgreSQL, for MLflow's cluster set-up and its backups.
+pytest_plugins = ["tests.stack_fixture", "tests.postgres_fixture"]
 
 
 @pytest.fixture

@@ -263,6 +263,14 @@ def down(state_dir: Path, timeout_s: float = 20.0, out: Out = print) -> None:
     out(f"genaug stack down (state {paths.root})")
 
 
+def stop_server(state_dir: Path, name: str, timeout_s: float = 20.0) -> str:
+    """Stop one of the stack's servers (e.g. MLflow, while its database is replaced); the next
+    ``up`` starts it again. Returns what happened."""
+    paths = StatePaths(state_dir)
+    with _state_lock(paths, lambda line: None):
+        return procs.stop(paths.pid(name), timeout_s)
+
+
 def status(state_dir: Path, out: Out = print) -> bool:
     """Print each server's process and health; True when all three are healthy."""
     paths = StatePaths(state_dir)
