@@ -55,6 +55,10 @@ class SqliteDatabase:
             self.path.with_name(self.path.name + suffix).unlink(missing_ok=True)
 
 
+# pg_dump's flags; the backup CronJob's init container passes the same (a test compares them).
+DUMP_FLAGS = ("--format=custom", "--no-owner")
+
+
 def _pg_tool(name: str) -> str:
     found = shutil.which(name) or next(iter(sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), reverse=True)),
                                        None)
@@ -70,6 +74,9 @@ class PostgresDatabase:
     port: int
     user: str
     name: str
+    # A dump pg_dump already wrote with DUMP_FLAGS (the CronJob's init container, which runs
+    # the server's own release of pg_dump); None: run this machine's pg_dump.
+    dumped: Path | None = None
     backend = "postgresql"
     suffix = "pgdump"
 
@@ -83,7 +90,7 @@ class PostgresDatabase:
         return ["-w", "-h", self.host, "-p", str(self.port), "-U", self.user, "-d", self.name]
 
     def dump_command(self, dest: Path) -> list[str]:
-        return [_pg_tool("pg_dump"), "--format=custom", "--no-owner", *self._connection(), "-f", str(dest)]
+        return [_pg_tool("pg_dump"), *DUMP_FLAGS, *self._connection(), "-f", str(dest)]
 
     def restore_command(self, dump: Path) -> list[str]:
         # One transaction: a failing restore leaves the database as it was.
@@ -104,7 +111,13 @@ class PostgresDatabase:
             return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (self.name,)).fetchone() is not None
 
     def dump(self, dest: Path) -> None:
-        self._run(self.dump_command(dest), "pg_dump")
+        if self.dumped is None:
+            self._run(self.dump_command(dest), "pg_dump")
+        elif self.dumped.is_file() and self.dumped.stat().st_size:
+            shutil.copyfile(self.dumped, dest)
+        else:
+            raise BackupError(f"no dump of database {self.name!r} at {self.dumped}: the pg-dump init container "
+                              "writes it (manifests/base/services/backup.yaml); read its log")
 
     def restore(self, dump: Path) -> None:
         """Load ``dump`` into the database (created when missing), replacing its objects."""

@@ -7,7 +7,8 @@ databases and the passwords its own MLflow accounts have.
   identity that reads, for restore writes, genaug-mlflow and genaug-triton), PostgreSQL from
   POSTGRES_USER, POSTGRES_DB, GENAUG_POSTGRES_HOST, GENAUG_POSTGRES_PORT and PGPASSWORD, the
   auth database ``<POSTGRES_DB>_auth`` (genaug.deploy.mlflow_accounts), and for restore the
-  accounts' passwords MLFLOW_AUTH_ADMIN_PASSWORD and GENAUG_MLFLOW_<ROLE>_PASSWORD.
+  accounts' passwords MLFLOW_AUTH_ADMIN_PASSWORD and GENAUG_MLFLOW_<ROLE>_PASSWORD;
+  GENAUG_BACKUP_PG_DUMPS names a folder of dumps already taken (the CronJob's).
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ from genaug.services import mlflow_access
 from genaug.services.store import S3Config, Store
 
 POSTGRES_HOST_ENV = "GENAUG_POSTGRES_HOST"
+# A folder where tracking.pgdump and auth.pgdump were already written (the CronJob's init
+# container runs the server's release of pg_dump; the genaug image's could be older).
+DUMPS_ENV = "GENAUG_BACKUP_PG_DUMPS"
 
 
 @dataclass
@@ -78,8 +82,10 @@ def cluster_site() -> Site:
         passwords[mlflow_access.ADMIN_USERNAME] = os.environ["MLFLOW_AUTH_ADMIN_PASSWORD"]
     passwords.update({user_: os.environ[password_env(role)] for role, user_ in mlflow_access.USERNAMES.items()
                       if os.environ.get(password_env(role))})
-    return Site(S3Config.from_env(), PostgresDatabase(host, port, user, name),
-                PostgresDatabase(host, port, user, name + AUTH_DB_SUFFIX), passwords)
+    dumps = Path(os.environ[DUMPS_ENV]) if os.environ.get(DUMPS_ENV) else None
+    return Site(S3Config.from_env(),
+                PostgresDatabase(host, port, user, name, dumps and dumps / "tracking.pgdump"),
+                PostgresDatabase(host, port, user, name + AUTH_DB_SUFFIX, dumps and dumps / "auth.pgdump"), passwords)
 
 
 def site_from_env(state_dir: Path | None) -> Site:
