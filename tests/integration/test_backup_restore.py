@@ -112,3 +112,28 @@ def test_a_backup_restores_into_a_new_stack(stack, files, tmp_path, tmp_path_fac
         survivors = {pid: _group(pid) for pid in sorted(new.started_pids) if new.alive(pid)}
         assert down.returncode == 0, _output(down)
         assert not survivors, f"processes of the restored stack still alive after `down`: {survivors}"
+
+
+def test_an_s3_target_lists_only_finished_backups_keeps_n_and_is_never_the_stacks_own_bucket(stack, tmp_path,
+                                                                                              monkeypatch):
+    from genaug.ops.manifest import Manifest
+    from genaug.ops.targets import ACCESS_ENV, ENDPOINT_ENV, SECRET_ENV, S3Target
+
+    site = local_site(stack.state_dir)
+    # A bucket the stack does not use stands in for another store (its admin keys may create it).
+    admin = stack.keys("admin")
+    for name, value in ((ENDPOINT_ENV, stack.s3_endpoint), (ACCESS_ENV, admin.access_key),
+                        (SECRET_ENV, admin.secret_key)):
+        monkeypatch.setenv(name, value)
+    with pytest.raises(BackupError, match="bucket 'genaug-mlflow' of the stack's own store"):
+        open_target("s3://genaug-mlflow/backups", site.s3.endpoint)
+    target = open_target("s3://genaug-backup-test/nightly", site.s3.endpoint)
+    assert isinstance(target, S3Target)
+    # An unfinished backup (no manifest) is neither listed nor counted.
+    target.store.put_bytes("genaug-backup-test", "nightly/backup-29991231T000000000000Z/mlflow/tracking.sqlite", b"x")
+    made = [backup(site, target, keep=2) for _ in range(3)]
+    assert [f"s3://genaug-backup-test/nightly/{n}" for n in target.backups()] == made[1:]
+    root = target.fetch(target.backups()[-1], tmp_path)
+    manifest = Manifest.from_json((root / "manifest.json").read_bytes(), "test")
+    manifest.verify(root)
+    assert manifest.includes["mlflow_tracking_database"] in manifest.files
