@@ -89,7 +89,9 @@ def test_a_backup_restores_into_a_new_stack(stack, files, tmp_path, tmp_path_fac
         tampered = tmp_path / "tampered"
         shutil.copytree(target.root / target.backups()[0], tampered)
         record = next(tampered.glob(f"s3/genaug-triton/ledger/models/{NAME}.json"))
-        record.write_bytes(record.read_bytes().replace(b'"champion": 2', b'"champion": 1'))
+        original = record.read_bytes()
+        record.write_bytes(original.replace(b'"champion": 2', b'"champion": 1'))
+        assert record.read_bytes() != original
         db_before = sha256_file(fresh.tracking.path)
         with pytest.raises(BackupError, match=f"ledger/models/{NAME}.json: sha256 differs"):
             restore(fresh, open_target(str(tampered), fresh.s3.endpoint))

@@ -83,7 +83,8 @@ def take(site: Site, staged: Path, out: Out = print) -> Manifest:
         manifest.includes[f"mlflow_{role}_database"] = relpath
     out(f"  MLflow: {manifest.includes['mlflow_tracking_database']} and {manifest.includes['mlflow_auth_database']}")
 
-    store, copier = site.store(), _Copier(site.store(), staged, manifest)
+    store = site.store()
+    copier = _Copier(store, staged, manifest)
     ledger = copier.copy(TRITON_BUCKET, [k for k in store.list(TRITON_BUCKET, LEDGER_PREFIX)
                                          if not k.startswith(LEASES_PREFIX)])
     manifest.includes["ledger"] = ledger
@@ -97,9 +98,10 @@ def take(site: Site, staged: Path, out: Out = print) -> Manifest:
 
     prefixes = sorted({p for ps in catalog.registered_artifact_prefixes(staged_uri(site, staged, manifest)).values()
                        for p in ps})
-    # A prefix names a folder or one file; "run1" must not take "run10" along.
-    artifacts = [k for prefix in prefixes for k in store.list(MLFLOW_BUCKET, prefix)
-                 if k == prefix or k.startswith(prefix + "/")]
+    # A prefix names a folder or one file; "run1" must not take "run10" along; each object once
+    # (a source inside its run's folder names the same objects twice).
+    artifacts = sorted({k for prefix in prefixes for k in store.list(MLFLOW_BUCKET, prefix)
+                        if k == prefix or k.startswith(prefix + "/")})
     copier.copy(MLFLOW_BUCKET, artifacts)
     manifest.includes["mlflow_artifacts"] = prefixes
     out(f"  MLflow artifacts: {len(artifacts)} object(s) under {len(prefixes)} registered version folder(s)")

@@ -60,7 +60,7 @@ def choose(target) -> str | None:
 def contents(site: Site) -> dict[str, int]:
     """What the installation already holds: runs, registered models, ledger records."""
     counts = catalog.content_counts(site.tracking.uri) if site.tracking.exists() else {}
-    counts["served models"] = len(site.store().list(TRITON_BUCKET, MODELS_PREFIX))
+    counts["ledger records"] = len(site.store().list(TRITON_BUCKET, MODELS_PREFIX))
     return {what: n for what, n in counts.items() if n}
 
 
