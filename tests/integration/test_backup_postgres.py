@@ -53,3 +53,94 @@ def test_pg_dump_without_a_password_says_where_it_comes_from(postgres, tmp_path,
     with pytest.raises(BackupError, match="PGPASSWORD is not set.*genaug-postgres"):
         _database(postgres, "mlflow").dump(tmp_path / "x.pgdump")
     assert not (tmp_path / "x.pgdump").exists()
+
+
+def _mlflow_cluster(pg: dict, database: str) -> tuple[str, str]:
+    """A cluster's MLflow databases made by MLflow's own stores: a run, a registered version
+    with the alias champion, and an account; the run's id and the version's source."""
+    from mlflow.server.auth.sqlalchemy_store import SqlAlchemyStore as Accounts
+    from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore as Registry
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore as Tracking
+
+    with _connect(pg, "postgres", autocommit=True) as conn:
+        for name in (database, f"{database}_auth"):
+            conn.execute(f"CREATE DATABASE {name}")
+    uri = _database(pg, database).uri
+    tracking = Tracking(uri, "mlflow-artifacts:/")
+    experiment = tracking.create_experiment("genaug", artifact_location="mlflow-artifacts:/7")
+    run = tracking.create_run(experiment, "genaug-pipeline", 0, [], "dcgan-quick")
+    tracking.log_param(run.info.run_id, __import__("mlflow").entities.Param("generator", "dcgan"))
+    registry = Registry(uri)
+    registry.create_registered_model("cluster-classifier")
+    source = f"{run.info.artifact_uri}/model"
+    registry.create_model_version("cluster-classifier", source, run.info.run_id)
+    registry.set_registered_model_alias("cluster-classifier", "champion", "1")
+    accounts = Accounts()
+    accounts.init_db(_database(pg, f"{database}_auth").uri)
+    accounts.create_user("alice", "alices-password-1")
+    accounts.create_user("genaug-reader", "old-reader-password")
+    for store in (tracking, registry, accounts):
+        store.engine.dispose()
+    return run.info.run_id, source
+
+
+def test_a_cluster_backup_restores_mlflow_into_a_new_database(postgres, stack, tmp_path, monkeypatch):
+    """The cluster's path end to end, but for the pods: cluster_site from the CronJob's
+    environment, pg_dump of both databases, restore into a new installation's databases (which
+    refuses while MLflow is connected), and genaug's accounts re-keyed to the new Secrets."""
+    from mlflow.server.auth.sqlalchemy_store import SqlAlchemyStore as Accounts
+    from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore as Registry
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore as Tracking
+
+    from genaug.ops.backup import backup
+    from genaug.ops.restore import restore
+    from genaug.ops.site import cluster_site
+    from genaug.ops.targets import FolderTarget
+    from genaug.services.names import MLFLOW_BUCKET
+
+    for key, value in postgres.items():
+        monkeypatch.setenv(key, value)
+    admin = stack.keys("admin")  # a stand-in for the CronJob's read-only MinIO user
+    monkeypatch.setenv("GENAUG_S3_ACCESS_KEY", admin.access_key)
+    monkeypatch.setenv("GENAUG_S3_SECRET_KEY", admin.secret_key)
+    run_id, source = _mlflow_cluster(postgres, "cluster_old")
+    monkeypatch.setenv("POSTGRES_DB", "cluster_old")
+    old = cluster_site()
+    artifact = source.removeprefix("mlflow-artifacts:/") + "/model.onnx"
+    old.store().put_bytes(MLFLOW_BUCKET, artifact, b"onnx bytes")
+
+    target = FolderTarget(tmp_path / "backups")
+    backup(old, target, keep=3)
+    (name,) = target.backups()
+    assert f"s3/{MLFLOW_BUCKET}/{artifact}" in (target.root / name / "manifest.json").read_text()
+
+    monkeypatch.setenv("POSTGRES_DB", "cluster_new")
+    monkeypatch.setenv("GENAUG_MLFLOW_READER_PASSWORD", "new-reader-password")
+    new = cluster_site()
+    # As a new cluster's MLflow leaves them: its schema, its empty experiment, its admin account.
+    with _connect(postgres, "postgres", autocommit=True) as conn:
+        conn.execute("CREATE DATABASE cluster_new")
+        conn.execute("CREATE DATABASE cluster_new_auth")
+    Tracking(new.tracking.uri, "mlflow-artifacts:/").engine.dispose()
+    fresh = Accounts()
+    fresh.init_db(new.auth.uri)
+    fresh.create_user("genaug-admin", "new-admin-password", is_admin=True)
+    fresh.engine.dispose()
+    # The store is shared with the session's stack here, so it is not empty: --force.
+    with _connect(postgres, "cluster_new"):  # a running MLflow
+        with pytest.raises(BackupError, match="other session.*scale deploy/mlflow --replicas=0"):
+            restore(new, target, force=True)
+    restore(new, target, force=True)
+
+    uri = new.tracking.uri
+    run = Tracking(uri, "mlflow-artifacts:/").get_run(run_id)
+    assert run.data.params == {"generator": "dcgan"}
+    registry = Registry(uri)
+    assert registry.get_model_version_by_alias("cluster-classifier", "champion").source == source
+    accounts = Accounts()
+    accounts.init_db(new.auth.uri)
+    assert accounts.authenticate_user("alice", "alices-password-1")  # other people's accounts come back
+    assert accounts.authenticate_user("genaug-reader", "new-reader-password")
+    assert not accounts.authenticate_user("genaug-reader", "old-reader-password")
+    for store in (registry, accounts):
+        store.engine.dispose()

@@ -66,9 +66,11 @@ def registered_artifact_prefixes(database_uri: str) -> dict[str, list[str]]:
 
 
 def content_counts(database_uri: str) -> dict[str, int]:
-    """How many runs and registered models the database holds (a new stack: none)."""
+    """How many runs and registered models the database holds (a new stack: none; a database
+    MLflow has not started on yet has no tables: none either)."""
     import sqlalchemy
 
     with _engine(database_uri).connect() as conn:
+        tables = set(sqlalchemy.inspect(conn).get_table_names())
         return {table: int(conn.execute(sqlalchemy.text(f"SELECT count(*) FROM {table}")).scalar())
-                for table in ("runs", "registered_models")}
+                for table in ("runs", "registered_models") if table in tables}
