@@ -37,7 +37,7 @@ class SqliteDatabase:
         if not self.path.is_file():
             raise BackupError(f"no SQLite database at {self.path}; is this the stack's state folder "
                               "(--state-dir, $GENAUG_STATE_DIR)?")
-        source = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+        source = sqlite3.connect(self.path.resolve().as_uri() + "?mode=ro", uri=True)
         target = sqlite3.connect(dest)
         try:
             source.backup(target)
@@ -60,8 +60,10 @@ DUMP_FLAGS = ("--format=custom", "--no-owner")
 
 
 def _pg_tool(name: str) -> str:
-    found = shutil.which(name) or next(iter(sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), reverse=True)),
-                                       None)
+    """``name`` on PATH, else Debian's newest release of it (a dump needs pg_dump >= the server)."""
+    debian = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"),
+                    key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else 0)
+    found = shutil.which(name) or (debian[-1] if debian else None)
     if not found:
         raise BackupError(f"{name} is not installed; install PostgreSQL's client programs (Debian: "
                           "apt-get install postgresql-client; `make postgresql` installs the server and them)")

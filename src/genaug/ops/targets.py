@@ -106,11 +106,11 @@ class S3Target:
         """Download the manifest and every file it lists into ``scratch``; return it."""
         from genaug.ops.manifest import Manifest
 
-        base = self._key(name or "")
-        self.store.get_file(self.bucket, f"{base}/{MANIFEST}", scratch / MANIFEST)
-        manifest = Manifest.from_json((scratch / MANIFEST).read_bytes(), f"s3://{self.bucket}/{base}/{MANIFEST}")
+        key = self._key(name or "", MANIFEST)
+        self.store.get_file(self.bucket, key, scratch / MANIFEST)
+        manifest = Manifest.from_json((scratch / MANIFEST).read_bytes(), f"s3://{self.bucket}/{key}")
         for relpath in manifest.files:
-            self.store.get_file(self.bucket, f"{base}/{relpath}", scratch / relpath)
+            self.store.get_file(self.bucket, self._key(name or "", relpath), scratch / relpath)
         return scratch
 
 
