@@ -128,7 +128,7 @@ def test_a_cluster_backup_restores_mlflow_into_a_new_database(postgres, stack, t
     fresh.engine.dispose()
     # The store is shared with the session's stack here, so it is not empty: --force.
     with _connect(postgres, "cluster_new"):  # a running MLflow
-        with pytest.raises(BackupError, match="other session.*scale deploy/mlflow --replicas=0"):
+        with pytest.raises(BackupError, match=r"other sessions use database 'cluster_new' \(1\).*--replicas=0"):
             restore(new, target, force=True)
     restore(new, target, force=True)
 

@@ -87,10 +87,20 @@ def _put_objects(site: Site, root: Path, manifest: Manifest, out: Out) -> None:
     out(f"  objects: {len(relpaths)} put back")
 
 
-def _stop_local_mlflow(site: Site, out: Out) -> None:
-    from genaug.stack.launcher import stop_server
+def _release_databases(site: Site, out: Out) -> None:
+    """No MLflow may hold the databases while they are replaced: the local stack's is stopped
+    here; on a cluster any other session on either database is refused."""
+    if site.local:
+        from genaug.stack.launcher import stop_server
 
-    out(f"  mlflow: {stop_server(site.state_dir, 'mlflow')} (its databases are about to be replaced)")
+        out(f"  mlflow: {stop_server(site.state_dir, 'mlflow')} (its databases are about to be replaced)")
+        return
+    busy = {db.name: db.other_sessions() for db in (site.tracking, site.auth) if db.exists()}
+    busy = {name: n for name, n in busy.items() if n}
+    if busy:
+        raise BackupError("other sessions use " + ", ".join(f"database {name!r} ({n})" for name, n in busy.items())
+                          + "; stop MLflow first: kubectl -n genaug scale deploy/mlflow --replicas=0, and back to 1 "
+                          "after the restore")
 
 
 def _restart_local(site: Site, out: Out) -> list[str]:
@@ -120,11 +130,7 @@ def restore(site: Site, target, force: bool = False, out: Out = print) -> Restor
         manifest.verify(root)
         out(f"  checked {len(manifest.files)} file(s) against the manifest of {manifest.created}")
         _check(site, manifest, force)
-        if site.local:
-            _stop_local_mlflow(site, out)
-        elif site.tracking.other_sessions():
-            raise BackupError(f"{site.tracking.other_sessions()} other session(s) use database {site.tracking.name!r}; "
-                              "stop MLflow first: kubectl -n genaug scale deploy/mlflow --replicas=0")
+        _release_databases(site, out)
         site.tracking.restore(root / manifest.includes["mlflow_tracking_database"])
         site.auth.restore(root / manifest.includes["mlflow_auth_database"])
         if site.passwords:

@@ -114,23 +114,27 @@ class S3Target:
         return scratch
 
 
+def _s3_target(text: str, stack_endpoint: str | None) -> S3Target:
+    bucket, _, prefix = text[len("s3://"):].partition("/")
+    missing = [n for n in (ENDPOINT_ENV, ACCESS_ENV, SECRET_ENV) if not os.environ.get(n)]
+    if not bucket or missing:
+        raise BackupError(f"target {text!r} needs " + (f"{', '.join(missing)} (the backup store's endpoint "
+                          "and keys)" if missing else "a bucket: s3://bucket/prefix"))
+    endpoint = os.environ[ENDPOINT_ENV]
+    if stack_endpoint and _host(endpoint) == _host(stack_endpoint) and bucket in BUCKETS:
+        raise BackupError(f"target {text!r} is bucket {bucket!r} of the stack's own store {endpoint}: a backup "
+                          "must live elsewhere, where losing the stack cannot take it along; set "
+                          f"{ENDPOINT_ENV} to another store (or use a bucket that is not one of {', '.join(BUCKETS)})")
+    secure = os.environ.get(SECURE_ENV, "false").lower() in ("1", "true", "yes")
+    return S3Target(Store(S3Config(endpoint, os.environ[ACCESS_ENV], os.environ[SECRET_ENV], secure)), bucket, prefix)
+
+
 def open_target(text: str, stack_endpoint: str | None, state_dir: Path | None = None):
     """The target named by ``text`` (a folder or s3://bucket/prefix), refusing the stack itself."""
     if text.startswith("s3://"):
-        bucket, _, prefix = text[len("s3://"):].partition("/")
-        missing = [n for n in (ENDPOINT_ENV, ACCESS_ENV, SECRET_ENV) if not os.environ.get(n)]
-        if not bucket or missing:
-            raise BackupError(f"target {text!r} needs " + (f"{', '.join(missing)} (the backup store's endpoint "
-                              "and keys)" if missing else "a bucket: s3://bucket/prefix"))
-        endpoint = os.environ[ENDPOINT_ENV]
-        if stack_endpoint and _host(endpoint) == _host(stack_endpoint) and bucket in BUCKETS:
-            raise BackupError(f"target {text!r} is bucket {bucket!r} of the stack's own store {endpoint}: a backup "
-                              "must live elsewhere, where losing the stack cannot take it along; set "
-                              f"{ENDPOINT_ENV} to another store (or use a bucket that is not one of {', '.join(BUCKETS)})")
-        secure = os.environ.get(SECURE_ENV, "false").lower() in ("1", "true", "yes")
-        return S3Target(Store(S3Config(endpoint, os.environ[ACCESS_ENV], os.environ[SECRET_ENV], secure)), bucket, prefix)
+        return _s3_target(text, stack_endpoint)
     root = Path(text).expanduser().resolve()
     if state_dir is not None and root.is_relative_to(state_dir.resolve()):
-        raise BackupError(f"target {root} is inside the stack's state folder {state_dir}, which a new stack starts "
-                          "by deleting; choose a folder outside it")
+        raise BackupError(f"target {root} is inside the stack's state folder {state_dir}, which is lost with the "
+                          "stack; choose a folder outside it")
     return FolderTarget(root)
