@@ -15,6 +15,7 @@
 #   make test
 #   make lock [UPGRADE=1] | make pin-images   requirements.lock (hashes) and the base images' digests
 #   make up | make status | make down      the local stack: S3 (SeaweedFS), MLflow, Triton
+#   make backup TARGET=DIR|s3://bucket/prefix [KEEP=n] | make restore TARGET=.. [FORCE=1]   (docs/backup.md)
 #   make clean
 # Every target creates or updates .venv/ itself; a second run installs nothing.
 
@@ -113,7 +114,7 @@ DEBIAN_FMNIST := /usr/share/datasets/fashion-mnist
 .DEFAULT_GOAL := help
 
 help:
-	@sed -n '2,19p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,20p' Makefile | sed 's/^# \{0,1\}//'
 	@echo
 	@echo "Run parameters (src/genaug/params.py):"
 	@PYTHONPATH=src $(PYTHON) -c 'from genaug.params import parameters_help; print(parameters_help())'

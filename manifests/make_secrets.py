@@ -8,7 +8,7 @@ exists already (nothing is ever overwritten). Names (``*_ACCESS_KEY``, ``*_USER`
 ``*_USERNAME``, ``POSTGRES_DB``) are the example's; secret values are 32 random letters and
 digits, safe in a PostgreSQL URL. For a bring-your-own S3 store, ``BYO_S3_ACCESS_KEY`` and
 ``BYO_S3_SECRET_KEY`` in the environment set every client's pair (pipeline, MLflow, Triton)
-to the store's keys. Nothing else is taken from the environment: a shell that holds the
+to the store's keys (the backup's too). Nothing else is taken from the environment: a shell that holds the
 local stack's keys must not leak them into a cluster.
 
 Some keys must hold the same value in two files (the pipeline's S3 pair, the Triton admin
@@ -29,9 +29,9 @@ from pathlib import Path
 SAME = [("GENAUG_PIPELINE_ACCESS_KEY", "GENAUG_S3_ACCESS_KEY"),
         ("GENAUG_PIPELINE_SECRET_KEY", "GENAUG_S3_SECRET_KEY")]
 BYO = {"ACCESS": ["GENAUG_PIPELINE_ACCESS_KEY", "GENAUG_PROMOTE_ACCESS_KEY", "GENAUG_MLFLOW_ACCESS_KEY",
-                  "GENAUG_TRITON_ACCESS_KEY"],
+                  "GENAUG_TRITON_ACCESS_KEY", "GENAUG_BACKUP_ACCESS_KEY"],
        "SECRET": ["GENAUG_PIPELINE_SECRET_KEY", "GENAUG_PROMOTE_SECRET_KEY", "GENAUG_MLFLOW_SECRET_KEY",
-                  "GENAUG_TRITON_SECRET_KEY"]}
+                  "GENAUG_TRITON_SECRET_KEY", "GENAUG_BACKUP_SECRET_KEY"]}
 _NAMES = ("_ACCESS_KEY", "_USER", "_USERNAME", "_DB")
 
 

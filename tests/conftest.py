@@ -8,9 +8,10 @@ sys.path.insert(0, str(REPO))  # components/ and pipelines/ are top-level folder
 
 from tests.formats import write_idx_dataset  # noqa: E402
 
-# The session's real stack (S3, MLflow, Triton), for the integration and end-to-end tests,
-# and a real Prometheus that scrapes it (started only by the tests that ask for it).
-pytest_plugins = ["tests.stack_fixture", "tests.prometheus_fixture"]
+# The session's real stack (S3, MLflow, Triton), for the integration and end-to-end tests; a
+# real Prometheus that scrapes it and the session's PostgreSQL (MLflow's cluster set-up and
+# its backups), each started only by the tests that ask for it.
+pytest_plugins = ["tests.stack_fixture", "tests.prometheus_fixture", "tests.postgres_fixture"]
 
 
 @pytest.fixture

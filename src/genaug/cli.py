@@ -10,6 +10,8 @@
     genaug promote --rollback MODEL                serve the previous version again
     genaug promote --status [--json]               what serves, from the ledger (--json: for scripts)
     genaug gc [--apply] [--pipeline-root runs]     delete what the retention policy lets go of (dry run by default)
+    genaug backup TARGET [--keep N]                MLflow, the ledger and the served models (docs/backup.md)
+    genaug restore TARGET [--force]                into a new stack, or a cluster with MLflow stopped
 
 A step's options come from its function signature; dict parameters and sections
 (genaug.sections: JSON objects whose missing fields take their defaults) take JSON, lists JSON
@@ -99,6 +101,10 @@ def main(argv: list[str] | None = None) -> int:
         from genaug.ops.gc import main as gc_main
 
         return gc_main(rest)
+    if command in ("backup", "restore"):
+        from genaug.ops.commands import main as ops_main
+
+        return ops_main(command, rest)
     print(f"genaug: unknown command {' '.join(argv[:2])!r}; run 'genaug --help'", file=sys.stderr)
     return 2
 

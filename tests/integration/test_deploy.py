@@ -10,7 +10,8 @@ import urllib.request
 
 from genaug.deploy import reconciler
 from genaug.services.names import BUCKETS, TRITON_BUCKET, TRITON_PLACEHOLDER_KEY, admin_headers
-from genaug.services.store import promotion_store
+from genaug.ops import lifecycle
+from genaug.services.store import S3Config, Store, promotion_store
 from tests.integration.ledger_records import approve, forget
 from tests.integration.test_stack import TINY_CONFIG, _s3, _triton, _upload, onnx_files  # noqa: F401 - a fixture
 
@@ -32,6 +33,13 @@ def test_bucket_setup_converges_and_restores_tritons_repository_prefix(stack):
     assert all(f"bucket {b} ok" in first.stdout for b in BUCKETS) and "wrote s3://genaug-triton/models/README.txt" \
         in first.stdout
     assert s3.stat_object(TRITON_BUCKET, TRITON_PLACEHOLDER_KEY).size > 0
+    # The lifecycle rules round-trip through the S3 API (SeaweedFS keeps them as a TTL on new
+    # writes under the prefix, so what they expire is not observed here).
+    admin = stack.keys("admin")
+    store = Store(S3Config(stack.s3_endpoint, admin.access_key, admin.secret_key))
+    for bucket in lifecycle.STAGED_BUCKETS:
+        assert lifecycle.read(store, bucket) == [{"id": lifecycle.RULE_ID, "status": "Enabled", "prefix": ".staging/",
+                                                  "expire_days": 1, "abort_multipart_days": 1}], bucket
     again = _buckets(stack)
     assert again.returncode == 0 and "wrote" not in again.stdout  # idempotent
 

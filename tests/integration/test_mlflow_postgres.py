@@ -1,13 +1,12 @@
 """The cluster's MLflow start against a real PostgreSQL (Debian's, which `make test` installs):
 `genaug.deploy.mlflow_accounts serve` creates the auth database beside the tracking one,
-starts MLflow's basic-auth app on it, and the set-up Job's `provision` makes the accounts."""
+starts MLflow's basic-auth app on it, and the set-up Job's `provision` makes the accounts.
+The server is the session's (tests/postgres_fixture.py)."""
 
 import os
 import secrets
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -18,47 +17,6 @@ import pytest
 from genaug.deploy import mlflow_accounts
 from genaug.services import mlflow_access
 from genaug.stack.ports import free_port
-
-PG_BIN = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
-
-
-def _as_postgres(argv: list[str]) -> list[str]:
-    """PostgreSQL refuses to run as root: as root, run it as Debian's postgres user."""
-    return ["runuser", "-u", "postgres", "--", *argv] if os.geteuid() == 0 else argv
-
-
-@pytest.fixture(scope="module")
-def postgres():
-    """A throwaway PostgreSQL on a free loopback port, with user and database "mlflow"."""
-    if not PG_BIN:
-        pytest.skip("PostgreSQL is not installed: `make test` installs Debian's postgresql as root")
-    # Not under pytest's temporary folder, which only root may enter.
-    folder = Path(tempfile.mkdtemp(prefix="genaug-postgres-"))
-    password, port = secrets.token_hex(12), free_port()
-    (folder / "pw").write_text(password + "\n")
-    if os.geteuid() == 0:
-        shutil.chown(folder, "postgres")
-        shutil.chown(folder / "pw", "postgres")
-    bin_dir = PG_BIN[-1]
-    subprocess.run(_as_postgres([str(bin_dir / "initdb"), "-D", str(folder / "data"), "-U", "mlflow",
-                                 "--auth=scram-sha-256", f"--pwfile={folder / 'pw'}"]),
-                   check=True, capture_output=True)
-    (folder / "pw").unlink()
-    subprocess.run(_as_postgres([str(bin_dir / "pg_ctl"), "-D", str(folder / "data"), "-w", "-l", str(folder / "log"),
-                                 "-o", f"-p {port} -k {folder} -c listen_addresses=127.0.0.1", "start"]),
-                   check=True, capture_output=True)
-    try:
-        import psycopg
-
-        with psycopg.connect(host="127.0.0.1", port=port, user="mlflow", password=password, dbname="postgres",
-                             autocommit=True) as conn:
-            conn.execute("CREATE DATABASE mlflow")
-        yield {"POSTGRES_USER": "mlflow", "POSTGRES_DB": "mlflow", "PGPASSWORD": password,
-               "GENAUG_POSTGRES_HOST": "127.0.0.1", "GENAUG_POSTGRES_PORT": str(port)}
-    finally:
-        subprocess.run(_as_postgres([str(bin_dir / "pg_ctl"), "-D", str(folder / "data"), "-m", "fast", "stop"]),
-                       capture_output=True)
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _serve(folder: Path, pg: dict, port: int, admin_password: str) -> subprocess.Popen:

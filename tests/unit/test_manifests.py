@@ -79,12 +79,17 @@ def rendered_monitoring(tree):
     return out
 
 
+def _template(obj) -> dict:
+    """The pod template of a workload (a CronJob's is its Job's)."""
+    spec = obj["spec"]["jobTemplate"]["spec"] if obj["kind"] == "CronJob" else obj["spec"]
+    return spec["template"]
+
+
 def _pods(objects):
     """(object, pod spec) of every workload."""
     for obj in objects:
-        spec = obj.get("spec", {})
-        if obj["kind"] in ("Deployment", "StatefulSet", "Job"):
-            yield obj, spec["template"]["spec"]
+        if obj["kind"] in ("Deployment", "StatefulSet", "Job", "CronJob"):
+            yield obj, _template(obj)["spec"]
 
 
 def _containers(objects):
@@ -340,8 +345,8 @@ def test_only_declared_clients_reach_minio_and_triton(rendered):
     policies = {o["metadata"]["name"]: o for o in objects if o["kind"] == "NetworkPolicy"}
     assert policies["default-deny-ingress"]["spec"] == {"podSelector": {}, "policyTypes": ["Ingress"]}
     s3_clients = {obj["metadata"]["name"] for obj, pod in _pods(objects)
-                  if obj["spec"]["template"]["metadata"]["labels"].get("genaug.io/s3-client") == "true"}
-    assert s3_clients == {"mlflow", "triton", "genaug-minio-setup"}
+                  if _template(obj)["metadata"]["labels"].get("genaug.io/s3-client") == "true"}
+    assert s3_clients == {"mlflow", "triton", "genaug-minio-setup", "genaug-backup"}
     minio_from = policies["minio-clients"]["spec"]["ingress"][0]["from"]
     assert minio_from == [{"namespaceSelector": {"matchExpressions": [
         {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["genaug", "kubeflow"]}]},
@@ -353,7 +358,8 @@ def test_only_declared_clients_reach_minio_and_triton(rendered):
     assert triton_rules[0]["from"][0]["podSelector"]["matchLabels"] == {"genaug.io/triton-client": "true"}
     assert {p["port"] for p in triton_rules[0]["ports"]} == {8000, 8001}
     assert policies["postgres-clients"]["spec"]["ingress"][0]["from"] == [
-        {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "mlflow"}}}]
+        {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "mlflow"}}},
+        {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "genaug-backup"}}}]
     # The pipeline's tasks carry these labels (tests/unit/test_pipeline_compile.py checks the YAML).
     assert {"genaug.io/s3-client", "genaug.io/triton-client", "genaug.io/mlflow-client"} == set(settings.CLIENT_LABELS)
 
@@ -419,7 +425,7 @@ def test_only_the_promote_user_can_write_the_model_repository():
 
     writers = [c.name for c in CLIENTS if TRITON_BUCKET in c.buckets and set(WRITE) <= set(c.actions)]
     readers = [c.name for c in CLIENTS if TRITON_BUCKET in c.buckets]
-    assert writers == ["promote"] and sorted(readers) == ["promote", "triton"]
+    assert writers == ["promote"] and sorted(readers) == ["backup", "promote", "triton"]
 
 
 def test_mlflow_answers_its_service_names_and_port_forwards_and_nothing_else(rendered):
@@ -462,3 +468,34 @@ def test_the_retrain_period_patch_in_docs_monitoring_md_works(tree):
     (folder / "kustomization.yaml").write_text(render.kustomization("gpu", "r/genaug-cpu:1", monitoring=True) + patch)
     rule = _find(_build(folder), "PrometheusRule", "genaug")["spec"]["groups"][1]["rules"][0]
     assert rule == {"record": "genaug:retrain_period_seconds", "expr": "vector(604800)"}
+
+
+def test_the_backup_cronjob_has_its_own_identity_and_its_credentials_only_from_secrets(rendered):
+    from genaug.deploy.buckets import CLIENTS, READ
+    from genaug.ops.databases import DUMP_FLAGS
+    from genaug.ops.targets import ACCESS_ENV, SECRET_ENV
+
+    for overlay, objects in rendered.items():
+        cron = _find(objects, "CronJob", "genaug-backup")
+        assert cron["spec"]["concurrencyPolicy"] == "Forbid", overlay
+        pod = _template(cron)["spec"]
+        assert pod["serviceAccountName"] == "genaug-backup"
+        assert _find(objects, "ServiceAccount", "genaug-backup")["automountServiceAccountToken"] is False
+        # No Role or binding names it: it never calls the Kubernetes API.
+        assert not [o for o in objects if o["kind"] in ("RoleBinding", "ClusterRoleBinding")
+                    and any(s.get("name") == "genaug-backup" for s in o.get("subjects", []))]
+        (dump,) = pod["initContainers"]
+        (main,) = pod["containers"]
+        assert dump["command"][-1].count(" ".join(DUMP_FLAGS)) == 2 and " -w " in dump["command"][-1]
+        assert main["command"][:4] == ["python", "-m", "genaug.cli", "backup"] and "--keep" in main["command"]
+        for container in (dump, main):
+            for var in container["env"]:
+                secretish = re.search(r"PASSWORD|SECRET|ACCESS_KEY", var["name"])
+                assert not (secretish and "value" in var), f"{overlay}: {var['name']} is inline"
+        env = {v["name"]: v for v in main["env"]}
+        for name in (ACCESS_ENV, SECRET_ENV):
+            assert env[name]["valueFrom"]["secretKeyRef"]["name"].rsplit("-", 1)[0] == "genaug-backup-target"
+        if overlay != "byo-s3":
+            assert env["GENAUG_S3_ACCESS_KEY"]["valueFrom"]["secretKeyRef"]["key"] == "GENAUG_BACKUP_ACCESS_KEY"
+    (backup,) = [c for c in CLIENTS if c.name == "backup"]
+    assert set(backup.actions) == set(READ)  # it reads the buckets, and can change nothing

@@ -13,7 +13,8 @@ policy:
 - promote: read/write on genaug-triton only: the model repository and the promotion ledger
   (the promote step and Triton's reconciler; no other identity can change what is served);
 - mlflow: read/write on genaug-mlflow (the artifact store it proxies);
-- triton: read-only on genaug-triton (its model repository).
+- triton: read-only on genaug-triton (its model repository);
+- backup: read-only on genaug-mlflow and genaug-triton (the backup CronJob, docs/backup.md).
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ CLIENTS = (
     Client("promote", (TRITON_BUCKET,), tuple(WRITE)),
     Client("mlflow", (MLFLOW_BUCKET,), tuple(WRITE)),
     Client("triton", (TRITON_BUCKET,), tuple(READ)),
+    Client("backup", (MLFLOW_BUCKET, TRITON_BUCKET), tuple(READ)),
 )
 
 

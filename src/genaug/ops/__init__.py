@@ -1,1 +1,2 @@
-"""Operations on a running installation: retention (``genaug gc``) and backups."""
+"""Operations on a whole genaug installation: retention (``genaug gc``, genaug.ops.policy) and
+backups of its state with their restore (docs/backup.md)."""

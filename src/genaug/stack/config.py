@@ -122,6 +122,14 @@ class StatePaths:
         return self.root / "mlflow"
 
     @property
+    def mlflow_db(self) -> Path:
+        return self.mlflow / "mlflow.db"        # MLflow's tracking database (SQLite)
+
+    @property
+    def mlflow_auth_db(self) -> Path:
+        return self.mlflow / "basic_auth.db"    # MLflow's accounts and grants (SQLite)
+
+    @property
     def triton(self) -> Path:
         return self.root / "triton"
 

@@ -245,7 +245,11 @@ def _reconcile(cfg: StackConfig, s3: SeaweedS3, triton: TritonServer, mlflow: Ml
     from genaug.serving.reconcile import reconcile
     from genaug.services.store import S3Config, Store
 
-    os.environ.update(mlflow_login(cfg, mlflow.accounts, "promote"))
+    # The promote login tracking.as_promote switches to, too: one inherited from another
+    # stack's admin.env (a sourced shell, `genaug restore`'s caller) would be refused here.
+    os.environ.update({**mlflow_login(cfg, mlflow.accounts, "promote"),
+                       mlflow_access.PROMOTE_USERNAME_ENV: mlflow_access.USERNAMES["promote"],
+                       mlflow_access.PROMOTE_PASSWORD_ENV: mlflow.accounts.passwords["promote"]})
     promote = s3.identities.promote
     store = Store(S3Config(cfg.address("s3"), promote.access_key, promote.secret_key), timeout_s=5.0)
     return reconcile(store, Triton(cfg.address("triton_grpc"), admin_key=triton.admin_key), aliases=True)
@@ -263,6 +267,14 @@ def down(state_dir: Path, timeout_s: float = 20.0, out: Out = print) -> None:
         # The endpoints are gone; a stale stack.env would turn 'not running' into timeouts.
         paths.stack_env.unlink(missing_ok=True)
     out(f"genaug stack down (state {paths.root})")
+
+
+def stop_server(state_dir: Path, name: str, timeout_s: float = 20.0) -> str:
+    """Stop one of the stack's servers (e.g. MLflow, while its database is replaced); the next
+    ``up`` starts it again. Returns what happened."""
+    paths = StatePaths(state_dir)
+    with _state_lock(paths, lambda line: None):
+        return procs.stop(paths.pid(name), timeout_s)
 
 
 def status(state_dir: Path, out: Out = print) -> bool:

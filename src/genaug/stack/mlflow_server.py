@@ -73,8 +73,8 @@ class MlflowServer:
         self.cfg = cfg
         self.creds = creds
         self.accounts = accounts
-        self.db = cfg.paths.mlflow / "mlflow.db"
-        self.auth_db = cfg.paths.mlflow / "basic_auth.db"
+        self.db = cfg.paths.mlflow_db
+        self.auth_db = cfg.paths.mlflow_auth_db
         self.auth_config = cfg.paths.mlflow / "basic_auth.ini"
 
     @property
