@@ -16,6 +16,7 @@
 #   make lock [UPGRADE=1] | make pin-images   requirements.lock (hashes) and the base images' digests
 #   make up | make status | make down      the local stack: S3 (SeaweedFS), MLflow, Triton
 #   make backup TARGET=DIR|s3://bucket/prefix [KEEP=n] | make restore TARGET=.. [FORCE=1]   (docs/backup.md)
+#   make gc [APPLY=1] [GC_ARGS="--max-age-days 7"]   free storage under the retention policy (docs/retention.md)
 #   make clean
 # Every target creates or updates .venv/ itself; a second run installs nothing.
 
@@ -114,7 +115,7 @@ DEBIAN_FMNIST := /usr/share/datasets/fashion-mnist
 .DEFAULT_GOAL := help
 
 help:
-	@sed -n '2,20p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,21p' Makefile | sed 's/^# \{0,1\}//'
 	@echo
 	@echo "Run parameters (src/genaug/params.py):"
 	@PYTHONPATH=src $(PYTHON) -c 'from genaug.params import parameters_help; print(parameters_help())'

@@ -28,6 +28,8 @@ def _as(monkeypatch, stack, role: str):
         patch.setenv("MLFLOW_TRACKING_PASSWORD", passwords[role])
         patch.delenv(mlflow_access.PROMOTE_USERNAME_ENV, raising=False)
         patch.delenv(mlflow_access.PROMOTE_PASSWORD_ENV, raising=False)
+        # No admin.env may refill them: not even a developer's own stack's in this checkout.
+        patch.setenv("GENAUG_STACK_ENV", str(stack.state_dir / "none" / "stack.env"))
         yield
 
 

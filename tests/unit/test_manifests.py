@@ -346,7 +346,7 @@ def test_only_declared_clients_reach_minio_and_triton(rendered):
     assert policies["default-deny-ingress"]["spec"] == {"podSelector": {}, "policyTypes": ["Ingress"]}
     s3_clients = {obj["metadata"]["name"] for obj, pod in _pods(objects)
                   if _template(obj)["metadata"]["labels"].get("genaug.io/s3-client") == "true"}
-    assert s3_clients == {"mlflow", "triton", "genaug-minio-setup", "genaug-backup"}
+    assert s3_clients == {"mlflow", "triton", "genaug-minio-setup", "genaug-backup", "genaug-gc"}
     minio_from = policies["minio-clients"]["spec"]["ingress"][0]["from"]
     assert minio_from == [{"namespaceSelector": {"matchExpressions": [
         {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["genaug", "kubeflow"]}]},
@@ -359,7 +359,8 @@ def test_only_declared_clients_reach_minio_and_triton(rendered):
     assert {p["port"] for p in triton_rules[0]["ports"]} == {8000, 8001}
     assert policies["postgres-clients"]["spec"]["ingress"][0]["from"] == [
         {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "mlflow"}}},
-        {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "genaug-backup"}}}]
+        {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "genaug-backup"}}},
+        {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "genaug-gc"}}}]
     # The pipeline's tasks carry these labels (tests/unit/test_pipeline_compile.py checks the YAML).
     assert {"genaug.io/s3-client", "genaug.io/triton-client", "genaug.io/mlflow-client"} == set(settings.CLIENT_LABELS)
 
@@ -499,3 +500,27 @@ def test_the_backup_cronjob_has_its_own_identity_and_its_credentials_only_from_s
             assert env["GENAUG_S3_ACCESS_KEY"]["valueFrom"]["secretKeyRef"]["key"] == "GENAUG_BACKUP_ACCESS_KEY"
     (backup,) = [c for c in CLIENTS if c.name == "backup"]
     assert set(backup.actions) == set(READ)  # it reads the buckets, and can change nothing
+
+
+def test_the_gc_cronjob_sweeps_as_the_two_identities_whose_data_it_holds_with_secrets_by_reference(rendered):
+    for overlay, objects in rendered.items():
+        cron = _find(objects, "CronJob", "genaug-gc")
+        assert cron["spec"]["concurrencyPolicy"] == "Forbid", overlay
+        pod = _template(cron)["spec"]
+        assert pod["serviceAccountName"] == "genaug-gc" and pod["automountServiceAccountToken"] is False
+        assert not [o for o in objects if o["kind"] in ("RoleBinding", "ClusterRoleBinding")
+                    and any(s.get("name") == "genaug-gc" for s in o.get("subjects", []))]
+        (main,) = pod["containers"]
+        assert main["command"] == ["python", "-m", "genaug.cli", "gc", "--apply"]  # the policy's own defaults
+        env = {v["name"]: v for v in main["env"]}
+        keys = {name: env[name]["valueFrom"]["secretKeyRef"]["key"] for name in env
+                if "secretKeyRef" in env[name].get("valueFrom", {})}
+        assert keys["GENAUG_S3_ACCESS_KEY"] == "GENAUG_PIPELINE_ACCESS_KEY"
+        assert keys["GENAUG_PROMOTE_S3_ACCESS_KEY"] == "GENAUG_PROMOTE_ACCESS_KEY"
+        assert keys["GENAUG_PROMOTE_MLFLOW_PASSWORD"] == "GENAUG_MLFLOW_PROMOTE_PASSWORD"
+        for name, var in env.items():
+            assert not (re.search(r"PASSWORD|SECRET|ACCESS_KEY", name) and "value" in var), f"{overlay}: {name}"
+        # The database URI is composed from the Secret's variables; no literal credential.
+        uri = env["GENAUG_MLFLOW_BACKEND_URI"]["value"]
+        assert re.match(r"postgresql\+psycopg://\$\(POSTGRES_USER\):\$\(POSTGRES_PASSWORD\)@[a-z.]+:5432/\$\(POSTGRES_DB\)$",
+                        uri), uri

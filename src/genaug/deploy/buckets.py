@@ -108,13 +108,22 @@ def ensure_users(store: Store, env=os.environ) -> list[str]:
     return done
 
 
+def _lifecycle(store: Store) -> list[str]:
+    """The lifecycle rules, or a line saying why not: a store that refuses them (a shared one
+    whose keys may not change bucket configuration) only leaves ``genaug gc`` to sweep."""
+    try:
+        return lifecycle.apply(store)
+    except StoreError as err:
+        return [f"lifecycle rules not set ({err}); `genaug gc` sweeps .staging/ instead"]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m genaug.deploy.buckets", description=__doc__.split("\n\n")[0])
     parser.add_argument("--users", action="store_true", help="also create the per-client MinIO users")
     args = parser.parse_args(argv)
     try:
         store = Store(timeout_s=5.0)
-        lines = ensure_buckets(store) + lifecycle.apply(store)
+        lines = ensure_buckets(store) + _lifecycle(store)
         if args.users:
             lines += ensure_users(store)
     except StoreError as err:
