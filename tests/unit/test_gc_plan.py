@@ -183,6 +183,16 @@ def test_the_invariant_holds_gc_does_its_job_and_a_second_pass_finds_nothing(blo
                     (n, e["mlflow_version"]) for n, r in rest.ledger.items() for e in r["versions"].values()}:
                 unaliased.setdefault(mv.model, []).append(mv)
         assert all(len(v) <= policy.keep_versions for v in unaliased.values()), seed
+        # ... and what the policy keeps stays: per model the newest N versions without an alias,
+        # per dataset the newest N snapshot versions.
+        for model in {mv.model for mv in inv.versions}:
+            free = sorted(int(mv.version) for mv in inv.versions if mv.model == model and not mv.aliases)
+            newest = set(free[max(0, len(free) - policy.keep_versions):]) if policy.keep_versions else set()
+            assert newest <= {int(mv.version) for mv in rest.versions if mv.model == model}, (seed, model)
+        for dataset in {s.dataset for s in inv.snapshots}:
+            mine = sorted((s for s in inv.snapshots if s.dataset == dataset), key=lambda s: s.created)
+            newest = {s.version for s in mine[max(0, len(mine) - policy.keep_snapshots):]} if policy.keep_snapshots else set()
+            assert newest <= {s.version for s in rest.snapshots if s.dataset == dataset}, (seed, dataset)
         # A fixpoint: a second pass on what is left deletes nothing.
         again = plan(rest, policy)
         assert not again.deletions, (seed, [d.target for d in again.deletions][:5])

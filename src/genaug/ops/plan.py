@@ -67,6 +67,11 @@ class Plan:
         return sum(d.size for d in self.deletions)
 
 
+def _newest(items: list, n: int) -> list:
+    """The last ``n`` of ``items`` (all of them when there are fewer; none when n is 0)."""
+    return items[max(0, len(items) - n):] if n else []
+
+
 def _ledger_references(records: dict[str, dict]) -> tuple[set, set, set, set]:
     """(model versions, run ids, pipeline run ids, data versions) the ledger names."""
     versions, runs, pipelines, data = set(), set(), set(), set()
@@ -100,7 +105,7 @@ def protect(inv: Inventory, policy: RetentionPolicy, ledger_after: dict[str, dic
             p.versions.add((mv.model, mv.version))
     for model, mvs in by_model.items():
         unaliased = sorted((mv for mv in mvs if not mv.aliases), key=lambda mv: int(mv.version))
-        newest = unaliased[len(unaliased) - policy.keep_versions:] if policy.keep_versions else []
+        newest = _newest(unaliased, policy.keep_versions)
         p.versions |= {(model, mv.version) for mv in newest}
     runs |= {mv.run_id for mv in inv.versions if (mv.model, mv.version) in p.versions and mv.run_id}
     pipelines |= {r.pipeline_run_id for r in inv.runs if r.run_id in runs and r.pipeline_run_id}
@@ -117,7 +122,7 @@ def protect(inv: Inventory, policy: RetentionPolicy, ledger_after: dict[str, dic
     for dataset, snaps in snapshots_by_dataset.items():
         ptr = pointers.get(dataset)
         named = ({ptr.latest} | set(ptr.labelled)) if ptr else set()
-        newest = sorted(snaps, key=lambda s: s.created)[len(snaps) - policy.keep_snapshots:] if policy.keep_snapshots else []
+        newest = _newest(sorted(snaps, key=lambda s: s.created), policy.keep_snapshots)
         for s in snaps:
             used = s.version in data_versions or any(s.version.startswith(d) for d in digests if d)
             if s.version in named or s in newest or used or s.created >= young:

@@ -37,8 +37,9 @@ def backend_store_uri() -> str | None:
     if os.environ.get(BACKEND_URI_ENV):
         return os.environ[BACKEND_URI_ENV]
     from genaug.services.endpoints import stack_env_path
+    from genaug.stack.config import StatePaths
 
-    db = stack_env_path().parent / "mlflow" / "mlflow.db"
+    db = StatePaths(stack_env_path().parent).mlflow_db
     return f"sqlite:///{db}" if db.is_file() else None
 
 
