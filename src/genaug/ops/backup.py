@@ -94,7 +94,8 @@ def take(site: Site, staged: Path, out: Out = print) -> Manifest:
     manifest.includes["triton"] = {m: sorted({k.split("/")[2] for k in keys if k.count("/") >= 3})
                                    for m, keys in served.items()}
     out(f"  ledger: {len(ledger)} object(s); Triton: " + (", ".join(
-        f"{m} v{'+v'.join(v)}" for m, v in manifest.includes["triton"].items()) or "no served models"))
+        f"{m} " + ("v" + "+v".join(v) if v else "(nothing served)") for m, v in manifest.includes["triton"].items())
+        or "no served models"))
 
     prefixes = sorted({p for ps in catalog.registered_artifact_prefixes(staged_uri(site, staged, manifest)).values()
                        for p in ps})
