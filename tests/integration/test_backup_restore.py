@@ -12,7 +12,7 @@ from mlflow import MlflowClient
 from genaug.ops.backup import backup
 from genaug.ops.manifest import BackupError
 from genaug.ops.restore import contents, restore
-from genaug.ops.site import local_site
+from genaug.ops.local_stack import site as local_site
 from genaug.ops.targets import open_target
 from genaug.services import tracking
 from genaug.services.endpoints import read_env_file

@@ -20,14 +20,12 @@ which the newest is taken. In order, and nothing is changed before steps 1-3 pas
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from genaug.ops import catalog
+from genaug.ops import catalog, local_stack
 from genaug.ops.accounts import reset_passwords
 from genaug.ops.backup import LEDGER_PREFIX
 from genaug.ops.manifest import NAME as MANIFEST, BackupError, Manifest
@@ -91,9 +89,7 @@ def _release_databases(site: Site, out: Out) -> None:
     """No MLflow may hold the databases while they are replaced: the local stack's is stopped
     here; on a cluster any other session on either database is refused."""
     if site.local:
-        from genaug.stack.launcher import stop_server
-
-        out(f"  mlflow: {stop_server(site.state_dir, 'mlflow')} (its databases are about to be replaced)")
+        out(f"  mlflow: {local_stack.stop_mlflow(site.state_dir)} (its databases are about to be replaced)")
         return
     busy = {db.name: db.other_sessions() for db in (site.tracking, site.auth) if db.exists()}
     busy = {name: n for name, n in busy.items() if n}
@@ -101,22 +97,6 @@ def _release_databases(site: Site, out: Out) -> None:
         raise BackupError("other sessions use " + ", ".join(f"database {name!r} ({n})" for name, n in busy.items())
                           + "; stop MLflow first: kubectl -n genaug scale deploy/mlflow --replicas=0, and back to 1 "
                           "after the restore")
-
-
-def _restart_local(site: Site, out: Out) -> list[str]:
-    """`python -m genaug.stack up`: MLflow starts on the restored databases and the reconcile
-    pass serves the champions. A child process, so that its environment stays its own."""
-    from genaug.stack.config import default_triton_venv
-
-    result = subprocess.run([sys.executable, "-m", "genaug.stack", "up", "--state-dir", str(site.state_dir),
-                             "--triton-venv", str(default_triton_venv())], capture_output=True, text=True)
-    if result.returncode != 0:
-        raise BackupError(f"the backup was restored but the stack did not start again: {result.stderr.strip()}; "
-                          f"fix that and run `python -m genaug.stack up --state-dir {site.state_dir}`")
-    lines = [line.strip() for line in result.stdout.splitlines() if "reconcile" in line]
-    for line in lines:
-        out(f"  {line}")
-    return lines
 
 
 def restore(site: Site, target, force: bool = False, out: Out = print) -> Restored:
@@ -137,7 +117,7 @@ def restore(site: Site, target, force: bool = False, out: Out = print) -> Restor
             users = reset_passwords(site.auth.uri, site.passwords, ADMIN_USERNAME)
             out(f"  MLflow: databases replaced; accounts {', '.join(users)} take this installation's passwords")
         _put_objects(site, root, manifest, out)
-    report = _restart_local(site, out) if site.local else []
+    report = local_stack.restart(site.state_dir, out) if site.local else []
     if not site.local:
         out("  now: kubectl -n genaug scale deploy/mlflow --replicas=1; the reconciler serves the champions "
             "on its next pass (30 s)")

@@ -49,24 +49,6 @@ class Site:
             f"the cluster's PostgreSQL {self.tracking.host}:{self.tracking.port} and S3 {self.s3.endpoint}"
 
 
-def local_site(state_dir: Path) -> Site:
-    from genaug.stack import ports
-    from genaug.stack.config import StackConfig, StatePaths
-    from genaug.stack.credentials import load_or_create_mlflow_accounts, load_or_create_s3_identities
-
-    paths = StatePaths(state_dir.resolve())
-    recorded = ports.load_recorded(paths.ports_file)
-    if not recorded or not paths.s3_credentials.exists() or not paths.mlflow_accounts.exists():
-        raise BackupError(f"no stack in {paths.root}: start one with `make up` (or `python -m genaug.stack up "
-                          f"--state-dir {paths.root}`), or name its folder with --state-dir")
-    admin = load_or_create_s3_identities(paths).admin  # reads every bucket: an operator's command
-    accounts = load_or_create_mlflow_accounts(paths).passwords
-    passwords = {mlflow_access.ADMIN_USERNAME: accounts["admin"],
-                 **{user: accounts[role] for role, user in mlflow_access.USERNAMES.items()}}
-    return Site(S3Config(StackConfig(paths, recorded, Path(".")).address("s3"), admin.access_key, admin.secret_key),
-                SqliteDatabase(paths.mlflow_db), SqliteDatabase(paths.mlflow_auth_db), passwords, paths.root)
-
-
 def cluster_site() -> Site:
     from genaug.deploy.mlflow_accounts import AUTH_DB_SUFFIX, password_env
 
@@ -93,6 +75,6 @@ def site_from_env(state_dir: Path | None) -> Site:
     (default: $GENAUG_STATE_DIR or ./.genaug)."""
     if os.environ.get(POSTGRES_HOST_ENV) and state_dir is None:
         return cluster_site()
-    from genaug.stack.config import default_state_dir
+    from genaug.ops import local_stack
 
-    return local_site(state_dir or default_state_dir())
+    return local_stack.site(state_dir)

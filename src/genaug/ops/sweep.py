@@ -36,10 +36,10 @@ def backend_store_uri() -> str | None:
     else the local stack's SQLite file, else None."""
     if os.environ.get(BACKEND_URI_ENV):
         return os.environ[BACKEND_URI_ENV]
+    from genaug.ops.local_stack import mlflow_db
     from genaug.services.endpoints import stack_env_path
-    from genaug.stack.config import StatePaths
 
-    db = StatePaths(stack_env_path().parent).mlflow_db
+    db = mlflow_db(stack_env_path().parent)
     return f"sqlite:///{db}" if db.is_file() else None
 
 
