@@ -51,6 +51,16 @@ class Accel:
                 "compile": self.compile}
 
 
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The network under torch.compile's and DistributedDataParallel's wrappers: the one whose
+    attributes (e.g. a UNet's null_label) and state_dict keys are the model's own."""
+    while True:
+        inner = getattr(model, "_orig_mod", None) or getattr(model, "module", None)
+        if not isinstance(inner, torch.nn.Module):
+            return model
+        model = inner
+
+
 def pick(device: str | None = None, amp: bool | None = None,
          channels_last: bool | None = None, compile: bool | None = None) -> Accel:
     """Resolve the device (arg, then $GENAUG_DEVICE, then cuda if available) and switches

@@ -26,11 +26,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from genaug.accel import unwrap
 from genaug.sections import SCHEDULES, SamplerConfig, sampler_fits
 
 
@@ -129,6 +131,17 @@ def _ddim_sigma(s: _Step, eta: float) -> float:
     return eta * math.sqrt((1 - s.abar_prev) / (1 - s.abar) * (1 - s.abar / s.abar_prev))
 
 
+class Draws(NamedTuple):
+    """One training batch's random draws: t int64 [B], noise float [B, C, H, W], drop bool [B]."""
+
+    t: torch.Tensor
+    noise: torch.Tensor
+    drop: torch.Tensor
+
+    def rows(self, part: slice) -> "Draws":
+        return Draws(self.t[part], self.noise[part], self.drop[part])
+
+
 class Diffusion(nn.Module):
     """A Gaussian diffusion process over T timesteps, defined by its betas.
 
@@ -217,24 +230,33 @@ class Diffusion(nn.Module):
         return (_gather(self.sqrt_alphas_cumprod, t, x0.ndim) * x0
                 + _gather(self.sqrt_one_minus_alphas_cumprod, t, x0.ndim) * noise)
 
+    def draws(self, shape: torch.Size, device: torch.device, dtype: torch.dtype = torch.float32,
+              generator: torch.Generator | None = None) -> "Draws":
+        """The random draws of one training batch of ``shape`` [B, C, H, W]: timesteps t
+        int64 [B] (uniform), noise [B, C, H, W] (standard normal) and which labels to drop
+        bool [B] (probability p_uncond), in that order, from ``generator`` or the global RNG."""
+        b = shape[0]
+        t = torch.randint(0, self.num_timesteps, (b,), device=device, generator=generator)
+        noise = torch.randn(shape, device=device, dtype=dtype, generator=generator)
+        drop = torch.rand(b, device=device, generator=generator) < self.p_uncond
+        return Draws(t, noise, drop)
+
     def loss(self, model: nn.Module, x0: torch.Tensor, labels: torch.Tensor,
-             generator: torch.Generator | None = None, snr_gamma: float = 0.0) -> torch.Tensor:
+             generator: torch.Generator | None = None, snr_gamma: float = 0.0,
+             draws: "Draws | None" = None) -> torch.Tensor:
         """Mean squared error of the predicted noise (Ho et al., 2020, eq. 14): a scalar.
 
-        x0: float [B, C, H, W] in [-1, 1]; labels: int64 [B]. Draws t uniformly, the noise,
-        and which labels to drop (probability p_uncond) from ``generator`` (on x0's device)
-        or the global RNG.
+        x0: float [B, C, H, W] in [-1, 1]; labels: int64 [B]. The draws (``self.draws``) come
+        from ``generator`` (on x0's device) or the global RNG, unless given: a rank of a
+        distributed step passes its rows of the global batch's draws (genaug.train.distributed).
         snr_gamma > 0: Min-SNR-gamma weighting (Hang et al., 2023), each example's error
         times min(SNR_t, gamma) / SNR_t with SNR_t = abar_t / (1 - abar_t). It stops the
         nearly clean timesteps, whose noise is easy to predict, from pulling against the
         noisy ones that form the image; the paper reports ~3x faster convergence. 0 is
         Ho et al.'s unweighted loss.
         """
-        b, dev = x0.shape[0], x0.device
-        t = torch.randint(0, self.num_timesteps, (b,), device=dev, generator=generator)
-        noise = torch.randn(x0.shape, device=dev, dtype=x0.dtype, generator=generator)
-        drop = torch.rand(b, device=dev, generator=generator) < self.p_uncond
-        labels = torch.where(drop, torch.full_like(labels, model.null_label), labels)
+        t, noise, drop = draws or self.draws(x0.shape, x0.device, x0.dtype, generator)
+        labels = torch.where(drop, torch.full_like(labels, unwrap(model).null_label), labels)
         eps = model(self.q_sample(x0, t, noise), self.timestep_map[t], labels)
         if snr_gamma <= 0:
             return F.mse_loss(eps.float(), noise.float())

@@ -12,6 +12,7 @@ from genaug.data.batches import Batches
 from genaug.diffusion import Diffusion
 from genaug.sections import DiffusionConfig
 from genaug.train.checkpoints import restore, rng_state
+from genaug.train.distributed import World, step_generator
 from genaug.train.progress import bar
 
 
@@ -46,7 +47,8 @@ class EMA:
 
 def train_diffusion(model: torch.nn.Module, process: Diffusion, x: np.ndarray, y: np.ndarray,
                     cfg: DiffusionConfig, accel: Accel, seed: int, checkpointer=None,
-                    snapshot=None, mirror: bool = False) -> tuple[torch.nn.Module, dict[str, list]]:
+                    snapshot=None, mirror: bool = False, world: World = World()
+                    ) -> tuple[torch.nn.Module, dict[str, list]]:
     """Train ``model`` in place to predict the noise in x (uint8 [N, C, H, W]) with labels
     y (int64 [N]) under ``process``'s loss (with its label dropout for guidance).
 
@@ -56,6 +58,10 @@ def train_diffusion(model: torch.nn.Module, process: Diffusion, x: np.ndarray, y
     bit-identical on the CPU. snapshot(step, ema_model): called at the steps
     ``snapshot.steps`` (a set), e.g. to log a sample grid. mirror: random left-right flips
     of the training images (for datasets where a mirrored image is as likely).
+    world: this process's rank among the training processes (genaug.train.distributed):
+    each rank trains on its rows of every global batch of cfg.batch, with the draws of the
+    whole batch, so W ranks take the step one process takes; rank 0 alone saves checkpoints
+    and calls ``snapshot``.
     Returns (the EMA model, history of step, loss and grad_norm means per log window).
     """
     model = accel.prepare(model).train()
@@ -73,19 +79,22 @@ def train_diffusion(model: torch.nn.Module, process: Diffusion, x: np.ndarray, y
         history, n_window, start = state["history"], state["n_window"], state["step"]
         window = {k: v.to(accel.device) for k, v in state["window"].items()}
     data = Batches(x, y, cfg.batch, accel.device, seed).forever(start_step=start)
-    # The loss calls the compiled forward; state is saved from ``model``, the same weights.
-    forward = accel.compiled(model)
+    # The loss calls the (DDP-wrapped) compiled forward; state is saved from ``model``, the
+    # same weights.
+    forward = accel.compiled(world.wrap(model))
     grid_steps = getattr(snapshot, "steps", set())
-    with bar(cfg.steps, "train_generator", "step") as progress:
+    with bar(cfg.steps, "train_generator", "step", disable=not world.main) as progress:
         progress.update(start)
         for step in range(start + 1, cfg.steps + 1):
-            xb, yb = next(data)
-            x0 = accel.images(xb) * 2.0 - 1.0
+            xb, yb = next(data)  # the global batch; every draw below is for all of it
+            rows, keyed = world.rows(len(yb)), step_generator(accel.device, seed, step)
+            x0 = accel.images(xb[rows]) * 2.0 - 1.0
             if mirror:
-                flip = torch.rand(len(yb), device=accel.device) < 0.5
+                flip = (torch.rand(len(yb), device=accel.device, generator=keyed) < 0.5)[rows]
                 x0 = torch.where(flip[:, None, None, None], x0.flip(3), x0)
+            draws = process.draws(xb.shape, accel.device, generator=keyed).rows(rows)
             with accel.autocast():
-                loss = process.loss(forward, x0, yb, snr_gamma=cfg.snr_gamma)
+                loss = process.loss(forward, x0, yb[rows], snr_gamma=cfg.snr_gamma, draws=draws)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -100,16 +109,19 @@ def train_diffusion(model: torch.nn.Module, process: Diffusion, x: np.ndarray, y
             if step % cfg.log_every == 0 or step == cfg.steps:
                 history["step"].append(step)
                 for k, v in window.items():
-                    history[k].append(float(v) / n_window)
+                    history[k].append(float(world.mean(v)) / n_window)
                     v.zero_()
                 history["lr"].append(schedule.get_last_lr()[0])
                 n_window = 0
                 progress.set_postfix(loss=f"{history['loss'][-1]:.4f}")
-            if step in grid_steps:
+            if step in grid_steps and world.main:
                 snapshot(step, ema.model)
             if checkpointer and (step % checkpointer.every == 0 or step == cfg.steps):
-                checkpointer.save({
-                    "step": step, "model": model.state_dict(), "ema": ema.state_dict(),
-                    "opt": opt.state_dict(), "schedule": schedule.state_dict(), **rng_state(accel.device),
-                    "history": history, "window": {k: v.cpu() for k, v in window.items()}, "n_window": n_window})
+                world.check_same(model, ema.model)
+                if world.main:
+                    checkpointer.save({
+                        "step": step, "model": model.state_dict(), "ema": ema.state_dict(),
+                        "opt": opt.state_dict(), "schedule": schedule.state_dict(), **rng_state(accel.device),
+                        "history": history, "window": {k: v.cpu() for k, v in window.items()}, "n_window": n_window})
+                world.barrier()
     return ema.model, history

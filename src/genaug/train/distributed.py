@@ -1,0 +1,146 @@
+"""Training on every GPU of a pod: the ranks, each rank's share of the global batch, and the
+checks that keep the ranks one model. The rules follow NVlabs/edm's training loop:
+
+- the global batch is the profile's; rank r of W takes rows [r B/W, (r+1) B/W) of it;
+- every random draw of a sample (noise, timestep, label dropout, mirroring) is made for the
+  WHOLE global batch, on every rank, from a generator keyed by (seed, step) alone
+  (``step_generator``), and each rank keeps its rows. Sample i of step s then gets the same
+  draws whatever W is, and W ranks together take the step one process takes: the gradient
+  all-reduce averages the ranks' means of equal shares, which is the global mean up to the
+  order of the float additions. A draw inside the network (dropout) is the exception: each
+  rank makes it for its own rows from its own global RNG;
+- the data order is the (seed, epoch) permutation (genaug.data.batches) on every rank;
+- EMA weights are updated on every rank from the unwrapped network, identically;
+- only rank 0 logs, writes artifacts and saves checkpoints, after ``check_same`` and a
+  barrier; on resume every rank loads the same state.
+
+The draws for the whole batch cost W times a rank's share of random numbers: for a 38M
+parameter UNet, noise of [B, C, H, W] is nothing beside one forward pass.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+
+import torch
+
+# How long a collective waits for a rank before the step fails (a dead rank must not hang it).
+COLLECTIVE_TIMEOUT = timedelta(minutes=10)
+
+
+class RankMismatch(RuntimeError):
+    """The ranks' parameters differ: they are no longer training one model."""
+
+
+@dataclass(frozen=True)
+class World:
+    """This process's place among the training processes (torchrun's RANK, WORLD_SIZE,
+    LOCAL_RANK); World() is a single process."""
+
+    rank: int = 0
+    size: int = 1
+    local_rank: int = 0
+
+    @classmethod
+    def from_env(cls) -> "World":
+        return cls(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
+                   int(os.environ.get("LOCAL_RANK", 0)))
+
+    @property
+    def distributed(self) -> bool:
+        return self.size > 1
+
+    @property
+    def main(self) -> bool:
+        """Whether this rank logs, writes artifacts and saves checkpoints."""
+        return self.rank == 0
+
+    def rows(self, n: int) -> slice:
+        """This rank's rows of a global batch of ``n``; ``n`` must split evenly, so that the
+        average of the ranks' means is the global mean."""
+        if n % self.size:
+            raise ValueError(f"a global batch of {n} does not split over {self.size} ranks; "
+                             f"choose a batch that is a multiple of {self.size}")
+        share = n // self.size
+        return slice(self.rank * share, (self.rank + 1) * share)
+
+    def device(self, device: torch.device) -> torch.device:
+        """The device of this rank: its own GPU (LOCAL_RANK) on CUDA."""
+        return torch.device("cuda", self.local_rank) if device.type == "cuda" and self.distributed else device
+
+    def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
+        """``model`` under DistributedDataParallel across the world (itself for one process)."""
+        if not self.distributed:
+            return model
+        from torch.nn.parallel import DistributedDataParallel
+
+        on_gpu = next(model.parameters()).device.type == "cuda"
+        return DistributedDataParallel(model, device_ids=[self.local_rank] if on_gpu else None)
+
+    def mean(self, value: torch.Tensor) -> torch.Tensor:
+        """The mean of ``value`` over the ranks (for logging: every rank gets the same figure)."""
+        if not self.distributed:
+            return value
+        import torch.distributed as dist
+
+        out = value.detach().clone().float()
+        dist.all_reduce(out)
+        return out / self.size
+
+    def barrier(self) -> None:
+        if self.distributed:
+            import torch.distributed as dist
+
+            dist.barrier()
+
+    def check_same(self, *modules: torch.nn.Module) -> None:
+        """Raise RankMismatch unless every rank holds bit-identical parameters and buffers."""
+        if not self.distributed:
+            return
+        import torch.distributed as dist
+
+        mine = torch.stack([fingerprint(m) for m in modules]).flatten()
+        gathered = [torch.empty_like(mine) for _ in range(self.size)]
+        dist.all_gather(gathered, mine)
+        differ = [r for r, theirs in enumerate(gathered) if not torch.equal(theirs, gathered[0])]
+        if differ:
+            raise RankMismatch(f"rank(s) {differ} hold other parameters than rank 0; a random draw or a "
+                               "BatchNorm statistic is not the same on every rank")
+
+
+def step_generator(device: torch.device, seed: int, step: int) -> torch.Generator:
+    """The generator of step ``step``'s per-sample draws: keyed by (seed, step) alone, so a
+    resumed run needs no saved state to draw them again and every rank draws the same."""
+    return torch.Generator(device=device).manual_seed(seed * 1_000_003 + step)
+
+
+def fingerprint(module: torch.nn.Module) -> torch.Tensor:
+    """float64 [2]: the sum and the sum of squares of every parameter and buffer, in order.
+    Equal on two ranks with bit-identical weights; a single differing value changes it."""
+    values = [t.detach().double().flatten() for t in [*module.parameters(), *module.buffers()]
+              if t.is_floating_point()]
+    flat = torch.cat(values) if values else torch.zeros(1, dtype=torch.float64)
+    weights = torch.arange(1, len(flat) + 1, dtype=torch.float64, device=flat.device)
+    return torch.stack([(flat * weights).sum(), flat.square().sum()]).cpu()
+
+
+def init(world: World, device: torch.device) -> str:
+    """Join the process group of ``world`` (torchrun's rendezvous in the environment):
+    NCCL between GPUs, gloo on the CPU. Returns the backend."""
+    import torch.distributed as dist
+
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    if world.distributed and not dist.is_initialized():
+        if device.type == "cuda":
+            torch.cuda.set_device(world.local_rank)
+        dist.init_process_group(backend, rank=world.rank, world_size=world.size, timeout=COLLECTIVE_TIMEOUT)
+    return backend
+
+
+def leave() -> None:
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.destroy_process_group()
