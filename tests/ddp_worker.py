@@ -11,9 +11,12 @@ import torch
 from genaug import accel as accel_mod
 from genaug import models
 from genaug.diffusion import Diffusion
-from genaug.sections import DiffusionConfig
+from genaug.sections import ClassifierConfig, DiffusionConfig, GanConfig
 from genaug.train import distributed
+from genaug.train.classifier import train_classifier
 from genaug.train.diffusion import train_diffusion
+from genaug.train.gan import train_gan
+from genaug.train.gan_losses import LOSSES
 
 STEPS, BATCH = int(__import__("os").environ.get("DDP_STEPS", 20)), 16
 
@@ -41,11 +44,68 @@ def diffusion(world: distributed.World) -> dict:
     return {"model": net.state_dict(), "ema": ema.state_dict(), "history": history, "predicted": predicted}
 
 
+def without_batchnorm(*modules: torch.nn.Module) -> None:
+    """Replace every BatchNorm by the identity (GENAUG_TEST_NO_BN=1): with it, a rank
+    normalises by its own rows on gloo, so only without it does world size 2 equal 1."""
+    for module in modules:
+        for name, child in list(module.named_children()):
+            if isinstance(child, torch.nn.modules.batchnorm._BatchNorm):
+                setattr(module, name, torch.nn.Identity())
+            else:
+                without_batchnorm(child)
+
+
+def _maybe_without_batchnorm(*modules) -> None:
+    if __import__("os").environ.get("GENAUG_TEST_NO_BN") == "1":
+        without_batchnorm(*modules)
+
+
+def gan(world: distributed.World, generator: str) -> dict:
+    x, y = _data()
+    torch.manual_seed(0)
+    G, D = models.build_gan(generator, shape=(1, 28, 28), num_classes=10, z_dim=8, width=4)
+    _maybe_without_batchnorm(G, D)
+    loss = LOSSES[generator]()
+    # Generator steps: WGAN-GP's Adam without momentum (beta1 = 0) turns the all-reduce's rounding
+    # into differences that double every few steps (1e-9 after 25 critic steps, 1e-3 after 100),
+    # so it runs 5 generator steps (25 critic steps), the others 20.
+    g_steps = 5 if loss.n_critic > 1 else STEPS
+    cfg = GanConfig(steps=g_steps * loss.n_critic, batch=BATCH, z_dim=8, log_every=loss.n_critic * 5)
+    history = train_gan(G, D, x, y, cfg, accel_mod.pick("cpu"), 10, seed=0, loss=loss, world=world)
+    probe = torch.Generator().manual_seed(1)
+    z, labels = torch.randn(8, 8, generator=probe), torch.arange(8)
+    with torch.no_grad():
+        predicted = {"G": G.eval()(labels, z), "D": D.eval()(x_probe(), labels)}
+    return {"G": G.state_dict(), "D": D.state_dict(), "history": history, "predicted": predicted}
+
+
+def x_probe() -> torch.Tensor:
+    return torch.rand(8, 1, 28, 28, generator=torch.Generator().manual_seed(2)) * 2 - 1
+
+
+def classifier(world: distributed.World) -> dict:
+    x, y = _data()
+    torch.manual_seed(0)
+    # No dropout: its masks are drawn inside the network, per rank.
+    net = models.build_classifier("cnn", shape=(1, 28, 28), num_classes=10, width=8, dropout=0.0)
+    _maybe_without_batchnorm(net)
+    cfg = ClassifierConfig(epochs=2, patience=2, batch=BATCH, lr=5e-3)
+    history = train_classifier(net, (x[:192], y[:192]), (x[192:], y[192:]), cfg, accel_mod.pick("cpu"), 0,
+                               crop_pad=2, world=world)
+    with torch.no_grad():
+        predicted = {"model": net.eval()(x_probe() * 0.5 + 0.5)}
+    return {"model": net.state_dict(), "history": history, "predicted": predicted}
+
+
+KINDS = {"diffusion": diffusion, "classifier": classifier,
+         **{g: (lambda world, g=g: gan(world, g)) for g in ("dcgan", "wgan_gp", "vanilla_gan")}}
+
+
 def main(kind: str, out: str) -> None:
     world = distributed.World.from_env()
     distributed.init(world, torch.device("cpu"))
     try:
-        result = {"diffusion": diffusion}[kind](world)
+        result = KINDS[kind](world)
         torch.save(result, Path(out) / f"rank{world.rank}.pt")
     finally:
         distributed.leave()

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[2]
@@ -19,9 +20,10 @@ PREDICTION_ATOL, PREDICTION_RTOL = 1e-4, 1e-3
 LOSS_RTOL = 1e-4
 
 
-def _run(kind: str, out: Path, ranks: int) -> list[dict]:
+def _run(kind: str, out: Path, ranks: int, **env_vars: str) -> list[dict]:
     out.mkdir(parents=True)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)]), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)]), "OMP_NUM_THREADS": "1",
+           "GENAUG_DDP_CHECK": "1", **env_vars}  # every step: the ranks compare their weights
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ranks}"] \
         if ranks > 1 else [sys.executable]
     result = subprocess.run([*launcher, str(WORKER), kind, str(out)], env=env, capture_output=True, text=True,
@@ -52,3 +54,22 @@ def test_diffusion_on_two_ranks_takes_the_steps_of_one_process(tmp_path):
     assert first["history"]["step"] == single["history"]["step"]
     torch.testing.assert_close(torch.tensor(first["history"]["loss"]), torch.tensor(single["history"]["loss"]),
                                atol=0, rtol=LOSS_RTOL)
+
+
+@pytest.mark.parametrize("kind", ["dcgan", "wgan_gp", "classifier"])
+def test_with_batchnorm_the_ranks_stay_one_model_after_every_step(tmp_path, kind):
+    """With BatchNorm as it is (per-rank statistics on gloo): the ranks compare their weights
+    after every step (GENAUG_DDP_CHECK=1 makes a difference fail the run) and end equal."""
+    first, second = _run(kind, tmp_path / "w2", 2)
+    for part in [k for k in first if k not in ("history", "predicted")]:
+        _assert_close(first[part], second[part], atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("kind", ["dcgan", "wgan_gp", "classifier"])
+def test_without_batchnorm_two_ranks_predict_as_one_process(tmp_path, kind):
+    """BatchNorm replaced by the identity (GENAUG_TEST_NO_BN=1), the one part that depends on
+    the rows a rank sees: world size 2 then takes the steps of world size 1."""
+    (single,) = _run(kind, tmp_path / "w1", 1, GENAUG_TEST_NO_BN="1")
+    first, _ = _run(kind, tmp_path / "w2", 2, GENAUG_TEST_NO_BN="1")
+    for part, value in single["predicted"].items():
+        torch.testing.assert_close(first["predicted"][part], value, atol=PREDICTION_ATOL, rtol=PREDICTION_RTOL)

@@ -11,22 +11,27 @@ import torch.nn.functional as F
 from genaug.accel import Accel
 from genaug.data.batches import Batches, ordered, random_crop_flip
 from genaug.sections import ClassifierConfig
+from genaug.train.distributed import World, after_step
 from genaug.train.progress import bar
 
 
 def train_classifier(model: torch.nn.Module, train: tuple[np.ndarray, np.ndarray],
                      val: tuple[np.ndarray, np.ndarray], cfg: ClassifierConfig, accel: Accel,
-                     seed: int, crop_pad: int = 0) -> dict[str, list]:
+                     seed: int, crop_pad: int = 0, world: World = World()) -> dict[str, list]:
     """Train ``model`` in place and leave it holding the weights of its best val epoch.
 
     train, val: (uint8 images [N, C, H, W], int64 labels [N]). Stops after ``patience``
     epochs without a better val accuracy. Returns per-epoch train_loss, train_acc,
     val_loss, val_acc, lr, plus best_epoch (1-based) and stopped_early. crop_pad > 0:
     random crops with this padding plus horizontal flips (for natural images).
+    world: this process's rank (genaug.train.distributed): each rank trains on its rows of
+    every global batch under DistributedDataParallel, with the crops drawn for the whole
+    batch; every rank scores the whole val split with the same weights, so all stop alike.
     """
     gen = torch.Generator().manual_seed(seed)  # augmentation draws
     batches = Batches(*train, cfg.batch, accel.device, seed)
-    model = accel.prepare(model)
+    model = world.sync_batchnorm(accel.prepare(model))
+    net = world.wrap(model)  # forward and backward through DDP; state is ``model``'s
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
                             fused=accel.device.type == "cuda")
     total = cfg.epochs * len(batches)
@@ -34,33 +39,41 @@ def train_classifier(model: torch.nn.Module, train: tuple[np.ndarray, np.ndarray
                                                 pct_start=0.15, anneal_strategy="cos")
     history = {k: [] for k in ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr")}
     best_acc, best_state, best_epoch, stale = -1.0, None, 0, 0
-    with bar(total, "train_classifier", "batch") as progress:
+    with bar(total, "train_classifier", "batch", disable=not world.main) as progress:
         for epoch in range(1, cfg.epochs + 1):
             model.train()
             loss_sum = torch.zeros((), device=accel.device)
             correct = torch.zeros((), device=accel.device, dtype=torch.long)
             seen = 0
-            for xb, yb in batches:
+            for xb, yb in batches:  # global batches; the crops are drawn for all of each
+                rows = world.rows(len(yb))
                 x = accel.images(xb)
                 if crop_pad:
                     x = random_crop_flip(x, crop_pad, gen)
+                x, yb = x[rows], yb[rows]
                 with accel.autocast():
-                    logits = model(x)
+                    logits = net(x)
                     loss = F.cross_entropy(logits.float(), yb, label_smoothing=cfg.label_smoothing)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
                 sched.step()
+                after_step(world, model)
                 # Accumulate on the device: a .item() per batch would sync the GPU every step.
                 loss_sum += loss.detach() * len(yb)
                 correct += (logits.argmax(1) == yb).sum()
                 seen += len(yb)
                 progress.update()
+            # Rank 0's BatchNorm statistics on every rank (a rank's own last until the next
+            # forward): the same weights score val alike, so every rank stops at the same epoch.
+            world.broadcast_buffers(model)
             val_logits = predict(model, val[0], accel)
             val_loss = F.cross_entropy(torch.from_numpy(val_logits), torch.from_numpy(val[1])).item()
             val_acc = float((val_logits.argmax(1) == val[1]).mean())
-            for k, v in (("epoch", epoch), ("train_loss", loss_sum.item() / seen),
-                         ("train_acc", correct.item() / seen), ("val_loss", val_loss),
+            seen_all = float(world.mean(torch.tensor(float(seen)))) * world.size
+            for k, v in (("epoch", epoch), ("train_loss", float(world.mean(loss_sum)) * world.size / seen_all),
+                         ("train_acc", float(world.mean(correct.float())) * world.size / seen_all),
+                         ("val_loss", val_loss),
                          ("val_acc", val_acc), ("lr", sched.get_last_lr()[0])):
                 history[k].append(v)
             progress.set_postfix(epoch=epoch, val_acc=f"{val_acc:.4f}")
@@ -71,6 +84,7 @@ def train_classifier(model: torch.nn.Module, train: tuple[np.ndarray, np.ndarray
                 stale += 1
                 if stale >= cfg.patience:
                     break
+    world.check_same(model)
     model.load_state_dict(best_state)
     history["best_epoch"] = best_epoch
     history["stopped_early"] = epoch < cfg.epochs

@@ -12,7 +12,7 @@ from genaug.data.batches import Batches
 from genaug.diffusion import Diffusion
 from genaug.sections import DiffusionConfig
 from genaug.train.checkpoints import restore, rng_state
-from genaug.train.distributed import World, step_generator
+from genaug.train.distributed import World, after_step, step_generator
 from genaug.train.progress import bar
 
 
@@ -101,6 +101,7 @@ def train_diffusion(model: torch.nn.Module, process: Diffusion, x: np.ndarray, y
             opt.step()
             schedule.step()
             ema.update(model)
+            after_step(world, model, ema.model)
             # Summed on the device; read once per log window, not once per step.
             window["loss"] += loss.detach().float()
             window["grad_norm"] += grad_norm.detach().float()

@@ -28,6 +28,7 @@ import torch
 
 # How long a collective waits for a rank before the step fails (a dead rank must not hang it).
 COLLECTIVE_TIMEOUT = timedelta(minutes=10)
+CHECK_ENV = "GENAUG_DDP_CHECK"
 
 
 class RankMismatch(RuntimeError):
@@ -42,11 +43,14 @@ class World:
     rank: int = 0
     size: int = 1
     local_rank: int = 0
+    # GENAUG_DDP_CHECK=1: compare the ranks' weights after every step, not only before a
+    # checkpoint (one all-gather of two numbers per model and step; for tests and debugging).
+    check_every_step: bool = False
 
     @classmethod
     def from_env(cls) -> "World":
         return cls(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
-                   int(os.environ.get("LOCAL_RANK", 0)))
+                   int(os.environ.get("LOCAL_RANK", 0)), os.environ.get(CHECK_ENV) == "1")
 
     @property
     def distributed(self) -> bool:
@@ -89,6 +93,47 @@ class World:
         dist.all_reduce(out)
         return out / self.size
 
+    def average_gradients(self, *modules: torch.nn.Module) -> None:
+        """Replace every gradient of ``modules`` by its mean over the ranks: what DDP's reducer
+        computes, in one all-reduce of a flat buffer after backward. The GANs use it instead of
+        DDP: a critic step calls D two or three times before one backward, and WGAN-GP's
+        penalty differentiates twice, neither of which DDP's reducer allows."""
+        if not self.distributed:
+            return
+        import torch.distributed as dist
+
+        grads = [p.grad for m in modules for p in m.parameters() if p.grad is not None]
+        if not grads:
+            return
+        flat = torch.cat([g.flatten() for g in grads])
+        dist.all_reduce(flat)
+        flat /= self.size
+        offset = 0
+        for g in grads:
+            g.copy_(flat[offset:offset + g.numel()].view_as(g))
+            offset += g.numel()
+
+    def broadcast_buffers(self, *modules: torch.nn.Module) -> None:
+        """Give every rank rank 0's buffers (BatchNorm's running statistics), as DDP does
+        before each forward: the ranks stay one model, bit for bit."""
+        if not self.distributed:
+            return
+        import torch.distributed as dist
+
+        for m in modules:
+            for b in m.buffers():
+                dist.broadcast(b.data, src=0)
+
+    def sync_batchnorm(self, module: torch.nn.Module) -> torch.nn.Module:
+        """BatchNorm over the global batch (SyncBatchNorm) where the backend has it (NCCL).
+        On gloo each rank normalises by its own rows' statistics: a batch of B/W instead of B,
+        so world size W trains like W smaller batches there, not like one process."""
+        if not self.distributed:
+            return module
+        import torch.distributed as dist
+
+        return torch.nn.SyncBatchNorm.convert_sync_batchnorm(module) if dist.get_backend() == "nccl" else module
+
     def barrier(self) -> None:
         if self.distributed:
             import torch.distributed as dist
@@ -96,7 +141,7 @@ class World:
             dist.barrier()
 
     def check_same(self, *modules: torch.nn.Module) -> None:
-        """Raise RankMismatch unless every rank holds bit-identical parameters and buffers."""
+        """Raise RankMismatch unless every rank holds bit-identical parameters."""
         if not self.distributed:
             return
         import torch.distributed as dist
@@ -110,6 +155,12 @@ class World:
                                "BatchNorm statistic is not the same on every rank")
 
 
+def after_step(world: World, *modules: torch.nn.Module) -> None:
+    """The end of an optimizer step: the ranks' weights compared when the world asks for it."""
+    if world.check_every_step:
+        world.check_same(*modules)
+
+
 def step_generator(device: torch.device, seed: int, step: int) -> torch.Generator:
     """The generator of step ``step``'s per-sample draws: keyed by (seed, step) alone, so a
     resumed run needs no saved state to draw them again and every rank draws the same."""
@@ -117,10 +168,11 @@ def step_generator(device: torch.device, seed: int, step: int) -> torch.Generato
 
 
 def fingerprint(module: torch.nn.Module) -> torch.Tensor:
-    """float64 [2]: the sum and the sum of squares of every parameter and buffer, in order.
-    Equal on two ranks with bit-identical weights; a single differing value changes it."""
-    values = [t.detach().double().flatten() for t in [*module.parameters(), *module.buffers()]
-              if t.is_floating_point()]
+    """float64 [2]: a position-weighted sum and the sum of squares of every parameter, in
+    order. Equal on two ranks with bit-identical parameters; a single differing value changes
+    it. Buffers are left out: under DDP a rank's BatchNorm statistics are its own until the
+    next forward gives every rank rank 0's."""
+    values = [p.detach().double().flatten() for p in module.parameters()]
     flat = torch.cat(values) if values else torch.zeros(1, dtype=torch.float64)
     weights = torch.arange(1, len(flat) + 1, dtype=torch.float64, device=flat.device)
     return torch.stack([(flat * weights).sum(), flat.square().sum()]).cpu()

@@ -9,12 +9,14 @@ from genaug.accel import Accel
 from genaug.data.batches import Batches
 from genaug.sections import GanConfig
 from genaug.train.checkpoints import restore, rng_state
+from genaug.train.distributed import World, after_step, step_generator
 from genaug.train.gan_losses import NonSaturating
 from genaug.train.progress import bar
 
 
 def train_gan(G: torch.nn.Module, D: torch.nn.Module, x: np.ndarray, y: np.ndarray, cfg: GanConfig,
-              accel: Accel, num_classes: int, seed: int, loss=None, checkpointer=None, snapshot=None) -> dict[str, list]:
+              accel: Accel, num_classes: int, seed: int, loss=None, checkpointer=None, snapshot=None,
+              world: World = World()) -> dict[str, list]:
     """Train G and D in place on images x (uint8 [N, C, H, W]) with labels y (int64 [N]).
 
     loss: an objective from genaug.train.gan_losses (default: non-saturating).
@@ -25,9 +27,14 @@ def train_gan(G: torch.nn.Module, D: torch.nn.Module, x: np.ndarray, y: np.ndarr
     steps in ``snapshot.steps`` (a set), e.g. to log a sample grid; it must not touch
     the global RNG. Returns a history of means over each log window:
     step (critic updates so far), d_loss, g_loss and the objective's balance statistics.
+    world: this process's rank (genaug.train.distributed). Every rank draws z, the fake
+    labels and the objective's draws for the whole global batch of cfg.batch from a generator
+    keyed by (seed, critic step), keeps its rows, and averages its gradients with the others'
+    after each backward; BatchNorm buffers are rank 0's after every step, and statistics
+    are per rank unless the backend synchronises them (NCCL).
     """
     loss = loss or NonSaturating()
-    G, D = accel.prepare(G).train(), accel.prepare(D).train()
+    G, D = (world.sync_batchnorm(accel.prepare(m)).train() for m in (G, D))
     fused = accel.device.type == "cuda"
     opt_g = torch.optim.Adam(G.parameters(), lr=loss.lr, betas=loss.betas, fused=fused)
     opt_d = torch.optim.Adam(D.parameters(), lr=loss.lr, betas=loss.betas, fused=fused)
@@ -44,53 +51,64 @@ def train_gan(G: torch.nn.Module, D: torch.nn.Module, x: np.ndarray, y: np.ndarr
     # With one critic update per G update, G's step reuses the fakes D just saw (as the
     # DCGAN reference loop does): one G forward per step instead of two, ~1.2x faster.
     reuse = loss.n_critic == 1
-    with bar(g_steps, "train_generator (G steps)", "step") as progress:
+    with bar(g_steps, "train_generator (G steps)", "step", disable=not world.main) as progress:
         progress.update(start)
         for g_step in range(start + 1, g_steps + 1):
-            for _ in range(loss.n_critic):
-                xb, yb = next(data)
-                real = accel.images(xb) * 2.0 - 1.0
-                z = torch.randn(len(yb), cfg.z_dim, device=accel.device)
-                fake_y = yb if getattr(loss, "same_labels", False) else \
-                    torch.randint(0, num_classes, (len(yb),), device=accel.device)
+            for i in range(loss.n_critic):
+                xb, yb = next(data)  # the global batch; every draw below is for all of it
+                rows, n = world.rows(len(yb)), len(yb)
+                keyed = step_generator(accel.device, seed, (g_step - 1) * loss.n_critic + i + 1)
+                real = accel.images(xb[rows]) * 2.0 - 1.0
+                z = torch.randn(n, cfg.z_dim, device=accel.device, generator=keyed)[rows]
+                fake_y = (yb if getattr(loss, "same_labels", False) else
+                          torch.randint(0, num_classes, (n,), device=accel.device, generator=keyed))[rows]
+                extra = {k: v[rows] for k, v in loss.draws(n, keyed, accel.device).items()}
+                yb = yb[rows]
                 with accel.autocast():
                     if reuse:
                         fake = G(fake_y, z)
                     else:
                         with torch.no_grad():
                             fake = G(fake_y, z)
-                    d_loss, stats = loss.critic(D, real, yb, fake.detach(), fake_y)
+                    d_loss, stats = loss.critic(D, real, yb, fake.detach(), fake_y, **extra)
                 opt_d.zero_grad(set_to_none=True)
                 d_loss.backward()
+                world.average_gradients(D)
                 opt_d.step()
                 # Summed on the device; read once per log window, not once per step.
                 for k, v in {"d_loss": d_loss.detach(), **{k: v.detach() for k, v in stats.items()}}.items():
                     window[k] = window.get(k, 0.0) + v.float()
                 n_window += 1
-            if not reuse:
-                z = torch.randn(len(yb), cfg.z_dim, device=accel.device)
-                fake_y = torch.randint(0, num_classes, (len(yb),), device=accel.device)
+            if not reuse:  # the generator step's own draws, from the last critic step's generator
+                z = torch.randn(n, cfg.z_dim, device=accel.device, generator=keyed)[rows]
+                fake_y = torch.randint(0, num_classes, (n,), device=accel.device, generator=keyed)[rows]
                 with accel.autocast():
                     fake = G(fake_y, z)
             with accel.autocast():
                 g_loss = loss.generator(D, fake, fake_y)
             opt_g.zero_grad(set_to_none=True)
             g_loss.backward()
+            world.average_gradients(G)
             opt_g.step()
+            world.broadcast_buffers(G, D)
+            after_step(world, G, D)
             window["g_loss"] = window.get("g_loss", 0.0) + g_loss.detach().float() * loss.n_critic
             progress.update()
             step = g_step * loss.n_critic
             if step % cfg.log_every < loss.n_critic or g_step == g_steps:
                 history["step"].append(step)
                 for k, v in window.items():
-                    history.setdefault(k, []).append(float(v) / n_window)
+                    history.setdefault(k, []).append(float(world.mean(torch.as_tensor(v))) / n_window)
                 progress.set_postfix({k: f"{history[k][-1]:.3f}" for k in ("d_loss", "g_loss", "d_real", "d_fake")})
                 window, n_window = {}, 0
-            if g_step in grid_steps:
+            if g_step in grid_steps and world.main:
                 snapshot(g_step, G)
             if checkpointer and (g_step % checkpointer.every == 0 or g_step == g_steps):
-                checkpointer.save({
-                    "step": step, "g_step": g_step, "G": G.state_dict(), "D": D.state_dict(),
-                    "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), **rng_state(accel.device),
-                    "history": history, "window": window, "n_window": n_window})
+                world.check_same(G, D)
+                if world.main:
+                    checkpointer.save({
+                        "step": step, "g_step": g_step, "G": G.state_dict(), "D": D.state_dict(),
+                        "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), **rng_state(accel.device),
+                        "history": history, "window": window, "n_window": n_window})
+                world.barrier()
     return history

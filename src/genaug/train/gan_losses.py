@@ -34,6 +34,11 @@ class NonSaturating:
         minimising log(1 - D(G(z))), which gives strong gradients early on."""
         return F.binary_cross_entropy_with_logits(logit, torch.ones_like(logit))
 
+    def draws(self, n: int, generator: torch.Generator, device: torch.device) -> dict:
+        """The objective's own per-sample draws for a critic step of a global batch of ``n``
+        (each rank keeps its rows; genaug.train.distributed): none here."""
+        return {}
+
     def critic(self, D, real, real_y, fake, fake_y):
         return self.real_fake(D(real, real_y), D(fake, fake_y))
 
@@ -80,9 +85,15 @@ class WassersteinGP:
     balance_title = "critic scores (their gap estimates the Wasserstein distance)"
     same_labels = True
 
-    def critic(self, D, real, real_y, fake, fake_y):
+    def draws(self, n: int, generator: torch.Generator, device: torch.device) -> dict:
+        """Where each interpolate lies between its real and fake image: alpha float [n, 1, 1, 1]."""
+        return {"alpha": torch.rand(n, 1, 1, 1, device=device, generator=generator)}
+
+    def critic(self, D, real, real_y, fake, fake_y, alpha=None):
         s_real, s_fake = D(real, real_y), D(fake, real_y)
-        alpha = torch.rand(real.shape[0], 1, 1, 1, device=real.device, dtype=real.dtype)
+        if alpha is None:
+            alpha = torch.rand(real.shape[0], 1, 1, 1, device=real.device)
+        alpha = alpha.to(real.dtype)
         mixed = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
         grad, = torch.autograd.grad(D(mixed, real_y).sum(), mixed, create_graph=True)
         penalty = ((grad.float().flatten(1).norm(2, dim=1) - 1) ** 2).mean()
