@@ -97,7 +97,16 @@ def classifier(world: distributed.World) -> dict:
     return {"model": net.state_dict(), "history": history, "predicted": predicted}
 
 
-KINDS = {"diffusion": diffusion, "classifier": classifier,
+def rank_dies(world: distributed.World) -> dict:
+    """Rank 1 dies (exit 3) after the first collective; rank 0 goes on training and waits for it."""
+    torch.distributed.barrier()
+    if world.rank == 1:
+        print("rank 1: exiting with 3", file=sys.stderr, flush=True)
+        __import__("os")._exit(3)
+    return diffusion(world)
+
+
+KINDS = {"diffusion": diffusion, "rank_dies": rank_dies, "classifier": classifier,
          **{g: (lambda world, g=g: gan(world, g)) for g in ("dcgan", "wgan_gp", "vanilla_gan")}}
 
 
@@ -107,6 +116,9 @@ def main(kind: str, out: str) -> None:
     try:
         result = KINDS[kind](world)
         torch.save(result, Path(out) / f"rank{world.rank}.pt")
+        from genaug.steps.gpus import write_result
+
+        write_result({"rank": world.rank, "kind": kind})
     finally:
         distributed.leave()
 

@@ -2,6 +2,7 @@
 at the same global batch (genaug.train.distributed)."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -73,3 +74,47 @@ def test_without_batchnorm_two_ranks_predict_as_one_process(tmp_path, kind):
     first, _ = _run(kind, tmp_path / "w2", 2, GENAUG_TEST_NO_BN="1")
     for part, value in single["predicted"].items():
         torch.testing.assert_close(first["predicted"][part], value, atol=PREDICTION_ATOL, rtol=PREDICTION_RTOL)
+
+
+def _processes_mentioning(marker: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                if marker in (entry / "cmdline").read_bytes().decode(errors="replace"):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def test_a_rank_that_dies_fails_the_run_naming_it_and_leaves_no_process(tmp_path, monkeypatch):
+    from genaug.steps import gpus
+
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO / "src"), str(REPO)]))
+    out = tmp_path / "dies"
+    out.mkdir()
+    # Hang guard only: torchrun stops rank 0 as soon as rank 1 exits.
+    with pytest.raises(gpus.RankFailed) as caught:
+        gpus.run_ranks([str(WORKER), "rank_dies", str(out)], 2, "the test run")
+    message = str(caught.value)
+    assert "the test run failed on 2 processes" in message
+    assert re.search(r"Root Cause.*rank\s*:\s*1 .*exitcode\s*:\s*3 ", message, re.S), message
+    assert not _processes_mentioning(str(out)), "a rank outlived the failed run"
+
+
+def test_a_step_with_two_processes_trains_on_both_and_rank_0_writes_the_outputs(tiny_fmnist, tmp_path, monkeypatch,
+                                                                              capfd):
+    from genaug import checkpoint
+    from genaug.steps import get
+    from tests.configs import smoke
+
+    data, out = str(tmp_path / "prepared"), str(tmp_path / "clf")
+    get("prepare_data")(data, data=smoke().data)
+    monkeypatch.setenv("GENAUG_NPROC", "2")
+    monkeypatch.setenv("GENAUG_DDP_CHECK", "1")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO / "src"), str(REPO)]))
+    meta = get("train_classifier")(data, out, classifier=smoke().classifier, seed=0)
+    assert "train_classifier: 2 processes (torchrun)" in capfd.readouterr().err
+    _, saved = checkpoint.load(out, "classifier")
+    assert saved["meta"]["val_accuracy"] == meta["val_accuracy"] and meta["epochs_run"] >= 1

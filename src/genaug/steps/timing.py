@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
+import os
 import sys
 import time
 
@@ -38,7 +39,8 @@ def timed_step(fn=None, *, run_name=None):
         bound = signature.bind(*args, **kwargs)
         bound.apply_defaults()
         name = run_name(bound.arguments) if run_name else fn.__name__
-        parent = bound.arguments.get("parent_run_id") or ""
+        # Of the processes of a multi-GPU step (torchrun's RANK), rank 0 alone logs to MLflow.
+        parent = bound.arguments.get("parent_run_id") or "" if os.environ.get("RANK", "0") == "0" else ""
         print(f"[genaug] step {name}: started", file=sys.stderr, flush=True)
         t0 = time.perf_counter()
         try:

@@ -15,7 +15,9 @@ from genaug.sections import ClassifierConfig
 from genaug.services import tracking
 from genaug.steps import figures
 from genaug.steps.context import optional_store, spec_meta, training_context
+from genaug.steps.gpus import on_every_gpu
 from genaug.steps.timing import timed_step
+from genaug.train import distributed
 from genaug.train.classifier import train_classifier as fit
 
 # Random-crop padding in pixels for datasets where crops and mirror images are still
@@ -31,6 +33,7 @@ def _run_name(args: dict) -> str:
     return "train_classifier_" + _variant(args.get("synthetic_path", ""), args.get("synthetic_only", False))
 
 
+@on_every_gpu
 @timed_step(run_name=_run_name)
 def train_classifier(data_path: str, out_path: str, html_path: str = "", synthetic_path: str = "",
                      ratio: float = 0.0, parent_run_id: str = "", synthetic_only: bool = False, *,
@@ -76,7 +79,10 @@ def train_classifier(data_path: str, out_path: str, html_path: str = "", synthet
     tracking.log_params({"classifier": cfg.name, "seed": seed, "ratio": ratio, "n_train": len(y), "epochs": cfg.epochs,
                          "batch": cfg.batch, "lr": cfg.lr, "label_smoothing": cfg.label_smoothing,
                          "crop_flip_pad": crop_pad, **({"pretrained": pretrained[:250]} if pretrained else {})})
-    history = fit(model, (x, y), (arrays["x_val"], arrays["y_val"]), cfg, acc, seed, crop_pad)
+    with distributed.joined(acc.device) as world:
+        history = fit(model, (x, y), (arrays["x_val"], arrays["y_val"]), cfg, acc, seed, crop_pad, world=world)
+    if not world.main:
+        return {}  # rank 0 writes the step's outputs (genaug.steps.gpus)
     best = history["best_epoch"] - 1
     meta = {
         "classifier": cfg.name, "dataset": spec.name, **spec_meta(spec), "data_hash": data_meta["content_hash"],

@@ -16,8 +16,11 @@ from genaug.sections import DiffusionConfig, GanConfig, SamplerConfig
 from genaug.services import tracking
 from genaug.steps import figures
 from genaug.steps.context import TrainingContext, optional_store, spec_meta, training_context
+from genaug.steps.gpus import on_every_gpu
 from genaug.steps.timing import timed_step
+from genaug.train import distributed
 from genaug.train.checkpoints import CHECKPOINT_PARAM, Checkpointer, run_key
+from genaug.train.distributed import World
 from genaug.train.diffusion import train_diffusion
 from genaug.train.gan import train_gan
 from genaug.train.gan_losses import LOSSES
@@ -42,6 +45,7 @@ class Fit:
     meta: dict = field(default_factory=dict)
 
 
+@on_every_gpu
 @timed_step
 def train_generator(data_path: str, out_path: str, html_path: str = "", parent_run_id: str = "", *,
                     generator: str, seed: int, gan: GanConfig | None = None, diffusion: DiffusionConfig | None = None,
@@ -62,8 +66,11 @@ def train_generator(data_path: str, out_path: str, html_path: str = "", parent_r
     ctx = replace(ctx, accel=generators.accel_for(family, ctx.accel))
     sampling = generators.sampling_settings(diffusion if family == "diffusion" else None, sampler)
     store = optional_store()
-    fit = (_fit_gan(ctx, generator, seed, store, gan) if family == "gan" else
-           _fit_diffusion(ctx, generator, seed, store, diffusion, sampler))
+    with distributed.joined(ctx.accel.device) as world:
+        fit = (_fit_gan(ctx, generator, seed, store, gan, world) if family == "gan" else
+               _fit_diffusion(ctx, generator, seed, store, diffusion, sampler, world))
+    if not world.main:
+        return {}  # rank 0 writes the step's outputs (genaug.steps.gpus)
     tracking.log_history(fit.history, fit.step_key)
     module = generators.sampler_module(generator, fit.net, fit.config, sampling).eval()
     meta = {"generator": generator, "family": family, "dataset": ctx.spec.name, **spec_meta(ctx.spec),
@@ -90,7 +97,7 @@ def _resumed(checkpointer: Checkpointer | None) -> dict:
     return meta
 
 
-def _fit_gan(ctx: TrainingContext, generator: str, seed: int, store, cfg: GanConfig) -> Fit:
+def _fit_gan(ctx: TrainingContext, generator: str, seed: int, store, cfg: GanConfig, world: World) -> Fit:
     spec, acc = ctx.spec, ctx.accel
     config = {"shape": list(spec.shape), "num_classes": spec.num_classes, **cfg.model_args()}
     G, D = models.build_gan(generator, **{**config, "shape": spec.shape})
@@ -106,7 +113,7 @@ def _fit_gan(ctx: TrainingContext, generator: str, seed: int, store, cfg: GanCon
     grids = GridLogger(epoch_ends(g_steps, per_epoch, cfg.max_grids),
                        lambda net: generators.GanSampler(net, cfg.z_dim), spec.classes, acc, seed)
     history = train_gan(G, D, ctx.arrays["x_train"], ctx.arrays["y_train"], cfg, acc, spec.num_classes, seed,
-                        loss, checkpointer, grids)
+                        loss, checkpointer, grids, world=world)
     steps = history["step"]
     curves = [("loss", "losses", {"D loss": (steps, history["d_loss"]), "G loss": (steps, history["g_loss"])}),
               ("balance", loss.balance_title, {"D(real)": (steps, history["d_real"]),
@@ -118,7 +125,7 @@ def _fit_gan(ctx: TrainingContext, generator: str, seed: int, store, cfg: GanCon
 
 
 def _fit_diffusion(ctx: TrainingContext, generator: str, seed: int, store, cfg: DiffusionConfig,
-                   sampler: SamplerConfig) -> Fit:
+                   sampler: SamplerConfig, world: World) -> Fit:
     spec, acc = ctx.spec, ctx.accel
     config = {"shape": list(spec.shape), "num_classes": spec.num_classes, **cfg.unet_args(spec.height)}
     unet = models.build_generator(generator, **{**config, "shape": spec.shape})
@@ -133,7 +140,7 @@ def _fit_diffusion(ctx: TrainingContext, generator: str, seed: int, store, cfg: 
     grids = GridLogger(epoch_ends(cfg.steps, per_epoch, cfg.max_grids),
                        lambda net: generators.DiffusionSampler(net, process, sampler), spec.classes, acc, seed)
     ema, history = train_diffusion(unet, process, ctx.arrays["x_train"], ctx.arrays["y_train"], cfg, acc, seed,
-                                   checkpointer, grids, mirror=spec.mirror)
+                                   checkpointer, grids, mirror=spec.mirror, world=world)
     steps = history["step"]
     curves = [("loss", "epsilon MSE", {"loss": (steps, history["loss"])}),
               ("grad_norm", "gradient norm (before clipping)", {"grad norm": (steps, history["grad_norm"])})]

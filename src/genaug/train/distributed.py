@@ -20,6 +20,7 @@ parameter UNet, noise of [B, C, H, W] is nothing beside one forward pass.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from datetime import timedelta
@@ -196,3 +197,14 @@ def leave() -> None:
 
     if dist.is_initialized():
         dist.destroy_process_group()
+
+
+@contextlib.contextmanager
+def joined(device: torch.device):
+    """The block runs in torchrun's process group (when there is one); yields this World."""
+    world = World.from_env()
+    init(world, device)
+    try:
+        yield world
+    finally:
+        leave()
