@@ -28,13 +28,19 @@ class Resources:
     cpu_limit: str
     memory_request: str
     memory_limit: str
-    gpu: bool = False       # one or more accelerators, a GPU node selector and toleration
+    gpu: bool = False       # accelerators, a GPU node selector and toleration
     services: bool = True   # talks to S3 / MLflow / Triton: endpoints, credentials, retries
+    # Every GPU of the pod (accelerator_count; genaug.steps.gpus runs one process per GPU) and
+    # an in-memory /dev/shm for NCCL and the DataLoader (a pod's default is 64 MB). Otherwise
+    # one GPU: synthesis and the metrics run in one process.
+    all_gpus: bool = False
 
 
 LIGHT = Resources("250m", "1", "512Mi", "2Gi")
 CPU = Resources("2", "4", "8Gi", "16Gi")
 GPU = Resources("4", "8", "16Gi", "48Gi", gpu=True)
+TRAIN = Resources("4", "8", "16Gi", "48Gi", gpu=True, all_gpus=True)
+SHM_LIMIT = "8Gi"  # counts against the memory limit: medium Memory is RAM
 OFFLINE = Resources("250m", "1", "512Mi", "2Gi", services=False)
 
 POLICY: dict[str, Resources] = {
@@ -45,7 +51,7 @@ POLICY: dict[str, Resources] = {
     "start-tracking": LIGHT, "record-final-status": LIGHT, "report": LIGHT, "summarize-experiment": LIGHT,
     "prepare-data": CPU, "evaluate": CPU, "export-generator": CPU, "export-classifier": CPU,
     "promote-generator": CPU, "promote-classifier": CPU,
-    "train-generator": GPU, "synthesize": GPU, "train-classifier": GPU, "evaluate-generator": GPU,
+    "train-generator": TRAIN, "synthesize": GPU, "train-classifier": TRAIN, "evaluate-generator": GPU,
     "fid-reference": GPU, "filter-synthetic": GPU, "run-config": GPU,
 }
 # Only the dataset step may come from KFP's cache; every other step must really rerun, so
@@ -93,11 +99,14 @@ def configure(task, policy: Resources, accelerator_type, accelerator_count) -> N
     kubernetes.set_security_context(task, run_as_user=settings.RUN_AS_UID, run_as_group=settings.RUN_AS_UID,
                                     run_as_non_root=True)
     if policy.gpu:
-        task.set_accelerator_type(accelerator_type).set_accelerator_limit(accelerator_count)
+        count = accelerator_count if policy.all_gpus else 1
+        task.set_accelerator_type(accelerator_type).set_accelerator_limit(count)
         # Resource fields are not inputs to the compiler, which then leaves parameters used
         # only there out of the sub-DAGs (the exit handler's) that hold the task.
-        task.register_pipeline_channels([c for c in (accelerator_type, accelerator_count)
-                                         if isinstance(c, PipelineChannel)])
+        task.register_pipeline_channels([c for c in (accelerator_type, count) if isinstance(c, PipelineChannel)])
+        if policy.all_gpus:
+            kubernetes.empty_dir_mount(task, volume_name="dshm", mount_path="/dev/shm", medium="Memory",
+                                       size_limit=SHM_LIMIT)
         label, _, value = settings.GPU_NODE_LABEL.partition("=")
         kubernetes.add_node_selector(task, label, value)
         kubernetes.add_toleration(task, key=settings.GPU_TOLERATION_KEY, operator="Exists", effect="NoSchedule")

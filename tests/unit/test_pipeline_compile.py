@@ -279,3 +279,29 @@ def test_the_data_section_passes_between_tasks_at_every_profile(profile, tmp_pat
         to_protobuf_value(value)
     assert DataConfig.coerce(section) == resolve({"profile": profile}).data
     assert DataConfig.coerce(arm) == resolve({"profile": profile, "fraction": "0.5"}).data
+
+
+def test_training_steps_take_every_gpu_of_their_pod_with_an_in_memory_dev_shm(tmp_path):
+    """GENAUG_ACCELERATOR_COUNT=8 make compile: train_generator and train_classifier ask for 8
+    GPUs (torchrun runs one process on each) and mount a RAM-backed /dev/shm; synthesis and the
+    metrics keep one GPU."""
+    env = {**os.environ, "GENAUG_ACCELERATOR_COUNT": "8"}
+    subprocess.run([sys.executable, "-m", "pipelines.compile", "--out", str(tmp_path)], cwd=REPO, env=env,
+                   check=True, capture_output=True)
+    for path in sorted(tmp_path.glob("*.yaml")):
+        validate(path)
+        spec, executors = _docs(path)
+        assert spec["root"]["inputDefinitions"]["parameters"].get("accelerator_count", {}).get(
+            "defaultValue", 8) == 8, path.name
+        for label, executor in spec["deploymentSpec"]["executors"].items():
+            step = label.removeprefix("exec-").rstrip("-0123456789")
+            if step not in HEAVY:
+                continue
+            count = str(executor["container"]["resources"]["accelerator"].get("resourceCount", ""))
+            mounts = executors.get(label, {}).get("emptyDirMounts", [])
+            if step in ("train-generator", "train-classifier"):
+                assert count in ("8", "{{$.inputs.parameters['pipelinechannel--accelerator_count']}}"), (label, count)
+                assert mounts == [{"volumeName": "dshm", "mountPath": "/dev/shm", "medium": "Memory",
+                                   "sizeLimit": "8Gi"}], (label, mounts)
+            else:
+                assert count == "1" and not mounts, (label, count, mounts)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import tempfile
 from dataclasses import replace
 from pathlib import Path
@@ -34,12 +35,13 @@ def run_config(config: dict, data_path: str, synthetic_path: str, out_path: str,
     """
     variant, seed, ratio = config["variant"], int(config["seed"]), float(config["ratio"])
     tracking.log_params({"config": config["name"], "variant": variant, "fraction": config["fraction"]})
-    # Unwrapped: the training logs into this configuration's run instead of opening its own.
-    meta = train_classifier.__wrapped__(data_path, out_path, html_path, synthetic_path if variant != "real" else "",
-                                        ratio if variant != "synthetic" else 0.0,
-                                        synthetic_only=variant == "synthetic", seed=seed,
-                                        classifier=replace(ClassifierConfig.coerce(classifier),
-                                                           name=config["classifier"]))
+    # Unwrapped (of on_every_gpu and timed_step): the training logs into this configuration's
+    # run instead of opening its own, in this one process.
+    meta = inspect.unwrap(train_classifier)(data_path, out_path, html_path, synthetic_path if variant != "real" else "",
+                                         ratio if variant != "synthetic" else 0.0,
+                                         synthetic_only=variant == "synthetic", seed=seed,
+                                         classifier=replace(ClassifierConfig.coerce(classifier),
+                                                            name=config["classifier"]))
     arrays, data_meta = imageset.load(data_path, "prepared dataset")
     if abs(float(data_meta.get("fraction", 1.0)) - float(config["fraction"])) > 1e-9:
         raise ValueError(f"configuration {config['name']} is for fraction {config['fraction']} but the data "
