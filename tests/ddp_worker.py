@@ -28,6 +28,17 @@ def _data():
     return x, y
 
 
+def _checkpointer():
+    """A Checkpointer in the stack's S3 when GENAUG_TEST_CHECKPOINT names a key (every 2 steps)."""
+    import os
+
+    from genaug.services.store import Store
+    from genaug.train.checkpoints import Checkpointer
+
+    key = os.environ.get("GENAUG_TEST_CHECKPOINT")
+    return Checkpointer(Store(), key, 2) if key else None
+
+
 def diffusion(world: distributed.World) -> dict:
     x, y = _data()
     torch.manual_seed(0)
@@ -36,7 +47,8 @@ def diffusion(world: distributed.World) -> dict:
                                  channel_mults=(1, 2), num_res_blocks=1, attention_resolutions=(14,), dropout=0.0)
     cfg = DiffusionConfig(steps=STEPS, batch=BATCH, lr=1e-3, warmup=5, ema_decay=0.9, log_every=5)
     ema, history = train_diffusion(net, Diffusion.from_schedule("linear", 100), x, y, cfg,
-                                   accel_mod.pick("cpu"), seed=0, mirror=True, world=world)
+                                   accel_mod.pick("cpu"), seed=0, checkpointer=_checkpointer(), mirror=True,
+                                   world=world)
     probe = torch.Generator().manual_seed(1)
     x, t, labels = torch.randn(8, 1, 28, 28, generator=probe), torch.arange(0, 80, 10), torch.arange(8)
     with torch.no_grad():

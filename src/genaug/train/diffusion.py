@@ -103,14 +103,16 @@ def train_diffusion(model: torch.nn.Module, process: Diffusion, x: np.ndarray, y
             ema.update(model)
             after_step(world, model, ema.model)
             # Summed on the device; read once per log window, not once per step.
-            window["loss"] += loss.detach().float()
+            # The ranks' mean, every step: each rank's window then holds the same sums, which
+            # rank 0's checkpoint gives back to every rank on resume.
+            window["loss"] += world.mean(loss.detach().float())
             window["grad_norm"] += grad_norm.detach().float()
             n_window += 1
             progress.update()
             if step % cfg.log_every == 0 or step == cfg.steps:
                 history["step"].append(step)
                 for k, v in window.items():
-                    history[k].append(float(world.mean(v)) / n_window)
+                    history[k].append(float(v) / n_window)
                     v.zero_()
                 history["lr"].append(schedule.get_last_lr()[0])
                 n_window = 0

@@ -76,8 +76,10 @@ def train_gan(G: torch.nn.Module, D: torch.nn.Module, x: np.ndarray, y: np.ndarr
                 world.average_gradients(D)
                 opt_d.step()
                 # Summed on the device; read once per log window, not once per step.
+                # The ranks' means, every step, so that every rank's window holds the same sums
+                # (rank 0's checkpoint gives them back to every rank on resume).
                 for k, v in {"d_loss": d_loss.detach(), **{k: v.detach() for k, v in stats.items()}}.items():
-                    window[k] = window.get(k, 0.0) + v.float()
+                    window[k] = window.get(k, 0.0) + world.mean(v.float())
                 n_window += 1
             if not reuse:  # the generator step's own draws, from the last critic step's generator
                 z = torch.randn(n, cfg.z_dim, device=accel.device, generator=keyed)[rows]
@@ -92,13 +94,13 @@ def train_gan(G: torch.nn.Module, D: torch.nn.Module, x: np.ndarray, y: np.ndarr
             opt_g.step()
             world.broadcast_buffers(G, D)
             after_step(world, G, D)
-            window["g_loss"] = window.get("g_loss", 0.0) + g_loss.detach().float() * loss.n_critic
+            window["g_loss"] = window.get("g_loss", 0.0) + world.mean(g_loss.detach().float()) * loss.n_critic
             progress.update()
             step = g_step * loss.n_critic
             if step % cfg.log_every < loss.n_critic or g_step == g_steps:
                 history["step"].append(step)
                 for k, v in window.items():
-                    history.setdefault(k, []).append(float(world.mean(torch.as_tensor(v))) / n_window)
+                    history.setdefault(k, []).append(float(v) / n_window)
                 progress.set_postfix({k: f"{history[k][-1]:.3f}" for k in ("d_loss", "g_loss", "d_real", "d_fake")})
                 window, n_window = {}, 0
             if g_step in grid_steps and world.main:
