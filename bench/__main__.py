@@ -2,7 +2,7 @@
 machine, each printing its figures and ratio and writing bench/results/<name>.json; a
 summary table of the ratios at the end. Names: data_loading, gan_step, diffusion_step,
 sampling, fid_features, serving, promotion, data_versions, pipeline_overhead, resolution,
-mlflow_login."""
+mlflow_login, ddp."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import sys
 import time
 
 ORDER = ("data_loading", "gan_step", "diffusion_step", "sampling", "fid_features", "serving", "promotion",
-         "data_versions", "pipeline_overhead", "resolution", "mlflow_login")
+         "data_versions", "pipeline_overhead", "resolution", "mlflow_login", "ddp")
 
 
 def main(argv: list[str]) -> int:

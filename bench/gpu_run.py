@@ -220,6 +220,22 @@ def fmnist_run(acc, sizes: Sizes, folder: Path | None, out_dir: Path) -> dict:
             "params": sum(p.numel() for p in unet.parameters()), "samples": "fmnist_ddim_samples.npz"}
 
 
+def ddp_scaling(acc, sizes: Sizes) -> dict:
+    """Images/s of diffusion training (the full profile's UNet, global batch 128) on 1..N GPUs,
+    one torchrun process each (bench.ddp); in smoke, 1 and 2 gloo processes of a small UNet."""
+    from bench.ddp import scaling
+
+    counts = range(1, 3) if sizes.smoke else range(1, max(1, torch.cuda.device_count()) + 1)
+    steps, batch = (3, 8) if sizes.smoke else (30, 128)
+    out = {}
+    for n in counts:
+        ips = scaling(n, steps, batch, full=not sizes.smoke)
+        out[f"{n}_gpu" if acc.device.type == "cuda" else f"{n}_proc"] = {
+            "images_per_s": ips, "per_device": ips / n, "speedup": ips / out[next(iter(out))]["images_per_s"]
+            if out else 1.0}
+    return out
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", required=True)
@@ -236,7 +252,8 @@ def main(argv=None) -> int:
     failed = False
     for part, fn in (("checks", lambda: checks(acc, sizes)), ("training", lambda: training_figures(acc, sizes)),
                      ("sampling", lambda: sampling_figures(acc, sizes)),
-                     ("fmnist_ddim", lambda: fmnist_run(acc, sizes, Path(args.fmnist), out_dir))):
+                     ("fmnist_ddim", lambda: fmnist_run(acc, sizes, Path(args.fmnist), out_dir)),
+                     ("ddp_scaling", lambda: ddp_scaling(acc, sizes))):
         t0 = time.perf_counter()
         try:
             record[part] = fn()

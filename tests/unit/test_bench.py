@@ -37,11 +37,12 @@ def test_gpu_script_runs_every_part_with_torch_and_numpy_alone(tmp_path):
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     record = json.loads((tmp_path / "out" / "gpu.json").read_text())
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    for part in ("checks", "training", "sampling", "fmnist_ddim"):
+    for part in ("checks", "training", "sampling", "fmnist_ddim", "ddp_scaling"):
         assert "error" not in record[part], record[part]
     assert all(c["ok"] for c in record["checks"].values()), record["checks"]
     assert record["training"]["unet_train_eager"]["images_per_s"] > 0
     assert set(record["sampling"]) == {"ddim3_eager", "ddim3_compiled"}
+    assert set(record["ddp_scaling"]) == {"1_proc", "2_proc"} and record["ddp_scaling"]["2_proc"]["images_per_s"] > 0
     samples = np.load(tmp_path / "out" / "fmnist_ddim_samples.npz")
     assert samples["images"].shape == (100, 1, 28, 28) and samples["images"].dtype == np.uint8
 
