@@ -13,6 +13,7 @@ import torch
 
 from genaug.services.store import Store
 from genaug.train.checkpoints import BUCKET, Checkpointer
+from tests import procs
 from tests.conftest import REPO
 
 WORKER = REPO / "tests" / "ddp_worker.py"
@@ -27,16 +28,6 @@ def _start(out: Path, key: str) -> subprocess.Popen:
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
-def _processes_mentioning(marker: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) != os.getpid():
-            try:
-                if marker in (entry / "cmdline").read_bytes().decode(errors="replace"):
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
 
 
 def _finish(out: Path, key: str) -> tuple[dict, str]:
@@ -59,13 +50,13 @@ def test_a_killed_two_process_run_resumes_bit_identical(stack, tmp_path):
             assert proc.poll() is None, "the run ended before its first checkpoint"
             time.sleep(0.05)
     finally:
-        for pid in [proc.pid, *_processes_mentioning(str(killed))]:  # the node dies: every process at once
+        for pid in [proc.pid, *procs.mentioning(str(killed))]:  # the node dies: every process at once
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
         proc.wait()
-    assert not _processes_mentioning(str(killed)) and not (killed / "rank0.pt").exists()
+    assert not procs.mentioning(str(killed)) and not (killed / "rank0.pt").exists()
     killed_at = ckpt.load()["step"]
     assert 0 < killed_at < 20
 

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests import procs
+
 REPO = Path(__file__).resolve().parents[2]
 WORKER = REPO / "tests" / "ddp_worker.py"
 # Float tolerance of world size 2 against 1. The gradient all-reduce adds the two ranks' means
@@ -76,16 +78,6 @@ def test_without_batchnorm_two_ranks_predict_as_one_process(tmp_path, kind):
         torch.testing.assert_close(first["predicted"][part], value, atol=PREDICTION_ATOL, rtol=PREDICTION_RTOL)
 
 
-def _processes_mentioning(marker: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) != os.getpid():
-            try:
-                if marker in (entry / "cmdline").read_bytes().decode(errors="replace"):
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
 
 
 def test_a_rank_that_dies_fails_the_run_naming_it_and_leaves_no_process(tmp_path, monkeypatch):
@@ -100,7 +92,7 @@ def test_a_rank_that_dies_fails_the_run_naming_it_and_leaves_no_process(tmp_path
     message = str(caught.value)
     assert "the test run failed on 2 processes" in message
     assert re.search(r"Root Cause.*rank\s*:\s*1 .*exitcode\s*:\s*3 ", message, re.S), message
-    assert not _processes_mentioning(str(out)), "a rank outlived the failed run"
+    assert not procs.mentioning(str(out)), "a rank outlived the failed run"
 
 
 def test_a_step_with_two_processes_trains_on_both_and_rank_0_writes_the_outputs(tiny_fmnist, tmp_path, monkeypatch,
