@@ -47,3 +47,6 @@ GPU_STEPS = os.environ.get("GENAUG_GPU_STEPS", "1").strip() not in ("0", "false"
 # takes them as run parameters too; the experiment has them from here.
 ACCELERATOR_TYPE = os.environ.get("GENAUG_ACCELERATOR_TYPE", "nvidia.com/gpu")
 ACCELERATOR_COUNT = int(os.environ.get("GENAUG_ACCELERATOR_COUNT", "1"))
+# The most images one GPU takes per forward pass in the training steps (gradient accumulation
+# beyond; genaug.train.distributed). Empty: each GPU its whole share of the batch.
+BATCH_PER_GPU = os.environ.get("GENAUG_BATCH_PER_GPU", "")

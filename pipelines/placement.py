@@ -107,6 +107,8 @@ def configure(task, policy: Resources, accelerator_type, accelerator_count) -> N
         if policy.all_gpus:
             kubernetes.empty_dir_mount(task, volume_name="dshm", mount_path="/dev/shm", medium="Memory",
                                        size_limit=SHM_LIMIT)
+            if settings.BATCH_PER_GPU:
+                task.set_env_variable("GENAUG_BATCH_PER_GPU", settings.BATCH_PER_GPU)
         label, _, value = settings.GPU_NODE_LABEL.partition("=")
         kubernetes.add_node_selector(task, label, value)
         kubernetes.add_toleration(task, key=settings.GPU_TOLERATION_KEY, operator="Exists", effect="NoSchedule")

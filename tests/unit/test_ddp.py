@@ -110,3 +110,17 @@ def test_a_step_with_two_processes_trains_on_both_and_rank_0_writes_the_outputs(
     assert "train_classifier: 2 processes (torchrun)" in capfd.readouterr().err
     _, saved = checkpoint.load(out, "classifier")
     assert saved["meta"]["val_accuracy"] == meta["val_accuracy"] and meta["epochs_run"] >= 1
+
+
+@pytest.mark.parametrize("kind", ["diffusion", "classifier"])
+def test_batch_per_gpu_accumulates_the_step_of_the_whole_share(tmp_path, kind):
+    """GENAUG_BATCH_PER_GPU=4 on 2 ranks: each rank's 8 rows in two pieces of 4, their gradients
+    summed before the one all-reduce; the step is still one process's (no BatchNorm, whose
+    statistics would be the pieces')."""
+    (single,) = _run(kind, tmp_path / "w1", 1, GENAUG_TEST_NO_BN="1")
+    first, _ = _run(kind, tmp_path / "w2", 2, GENAUG_TEST_NO_BN="1", GENAUG_BATCH_PER_GPU="4")
+    for part, value in single["predicted"].items():
+        torch.testing.assert_close(first["predicted"][part], value, atol=PREDICTION_ATOL, rtol=PREDICTION_RTOL)
+    loss = "loss" if kind == "diffusion" else "train_loss"  # each piece's loss weighted by its share
+    torch.testing.assert_close(torch.tensor(first["history"][loss]), torch.tensor(single["history"][loss]),
+                               atol=0, rtol=LOSS_RTOL)

@@ -46,23 +46,25 @@ def train_classifier(model: torch.nn.Module, train: tuple[np.ndarray, np.ndarray
             correct = torch.zeros((), device=accel.device, dtype=torch.long)
             seen = 0
             for xb, yb in batches:  # global batches; the crops are drawn for all of each
-                rows = world.rows(len(yb))
                 x = accel.images(xb)
                 if crop_pad:
                     x = random_crop_flip(x, crop_pad, gen)
-                x, yb = x[rows], yb[rows]
-                with accel.autocast():
-                    logits = net(x)
-                    loss = F.cross_entropy(logits.float(), yb, label_smoothing=cfg.label_smoothing)
+                parts = world.parts(len(yb))
+                share = sum(p.stop - p.start for p in parts)
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
+                for j, part in enumerate(parts):  # one piece unless GENAUG_BATCH_PER_GPU splits the share
+                    with world.accumulating(net, last=j == len(parts) - 1):
+                        with accel.autocast():
+                            logits = net(x[part])
+                            loss = F.cross_entropy(logits.float(), yb[part], label_smoothing=cfg.label_smoothing)
+                        (loss * ((part.stop - part.start) / share) if len(parts) > 1 else loss).backward()
+                    # Accumulate on the device: a .item() per batch would sync the GPU every step.
+                    loss_sum += loss.detach() * (part.stop - part.start)
+                    correct += (logits.argmax(1) == yb[part]).sum()
+                    seen += part.stop - part.start
                 opt.step()
                 sched.step()
                 after_step(world, model)
-                # Accumulate on the device: a .item() per batch would sync the GPU every step.
-                loss_sum += loss.detach() * len(yb)
-                correct += (logits.argmax(1) == yb).sum()
-                seen += len(yb)
                 progress.update()
             # Rank 0's BatchNorm statistics on every rank (a rank's own last until the next
             # forward): the same weights score val alike, so every rank stops at the same epoch.

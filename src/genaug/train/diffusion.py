@@ -81,22 +81,30 @@ def train_diffusion(model: torch.nn.Module, process: Diffusion, x: np.ndarray, y
     data = Batches(x, y, cfg.batch, accel.device, seed).forever(start_step=start)
     # The loss calls the (DDP-wrapped) compiled forward; state is saved from ``model``, the
     # same weights.
-    forward = accel.compiled(world.wrap(model))
+    ddp = world.wrap(model)
+    forward = accel.compiled(ddp)
     grid_steps = getattr(snapshot, "steps", set())
     with bar(cfg.steps, "train_generator", "step", disable=not world.main) as progress:
         progress.update(start)
         for step in range(start + 1, cfg.steps + 1):
             xb, yb = next(data)  # the global batch; every draw below is for all of it
-            rows, keyed = world.rows(len(yb)), step_generator(accel.device, seed, step)
-            x0 = accel.images(xb[rows]) * 2.0 - 1.0
-            if mirror:
-                flip = (torch.rand(len(yb), device=accel.device, generator=keyed) < 0.5)[rows]
-                x0 = torch.where(flip[:, None, None, None], x0.flip(3), x0)
-            draws = process.draws(xb.shape, accel.device, generator=keyed).rows(rows)
-            with accel.autocast():
-                loss = process.loss(forward, x0, yb[rows], snr_gamma=cfg.snr_gamma, draws=draws)
+            keyed = step_generator(accel.device, seed, step)
+            flip = torch.rand(len(yb), device=accel.device, generator=keyed) < 0.5 if mirror else None
+            draws = process.draws(xb.shape, accel.device, generator=keyed)
+            parts = world.parts(len(yb))
+            share = sum(p.stop - p.start for p in parts)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            loss = torch.zeros((), device=accel.device)
+            for j, part in enumerate(parts):  # one piece unless GENAUG_BATCH_PER_GPU splits the share
+                x0 = accel.images(xb[part]) * 2.0 - 1.0
+                if mirror:
+                    x0 = torch.where(flip[part][:, None, None, None], x0.flip(3), x0)
+                with world.accumulating(ddp, last=j == len(parts) - 1):
+                    with accel.autocast():
+                        piece = process.loss(forward, x0, yb[part], snr_gamma=cfg.snr_gamma, draws=draws.rows(part))
+                    piece = piece * ((part.stop - part.start) / share) if len(parts) > 1 else piece
+                    piece.backward()
+                loss = loss + piece.detach()
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             opt.step()
             schedule.step()

@@ -30,6 +30,7 @@ import torch
 # How long a collective waits for a rank before the step fails (a dead rank must not hang it).
 COLLECTIVE_TIMEOUT = timedelta(minutes=10)
 CHECK_ENV = "GENAUG_DDP_CHECK"
+BATCH_PER_GPU_ENV = "GENAUG_BATCH_PER_GPU"
 
 
 class RankMismatch(RuntimeError):
@@ -47,11 +48,18 @@ class World:
     # GENAUG_DDP_CHECK=1: compare the ranks' weights after every step, not only before a
     # checkpoint (one all-gather of two numbers per model and step; for tests and debugging).
     check_every_step: bool = False
+    # GENAUG_BATCH_PER_GPU: at most this many images per forward and backward; a rank whose
+    # share of the global batch is larger accumulates the gradients of several (0: its share).
+    batch_per_gpu: int = 0
 
     @classmethod
     def from_env(cls) -> "World":
+        per_gpu = os.environ.get(BATCH_PER_GPU_ENV, "0") or "0"
+        if not per_gpu.isdigit():
+            raise ValueError(f"{BATCH_PER_GPU_ENV}={per_gpu!r} is not a whole number; give the most images one GPU "
+                             "takes per forward pass, or 0 for its whole share of the batch")
         return cls(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
-                   int(os.environ.get("LOCAL_RANK", 0)), os.environ.get(CHECK_ENV) == "1")
+                   int(os.environ.get("LOCAL_RANK", 0)), os.environ.get(CHECK_ENV) == "1", int(per_gpu))
 
     @property
     def distributed(self) -> bool:
@@ -70,6 +78,21 @@ class World:
                              f"choose a batch that is a multiple of {self.size}")
         share = n // self.size
         return slice(self.rank * share, (self.rank + 1) * share)
+
+    def parts(self, n: int) -> list[slice]:
+        """This rank's rows of a global batch of ``n``, in pieces of at most batch_per_gpu: one
+        forward and backward each, their gradients accumulated (scale each loss by its
+        piece's share of the rows, ``len(piece) / len(rows)``)."""
+        rows = self.rows(n)
+        size = self.batch_per_gpu or (rows.stop - rows.start)
+        return [slice(s, min(s + size, rows.stop)) for s in range(rows.start, rows.stop, size)]
+
+    def accumulating(self, ddp: torch.nn.Module, last: bool):
+        """The context of one piece's backward: DDP's no_sync() but for the last piece, so the
+        gradients are all-reduced once per step, after they are all summed."""
+        if self.distributed and not last and hasattr(ddp, "no_sync"):
+            return ddp.no_sync()
+        return contextlib.nullcontext()
 
     def device(self, device: torch.device) -> torch.device:
         """The device of this rank: its own GPU (LOCAL_RANK) on CUDA."""

@@ -45,6 +45,11 @@ def train_gan(G: torch.nn.Module, D: torch.nn.Module, x: np.ndarray, y: np.ndarr
     if state is not None:
         restore(state, {"G": G, "D": D, "opt_g": opt_g, "opt_d": opt_d}, accel.device)
         history, window, n_window, start = state["history"], state["window"], state["n_window"], state["g_step"]
+    share = min(cfg.batch, len(y)) // world.size
+    if world.batch_per_gpu and world.batch_per_gpu < share:
+        raise ValueError(f"GENAUG_BATCH_PER_GPU={world.batch_per_gpu} is below this rank's {share} images per step, "
+                         "and the GANs do not accumulate gradients (their critic and generator steps share "
+                         "one batch); unset it, or give the step more GPUs or a smaller GAN batch")
     g_steps = max(1, cfg.steps // loss.n_critic)
     data = Batches(x, y, cfg.batch, accel.device, seed).forever(start_step=start * loss.n_critic)
     grid_steps = getattr(snapshot, "steps", set())
