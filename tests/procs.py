@@ -15,3 +15,14 @@ def mentioning(marker: str) -> list[int]:
             except OSError:
                 continue
     return found
+
+
+def await_checkpoint(proc, store, checkpointer, hang_guard_s: float = 300.0) -> None:
+    """Wait until ``checkpointer``'s object exists while ``proc`` still runs (the moment a
+    resume test kills it); the deadline is a hang guard, not a performance check."""
+    import time
+
+    deadline = time.monotonic() + hang_guard_s
+    while not store.exists(checkpointer.bucket, checkpointer.object_key) and time.monotonic() < deadline:
+        assert proc.poll() is None, "the run ended before its first checkpoint"
+        time.sleep(0.05)

@@ -6,13 +6,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 from genaug.services.store import Store
-from genaug.train.checkpoints import BUCKET, Checkpointer
+from genaug.train.checkpoints import Checkpointer
 from tests import procs
 from tests.conftest import REPO
 
@@ -45,10 +44,7 @@ def test_a_killed_two_process_run_resumes_bit_identical(stack, tmp_path):
     killed = tmp_path / "killed"
     proc = _start(killed, key)
     try:
-        deadline = time.monotonic() + 300  # a hang guard, not a performance check
-        while not store.exists(BUCKET, ckpt.object_key) and time.monotonic() < deadline:
-            assert proc.poll() is None, "the run ended before its first checkpoint"
-            time.sleep(0.05)
+        procs.await_checkpoint(proc, store, ckpt)
     finally:
         for pid in [proc.pid, *procs.mentioning(str(killed))]:  # the node dies: every process at once
             try:

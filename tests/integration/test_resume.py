@@ -5,13 +5,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
 
 from genaug.services.store import Store
-from genaug.train.checkpoints import BUCKET, Checkpointer
+from genaug.train.checkpoints import Checkpointer
+from tests import procs
 from tests.conftest import REPO
 
 WORKER = [sys.executable, "-m", "tests.integration.resume_worker"]
@@ -32,10 +32,7 @@ def test_killed_run_resumes_bit_identical(stack, tmp_path, kind):
     proc = subprocess.Popen([*WORKER, kind, key, str(tmp_path / "killed.pt")], cwd=REPO,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 300  # a hang guard, not a performance check
-        while not store.exists(BUCKET, ckpt.object_key) and time.monotonic() < deadline:
-            assert proc.poll() is None, "the worker ended before its first checkpoint"
-            time.sleep(0.05)
+        procs.await_checkpoint(proc, store, ckpt)
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()

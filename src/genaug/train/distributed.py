@@ -94,10 +94,6 @@ class World:
             return ddp.no_sync()
         return contextlib.nullcontext()
 
-    def device(self, device: torch.device) -> torch.device:
-        """The device of this rank: its own GPU (LOCAL_RANK) on CUDA."""
-        return torch.device("cuda", self.local_rank) if device.type == "cuda" and self.distributed else device
-
     def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
         """``model`` under DistributedDataParallel across the world (itself for one process)."""
         if not self.distributed:
