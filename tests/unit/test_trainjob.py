@@ -2,9 +2,7 @@
 
 import pytest
 
-pytest.importorskip("kubeflow_trainer_api")  # issue 25 in progress: not in the lock yet
-
-from genaug.deploy.trainjob import NO_SIDECAR, SecretEnv, TrainJobRequest, train_job  # noqa: E402
+from genaug.deploy.trainjob import NO_SIDECAR, SecretEnv, TrainJobRequest, train_job
 
 
 def _request(**over):

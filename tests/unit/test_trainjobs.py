@@ -3,11 +3,9 @@ Kubernetes API (tests/k8s_api_fixture.py), which checks every object with the ty
 
 import pytest
 
-pytest.importorskip("kubeflow_trainer_api")  # issue 25 in progress: not in the lock yet
-
-from genaug.deploy.trainjob import TrainJobRequest, train_job  # noqa: E402
-from genaug.deploy.trainjobs import TrainJobError, TrainJobs  # noqa: E402
-from tests.k8s_api_fixture import FakeTrainer, TrainerApi  # noqa: E402
+from genaug.deploy.trainjob import TrainJobRequest, train_job
+from genaug.deploy.trainjobs import TrainJobError, TrainJobs
+from tests.k8s_api_fixture import FakeTrainer, TrainerApi
 
 PATH = "/apis/trainer.kubeflow.org/v1alpha1/namespaces/kubeflow/trainjobs"
 

@@ -15,13 +15,12 @@ What genaug patches into the runtime's ``node`` job:
 Credentials reach the trainer container as environment variables from the same Secrets the
 pipeline's steps use, by reference only.
 
-Still to do for issue 25 (this module is its first part): kubeflow-trainer-api in
-pyproject.toml and requirements.lock; check how torch-distributed starts the command (it
-sets PET_NNODES, PET_NPROC_PER_NODE, PET_NODE_RANK, PET_MASTER_ADDR/PORT; whether the
-command must call torchrun itself) against kubeflow/trainer's runtime manifests; the CPU
-task that submits, watches (state and rank-0 log lines), times out and deletes it; the
-NODES parameter with its dsl.If branch and exit handler; the Role rules; a recording
-Kubernetes API stand-in for the tests; docs/kubeflow.md.
+Still to do for issue 25 (this module is its first part): check how torch-distributed
+starts the command (it sets PET_NNODES, PET_NPROC_PER_NODE, PET_NODE_RANK and
+PET_MASTER_ADDR/PORT; whether the command must call torchrun itself) against
+kubeflow/trainer's runtime manifests; the CPU task that submits, watches (state and rank-0
+log lines), times out and deletes it; the NODES parameter with its dsl.If branch and exit
+handler; the Role rules; docs/kubeflow.md.
 """
 
 from __future__ import annotations
