@@ -15,12 +15,15 @@ What genaug patches into the runtime's ``node`` job:
 Credentials reach the trainer container as environment variables from the same Secrets the
 pipeline's steps use, by reference only.
 
-Still to do for issue 25 (this module is its first part): check how torch-distributed
-starts the command (it sets PET_NNODES, PET_NPROC_PER_NODE, PET_NODE_RANK and
-PET_MASTER_ADDR/PORT; whether the command must call torchrun itself) against
-kubeflow/trainer's runtime manifests; the CPU task that submits, watches (state and rank-0
-log lines), times out and deletes it; the NODES parameter with its dsl.If branch and exit
-handler; the Role rules; docs/kubeflow.md.
+The torch-distributed runtime's controller sets PET_NNODES, PET_NPROC_PER_NODE,
+PET_NODE_RANK and PET_MASTER_ADDR/PORT in the trainer container; torchrun reads each of its
+flags from the PET_-prefixed variable, so the command is ``torchrun -m genaug.cli step
+...`` with no flags (to confirm against kubeflow/trainer's runtime manifests). The pods carry
+``trainer.kubeflow.org/job-name=<name>``, which the rank-0 log relay selects on.
+
+Still to do for issue 25: the CPU task that submits, watches (state and rank-0 log lines),
+times out and deletes it; the NODES parameter with its dsl.If branch and exit handler; the
+Role rules; docs/kubeflow.md (what Trainer v2.2 changed).
 """
 
 from __future__ import annotations
