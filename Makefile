@@ -7,7 +7,7 @@
 #                   [CLASSIFIERS=c,..] [FRACTIONS=f,..] [FILTER=0]   (lists: the profile's, below)
 #   make snapshot DATASET=parts DATA_SOURCE=/data/parts|s3://bucket/prefix/ [LABEL=2026-12-04]   your images, versioned
 #   make compile                          pipelines/build/genaug.yaml (+ -experiment.yaml), for the KFP UI
-#   make pipeline TARGET=kfp KFP_HOST=URL [KFP_NAMESPACE=ns] [WAIT=1] [CACHE=0]   run it on a Kubeflow cluster
+#   make pipeline TARGET=kfp KFP_HOST=URL [KFP_NAMESPACE=ns] [WAIT=1] [CACHE=0] [NODES=2]   run it on a Kubeflow cluster
 #   make schedule KFP_HOST=URL [CRON="0 0 2 * * *"] [SCHEDULE_NAME=..] | make unschedule KFP_HOST=URL
 #   make images [REGISTRY=..] | make push REGISTRY=..   the GPU and CPU images, tagged with the commit
 #   make secrets | make manifests [OVERLAY=gpu|local-cpu|byo-s3] [MONITORING=1]   kustomize, for kubectl apply -k
@@ -48,6 +48,8 @@ KFP_NAMESPACE ?=
 KFP_EXPERIMENT ?= genaug
 # The runs' Kubernetes ServiceAccount; manifests/ creates genaug-pipeline. Empty: KFP's default.
 KFP_SERVICE_ACCOUNT ?=
+# NODES=n > 1 (TARGET=kfp): the generator trains as a Kubeflow Trainer TrainJob of n nodes (docs/kubeflow.md).
+NODES      ?= 1
 # WAIT=1: follow a cluster run to its end (exit status: 0 only if it succeeded).
 WAIT       ?= 0
 WAIT_TIMEOUT ?= 21600
@@ -100,14 +102,14 @@ endef
 # $(call pass_env,TARGETS,NAMES) sets ARG_<NAME> in those targets' recipes only, not in
 # every recipe, so that a make started from a test keeps its own defaults.
 pass_env = $(foreach v,$(2),$(eval $(1): export ARG_$(v) = $$($(v))))
-USER_VARS := $(RUN_VARS) DRY_RUN RATIOS SEEDS CLASSIFIERS FRACTIONS FILTER CACHE RUNS TARGET KFP_HOST KFP_NAMESPACE KFP_EXPERIMENT \
+USER_VARS := $(RUN_VARS) NODES DRY_RUN RATIOS SEEDS CLASSIFIERS FRACTIONS FILTER CACHE RUNS TARGET KFP_HOST KFP_NAMESPACE KFP_EXPERIMENT \
              KFP_SERVICE_ACCOUNT WAIT WAIT_TIMEOUT CRON SCHEDULE_NAME PYTEST_ARGS BENCH BENCH_PIPELINE_PROFILE LABEL
 $(call pass_env,validate validate-experiment pipeline pipeline-local pipeline-kfp schedule unschedule experiment \
                 snapshot test bench clean,$(USER_VARS))
 PARAMS := $(foreach p,$(RUN_PARAMS),--$(firstword $(subst =, ,$(p))) "$$ARG_$(call run_var,$(p))")
 EXP_PARAMS := --dataset "$$ARG_DATASET" --generator "$$ARG_GEN" --profile "$$ARG_PROFILE" --ratios "$$ARG_RATIOS" \
           --seeds "$$ARG_SEEDS" --classifiers "$$ARG_CLASSIFIERS" --fractions "$$ARG_FRACTIONS" --filter_threshold "$$ARG_FILTER"
-KFP_ARGS := --host "$$ARG_KFP_HOST" --namespace "$$ARG_KFP_NAMESPACE" --experiment "$$ARG_KFP_EXPERIMENT" --cache "$$ARG_CACHE" \
+KFP_ARGS := --nodes "$$ARG_NODES" --host "$$ARG_KFP_HOST" --namespace "$$ARG_KFP_NAMESPACE" --experiment "$$ARG_KFP_EXPERIMENT" --cache "$$ARG_CACHE" \
             --service_account "$$ARG_KFP_SERVICE_ACCOUNT"
 DEBIAN_FMNIST := /usr/share/datasets/fashion-mnist
 
@@ -199,7 +201,7 @@ pipeline-local:
 	@if [ "$$(PYTHONPATH=src $(PYTHON) -m genaug.params $(PARAMS) --field data.dataset)" = fashion_mnist ]; then \
 	  $(MAKE) --no-print-directory fashion-mnist; fi
 	@$(MAKE) --no-print-directory up
-	$(VPY) -m pipelines.run_local $(PARAMS) --runs "$$ARG_RUNS" --cache "$$ARG_CACHE"
+	$(VPY) -m pipelines.run_local $(PARAMS) --nodes "$$ARG_NODES" --runs "$$ARG_RUNS" --cache "$$ARG_CACHE"
 
 # Upload the compiled pipeline (a version named by the git commit) and start a run on the cluster.
 pipeline-kfp: $(STAMP)

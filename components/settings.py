@@ -50,3 +50,8 @@ ACCELERATOR_COUNT = int(os.environ.get("GENAUG_ACCELERATOR_COUNT", "1"))
 # The most images one GPU takes per forward pass in the training steps (gradient accumulation
 # beyond; genaug.train.distributed). Empty: each GPU its whole share of the batch.
 BATCH_PER_GPU = os.environ.get("GENAUG_BATCH_PER_GPU", "")
+# NODES > 1 trains the generator as a Kubeflow Trainer TrainJob on this ClusterTrainingRuntime
+# (docs/kubeflow.md), and the pipeline's task gives up on it after TRAINJOB_TIMEOUT_H hours.
+NODES = int(os.environ.get("GENAUG_NODES", "1"))
+TRAINER_RUNTIME = os.environ.get("GENAUG_TRAINER_RUNTIME", "torch-distributed")
+TRAINJOB_TIMEOUT_H = float(os.environ.get("GENAUG_TRAINJOB_TIMEOUT_H", "48"))

@@ -21,8 +21,14 @@ that touches kfp.local's internals, and it touches two of them, for the length o
   oversubscribed for more than those seconds, which on 2 cores costs more than running
   one task at a time. Among ready tasks, those with more tasks behind them start first.
 
-tests/unit/test_concurrent_dag.py fails when either function's signature changes under it,
-and runs a real pipeline through both. The compiled YAML is not touched.
+A third, ``one_of_outputs()``, is not about concurrency but lives here with the other two
+so that one module holds every reach into kfp.local: kfp.local 2.17 resolves a
+``dsl.OneOf`` of parameters but refuses one of artifacts (the NODES branches' generator),
+so ``OrchestratorUtils.get_dag_output_artifacts`` takes, of several selectors, the output
+of the branch that ran, as a cluster does.
+
+tests/unit/test_concurrent_dag.py fails when any of these signatures changes under it, and
+runs a real pipeline through them. The compiled YAML is not touched.
 """
 
 from __future__ import annotations
@@ -48,6 +54,7 @@ RUN_DAG_PARAMETERS = ("pipeline_resource_name", "dag_component_spec", "executors
 EXECUTE_TASK_PARAMETERS = ("task_name", "task_spec", "pipeline_resource_name", "components", "executors", "io_store",
                            "pipeline_root", "runner", "unique_pipeline_id", "fail_stack")
 SUBPROCESS_PARAMETERS = ("full_command", "env_vars")
+DAG_ARTIFACTS_PARAMETERS = ("dag_outputs_spec", "io_store")
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 _POLL_S = 0.5  # how often a waiting scheduler looks again for threads freed in another DAG
 
@@ -234,10 +241,42 @@ def _run_body(body: dict, components: dict, common: dict) -> bool:
     return bool(failed)
 
 
+_original_dag_artifacts = OrchestratorUtils.get_dag_output_artifacts
+
+
+def _dag_output_artifacts(cls, dag_outputs_spec, io_store) -> dict:
+    """kfp's get_dag_output_artifacts, where a dsl.OneOf (several selectors) is the output
+    of the one branch that ran."""
+    outputs = {}
+    for key, spec in dag_outputs_spec.artifacts.items():
+        found = []
+        for selector in spec.artifact_selectors:
+            try:
+                found.append(io_store.get_task_output(selector.producer_subtask, selector.output_artifact_key))
+            except ValueError:  # that branch did not run
+                continue
+        if len(found) != 1:
+            raise ValueError(f"dsl.OneOf output {key!r}: {len(found)} of its branches produced it; exactly one must")
+        outputs[key] = found[0]
+    return outputs
+
+
+@contextlib.contextmanager
+def one_of_outputs():
+    """Within this block, kfp.local resolves a dsl.OneOf of artifacts."""
+    check_kfp()
+    OrchestratorUtils.get_dag_output_artifacts = classmethod(_dag_output_artifacts)
+    try:
+        yield
+    finally:
+        OrchestratorUtils.get_dag_output_artifacts = _original_dag_artifacts
+
+
 def check_kfp() -> None:
     """Raise if the kfp.local functions this module relies on changed their parameters."""
     for fn, wanted in ((_original_run_dag, RUN_DAG_PARAMETERS), (kfp_dag.execute_task, EXECUTE_TASK_PARAMETERS),
-                       (_original_subprocess, SUBPROCESS_PARAMETERS)):
+                       (_original_subprocess, SUBPROCESS_PARAMETERS),
+                       (_original_dag_artifacts, DAG_ARTIFACTS_PARAMETERS)):
         got = tuple(inspect.signature(fn).parameters)
         if got != wanted:
             raise RuntimeError(f"kfp.local's {fn.__module__}.{fn.__name__} takes {got}, not {wanted}: "

@@ -7,7 +7,7 @@ Which task feeds which:
     resolve_config (run_options.json) -> start_tracking (the MLflow parent run), data_version
     resolve_config's data section, data_version -> prepare_data (cached by both)
     prepare_data -> train_generator, train_classifier(real)
-    train_generator -> synthesize, evaluate_generator (FID, KID, precision/recall), export_generator
+    train_generator (in the pod, or with NODES > 1 as a Kubeflow Trainer TrainJob) -> synthesize, evaluate_generator (FID, KID, precision/recall), export_generator
     synthesize -> train_classifier(real + synthetic), train_classifier(synthetic only: CAS)
     the three classifiers and the synthetic set -> evaluate
     export_generator, train_classifier(real) (the judge of label fidelity) -> promote_generator
@@ -26,7 +26,11 @@ from pipelines import placement
 
 SUMMARY = "One run: generator, synthetic set, classifiers on real / real+synthetic / synthetic."
 PLACEMENT = {"accelerator_type": "the GPU resource the heavy steps request (Kubernetes resource name).",
-             "accelerator_count": "GPUs per heavy step."}
+             "accelerator_count": "GPUs per heavy step (per node when nodes > 1).",
+             "nodes": "1: the generator trains in the pipeline's pod; more: as a Kubeflow Trainer TrainJob of "
+                      "that many nodes (docs/kubeflow.md).",
+             "trainer_runtime": "the ClusterTrainingRuntime a TrainJob runs on (nodes > 1).",
+             "trainjob_timeout_hours": "how long the pipeline waits for the TrainJob before deleting it."}
 
 
 def genaug_pipeline(
@@ -50,11 +54,14 @@ def genaug_pipeline(
     gate_metric: str = default("gate_metric"),
     accelerator_type: str = settings.ACCELERATOR_TYPE,
     accelerator_count: int = settings.ACCELERATOR_COUNT,
+    nodes: int = settings.NODES,
+    trainer_runtime: str = settings.TRAINER_RUNTIME,
+    trainjob_timeout_hours: float = settings.TRAINJOB_TIMEOUT_H,
 ):
     # The run's parameters (genaug.params.PARAMETERS) go to resolve_config as one dict; the
     # signature above is KFP's copy of that list (tests/unit/test_params.py checks they agree).
     parameters = {name: value for name, value in locals().items() if name in BY_NAME}
-    final = steps.record_final_status(pipeline_run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER)
+    final = steps.record_final_status(pipeline_run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER, nodes=nodes)
     final.set_display_name("record final status in MLflow")
     with dsl.ExitHandler(final, name="genaug run"):
         resolved = steps.resolve_config(parameters=parameters)
@@ -71,9 +78,17 @@ def genaug_pipeline(
         version.set_display_name("data version (snapshots DATA_SOURCE first, if given)")
         data = steps.prepare_data(section=resolved.outputs["Output"], data_version=version.output)
         data.set_display_name("prepare data")
-        gen = steps.train_generator(data=data.outputs["data"], options=options,
-                                    parent_run_id=parent).set_display_name("train generator")
-        synthesized = steps.synthesize(model=gen.outputs["model"], data=data.outputs["data"], ratio=ratio, seed=seed,
+        with dsl.If(nodes == 1, name="one node"):
+            in_pod = steps.train_generator(data=data.outputs["data"], options=options,
+                                           parent_run_id=parent).set_display_name("train generator")
+        with dsl.Else(name="several nodes"):
+            across = steps.train_generator_trainjob(
+                data=data.outputs["data"], options=options, parent_run_id=parent,
+                pipeline_run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER, nodes=nodes, gpus_per_node=accelerator_count,
+                gpu_resource=accelerator_type, runtime=trainer_runtime, timeout_hours=trainjob_timeout_hours,
+                job=placement.trainjob_settings()).set_display_name("train generator (Kubeflow Trainer TrainJob)")
+        generator_model = dsl.OneOf(in_pod.outputs["model"], across.outputs["model"])
+        synthesized = steps.synthesize(model=generator_model, data=data.outputs["data"], ratio=ratio, seed=seed,
                                        parent_run_id=parent, mode=synth, target=synth_target)
         clf_real = steps.train_classifier(data=data.outputs["data"], options=options, parent_run_id=parent)
         clf_real.set_display_name("classifier on real data")
@@ -83,7 +98,7 @@ def genaug_pipeline(
         clf_synth = steps.train_classifier(data=data.outputs["data"], synthetic=synthesized.outputs["synthetic"],
                                            synthetic_only=True, options=options, parent_run_id=parent)
         clf_synth.set_display_name("classifier on synthetic only (CAS)")
-        quality = steps.evaluate_generator(data=data.outputs["data"], generator=gen.outputs["model"],
+        quality = steps.evaluate_generator(data=data.outputs["data"], generator=generator_model,
                                            options=options, parent_run_id=parent)
         quality.set_display_name("generator metrics (FID, KID, precision/recall)")
         ev = steps.evaluate(data=data.outputs["data"], classifier_real=clf_real.outputs["model"],
@@ -92,7 +107,7 @@ def genaug_pipeline(
                             parent_run_id=parent)
         # The generator is exported and promoted as soon as it (and, for the promotion, the
         # classifier that judges it) exists: beside synthesis, not after every classifier.
-        gen_onnx = steps.export_generator(generator=gen.outputs["model"], parent_run_id=parent)
+        gen_onnx = steps.export_generator(generator=generator_model, parent_run_id=parent)
         gen_onnx.set_display_name("export generator to ONNX")
         clf_onnx = steps.export_classifier(classifier_real=clf_real.outputs["model"],
                                            classifier_augmented=clf_aug.outputs["model"], parent_run_id=parent)
@@ -111,7 +126,7 @@ def genaug_pipeline(
         # from inside an exit handler (pipelines/run_local.py finds it in the pipeline root).
         steps.report(
             options=options, run=run.outputs["run"], data=data.outputs["data"],
-            generator=gen.outputs["model"], synthetic=synthesized.outputs["synthetic"],
+            generator=generator_model, synthetic=synthesized.outputs["synthetic"],
             classifier_real=clf_real.outputs["model"], classifier_augmented=clf_aug.outputs["model"],
             classifier_synthetic=clf_synth.outputs["model"],
             evaluation=ev.outputs["report"], generator_metrics=quality.outputs["report"],

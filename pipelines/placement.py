@@ -51,7 +51,9 @@ POLICY: dict[str, Resources] = {
     "start-tracking": LIGHT, "record-final-status": LIGHT, "report": LIGHT, "summarize-experiment": LIGHT,
     "prepare-data": CPU, "evaluate": CPU, "export-generator": CPU, "export-classifier": CPU,
     "promote-generator": CPU, "promote-classifier": CPU,
-    "train-generator": TRAIN, "synthesize": GPU, "train-classifier": TRAIN, "evaluate-generator": GPU,
+    "train-generator": TRAIN, "synthesize": GPU,
+    # NODES > 1: a CPU task that submits and watches the TrainJob; the GPUs are the job's.
+    "train-generator-trainjob": LIGHT, "train-classifier": TRAIN, "evaluate-generator": GPU,
     "fid-reference": GPU, "filter-synthetic": GPU, "run-config": GPU,
 }
 # Only the dataset step may come from KFP's cache; every other step must really rerun, so
@@ -130,6 +132,26 @@ def configure(task, policy: Resources, accelerator_type, accelerator_count) -> N
     if component_key(task) in PROMOTERS:
         kubernetes.use_secret_as_env(task, settings.TRITON_ADMIN_SECRET,
                                      {"GENAUG_TRITON_ADMIN_KEY": "GENAUG_TRITON_ADMIN_KEY"})
+
+
+def trainjob_settings() -> dict:
+    """The compiled-in part of a TrainJob (genaug.steps.train_generator_trainjob.request_for):
+    its nodes run the GPU image with the training step's resources and placement, and reach
+    S3 and MLflow (not Triton: training never calls it) with the steps' endpoints and
+    credentials, all from the tables above."""
+    policy = TRAIN if settings.GPU_STEPS else CPU
+    label, _, value = settings.GPU_NODE_LABEL.partition("=")
+    env = ([{"name": var, "source": settings.CONFIG_MAP, "key": key, "kind": "configMap"}
+            for key, var in SERVICE_ENV.items() if "TRITON" not in key] +
+           [{"name": var, "source": secret, "key": key} for secret, table in
+            ((settings.S3_SECRET, SECRET_ENV), (settings.MLFLOW_SECRET, MLFLOW_SECRET_ENV)) for key, var in table.items()])
+    return {"image": settings.IMAGE if settings.GPU_STEPS else settings.CPU_IMAGE, "env": env,
+            "placement": {"node_selector": {label: value} if settings.GPU_STEPS else {},
+                          "toleration_key": settings.GPU_TOLERATION_KEY if settings.GPU_STEPS else "",
+                          "run_as_user": settings.RUN_AS_UID,
+                          "pod_labels": {k: v for k, v in settings.CLIENT_LABELS.items() if "triton" not in k}},
+            "resources": {"requests": {"cpu": policy.cpu_request, "memory": policy.memory_request},
+                          "limits": {"cpu": policy.cpu_limit, "memory": policy.memory_limit}}}
 
 
 def place_tasks(accelerator_type, accelerator_count) -> None:

@@ -116,7 +116,7 @@ def execute(pipeline_file: str, arguments: dict, run_dir: Path, cache: bool = Tr
     from kfp import components, local
 
     from pipelines.compile import compile_one
-    from pipelines.concurrent_dag import concurrent_tasks
+    from pipelines.concurrent_dag import concurrent_tasks, one_of_outputs
     from pipelines.console import captured
 
     # The local runner warns, per task, that it ignores the image and the display names;
@@ -140,7 +140,7 @@ def execute(pipeline_file: str, arguments: dict, run_dir: Path, cache: bool = Tr
     t0 = time.perf_counter()
     with captured(log_path) as console:
         try:
-            with private_tmp(), concurrent_tasks() if parallel else contextlib.nullcontext():
+            with private_tmp(), one_of_outputs(), concurrent_tasks() if parallel else contextlib.nullcontext():
                 task = pipeline(**arguments)
         except RuntimeError as err:  # kfp.local: "Pipeline 'genaug' finished with status FAILURE ..."
             raise RunFailed(console.failure(log_path)) from err
@@ -219,8 +219,14 @@ def main(argv: list[str] | None = None) -> int:
     add_runner_arguments(parser)
     parser.add_argument("--parallel", type=int, choices=(0, 1), default=1,
                         help="1: independent tasks run at the same time, sharing the cores; 0: one at a time")
+    parser.add_argument("--nodes", type=int, default=1, help="1 here; more only on a cluster (TARGET=kfp)")
     args = vars(parser.parse_args(argv))
     runs, cache, parallel = Path(args.pop("runs")), args.pop("cache"), args.pop("parallel")
+    if args.pop("nodes") != 1:
+        print("genaug: NODES > 1 trains on a Kubeflow cluster's nodes (a Kubeflow Trainer TrainJob); this machine "
+              "is one node: run `make pipeline TARGET=kfp KFP_HOST=<url> NODES=2`, or leave NODES at 1 here",
+              file=sys.stderr)
+        return 2
     try:
         resolve(args)
     except ParamError as err:

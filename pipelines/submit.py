@@ -235,6 +235,8 @@ def parser() -> argparse.ArgumentParser:
         c.add_argument("--namespace", default=os.environ.get("KFP_NAMESPACE", ""),
                        help="your profile namespace (multi-user Kubeflow)")
         c.add_argument("--experiment", default="genaug", help="the KFP experiment the runs go into")
+        c.add_argument("--nodes", type=int, default=1,
+                       help="NODES: >1 trains the generator as a Kubeflow Trainer TrainJob of that many nodes")
         c.add_argument("--service_account", default=os.environ.get("KFP_SERVICE_ACCOUNT", ""),
                        help="the runs' Kubernetes identity, e.g. genaug-pipeline (manifests/); default: KFP's")
         c.add_argument("--name", default="", help="the recurring run's name; default genaug-retrain-<data>-<gen>-<clf>")
@@ -256,6 +258,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # Resolved here, as the run's first task will resolve them: a bad value fails now.
         params = pipeline_arguments({k: getattr(args, k) for k in BY_NAME})
+        if args.nodes < 1:
+            raise SubmitError(f"NODES={args.nodes}: give 1 (train in the pipeline's pod) or more (a Kubeflow "
+                              "Trainer TrainJob of that many nodes)")
+        params["nodes"] = args.nodes
         check_host(args.host)
         if args.command == "schedule":
             check_cron(args.cron)

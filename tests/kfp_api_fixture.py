@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import itertools
 import json
-import threading
 import urllib.parse
 from dataclasses import dataclass, field
 from email import policy
 from email.parser import BytesParser
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from tests.http_stand_in import Handler as JsonHandler
+from tests.http_stand_in import LoopbackServer
 
 API = "/apis/v2beta1"
 
@@ -63,23 +64,13 @@ def _name_filter(query: dict) -> str | None:
 
 
 def _handler(state: FakeKfp):
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args):  # keep pytest output clean
-            pass
-
-        def _reply(self, code: int, payload: dict) -> None:
-            data = json.dumps(payload).encode()
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+    class Handler(JsonHandler):
+        _reply = JsonHandler.reply
 
         def _record(self) -> Request:
             url = urllib.parse.urlsplit(self.path)
             query = {k: v[-1] for k, v in urllib.parse.parse_qs(url.query).items()}
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
+            raw = self.read_body()
             req = Request(self.command, url.path, query, {k.lower(): v for k, v in self.headers.items()})
             ctype = self.headers.get("Content-Type", "")
             if raw and ctype.startswith("multipart/form-data"):
@@ -163,17 +154,12 @@ def _handler(state: FakeKfp):
     return Handler
 
 
-class KfpApiServer:
+class KfpApiServer(LoopbackServer):
     """``with KfpApiServer(FakeKfp()) as (url, state):`` a recording KFP API on 127.0.0.1."""
 
     def __init__(self, state: FakeKfp):
+        super().__init__(_handler(state))
         self.state = state
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
 
     def __enter__(self):
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return f"http://127.0.0.1:{self.server.server_address[1]}", self.state
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
+        return super().__enter__(), self.state

@@ -83,9 +83,13 @@ def _pipeline(fail_a: bool):
 
 @pytest.fixture
 def local_runner(tmp_path):
+    import builtins
+
+    saved = builtins.print  # kfp.local swaps print per task and may leave its own installed
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"),
                raise_on_error=True)
     yield tmp_path
+    builtins.print = saved
 
 
 def test_the_kfp_functions_it_relies_on_have_not_changed(monkeypatch):
@@ -138,3 +142,22 @@ def test_kfp_is_left_as_it_was():
         assert enhanced_dag_orchestrator.run_enhanced_dag is concurrent_dag.run_dag
     assert enhanced_dag_orchestrator.run_enhanced_dag is concurrent_dag._original_run_dag
     assert subprocess_task_handler.run_local_subprocess is concurrent_dag._original_subprocess
+
+
+@pytest.mark.parametrize("nodes", [1, 2])
+def test_a_one_of_of_artifacts_is_the_output_of_the_branch_that_ran(local_runner, nodes):
+    """As the genaug pipeline's NODES branches: kfp.local alone refuses this pipeline."""
+    @dsl.pipeline(name="branches")
+    def pipeline(marker: str, nodes: int):
+        with dsl.ExitHandler(at_exit(marker=marker)):
+            with dsl.If(nodes == 1):
+                one = timed(name="pod", seconds=0.0, fail=False)
+            with dsl.Else():
+                many = timed(name="trainjob", seconds=0.0, fail=False)
+            chosen = dsl.OneOf(one.outputs["record"], many.outputs["record"])
+            joined(a=chosen, b=chosen)
+
+    with concurrent_dag.one_of_outputs(), concurrent_dag.concurrent_tasks(threads=2):
+        pipeline(marker=str(local_runner / "exit"), nodes=nodes)
+    out = json.loads(next((local_runner / "root").glob("*/joined/record")).read_text())
+    assert [part["name"] for part in out["parts"]] == (["pod"] * 2 if nodes == 1 else ["trainjob"] * 2)

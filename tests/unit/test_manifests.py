@@ -404,9 +404,10 @@ def test_triton_runs_like_the_local_stack_in_explicit_mode_with_its_repository_i
         assert flag in local
 
 
-def test_the_pipeline_role_grants_only_what_kfp_and_argo_call():
-    """Each rule is an API call of KFP 2.17.0's driver/launcher or Argo's executor (rbac.yaml
-    cites the source); nothing may watch or patch pods, read logs, or use wildcards."""
+def test_the_pipeline_role_grants_only_what_kfp_argo_and_the_trainjob_task_call():
+    """Each rule is an API call of KFP 2.17.0's driver/launcher, Argo's executor (rbac.yaml
+    cites the source) or genaug's TrainJob task (tests/unit/test_trainjob_step.py checks that
+    it makes exactly these); nothing may watch or patch pods, or use wildcards."""
     (role,) = [d for d in yaml.safe_load_all((REPO / "manifests/base/pipeline-access/rbac.yaml").read_text())
                if d and d["kind"] == "Role"]
     rules = {(tuple(r["apiGroups"]), tuple(r["resources"])): (set(r["verbs"]), r.get("resourceNames"))
@@ -414,9 +415,11 @@ def test_the_pipeline_role_grants_only_what_kfp_and_argo_call():
     assert rules == {
         (("",), ("configmaps",)): ({"get"}, ["kfp-launcher"]),
         (("",), ("secrets",)): ({"get"}, ["mlpipeline-minio-artifact"]),
-        (("",), ("pods",)): ({"get"}, None),
+        (("",), ("pods",)): ({"get", "list"}, None),
+        (("",), ("pods/log",)): ({"get"}, None),
         (("argoproj.io",), ("workflows",)): ({"get"}, None),
         (("argoproj.io",), ("workflowtaskresults",)): ({"create", "patch"}, None),
+        (("trainer.kubeflow.org",), ("trainjobs",)): ({"create", "get", "watch", "delete"}, None),
     }
 
 

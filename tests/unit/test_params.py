@@ -152,7 +152,7 @@ def test_the_parameter_list_agrees_with_the_makefile_and_the_pipeline_signature(
     from kfp import dsl  # noqa: F401  (the pipeline module needs it)
 
     from genaug.params import default, kfp_help
-    from pipelines.genaug_pipeline import genaug_pipeline
+    from pipelines.genaug_pipeline import PLACEMENT, genaug_pipeline
 
     text = (REPO / "Makefile").read_text().replace("\\\n", " ")
     listed = re.search(r"^RUN_PARAMS := (.+)$", text, re.M).group(1).split()
@@ -160,7 +160,7 @@ def test_the_parameter_list_agrees_with_the_makefile_and_the_pipeline_signature(
     for p in PARAMETERS:  # no make default: an unset variable takes the module's
         assert not re.search(rf"^{p.make}\s*\??=", text, re.M), p.make
     signature = inspect.signature(genaug_pipeline.pipeline_func).parameters
-    run_level = [name for name in signature if not name.startswith("accelerator_")]
+    run_level = [name for name in signature if name not in PLACEMENT]
     assert run_level == [p.name for p in PARAMETERS]
     for p in PARAMETERS:
         assert signature[p.name].annotation is p.kind and signature[p.name].default == default(p.name), p.name

@@ -46,7 +46,7 @@ def test_both_pipelines_parse_into_pipeline_and_platform_specs(compiled):
     assert set(params) == {"dataset", "generator", "classifier", "profile", "seed", "ratio", "margin", "floor",
                            "sample_steps", "eta", "guidance", "fraction", "data_version", "data_source", "resolution",
                            "synth", "synth_target", "gate_metric", "accelerator_type",
-                           "accelerator_count"}
+                           "accelerator_count", "nodes", "trainer_runtime", "trainjob_timeout_hours"}
     assert params["generator"].default_value.string_value == "dcgan"
     assert params["data_version"].default_value.string_value == "latest"
     assert params["data_source"].default_value.string_value == ""
@@ -68,7 +68,7 @@ def test_both_pipelines_parse_into_pipeline_and_platform_specs(compiled):
     # The generator is exported and promoted without waiting for the classifiers trained on
     # synthetic images: on 2 cores that took the export of an unrolled sampler (80 s) off the
     # end of a DDIM run.
-    assert set(tasks["export-generator"].dependent_tasks) == {"train-generator", "start-tracking"}
+    assert set(tasks["export-generator"].dependent_tasks) == {"condition-branches-2", "start-tracking"}  # the generator
     assert set(tasks["promote-generator"].dependent_tasks) == {"export-generator", "train-classifier",
                                                                 "prepare-data", "start-tracking", "resolve-config"}
     assert "train-classifier-2" in tasks["export-classifier"].dependent_tasks
@@ -305,3 +305,32 @@ def test_training_steps_take_every_gpu_of_their_pod_with_an_in_memory_dev_shm(tm
                                    "sizeLimit": "8Gi"}], (label, mounts)
             else:
                 assert count == "1" and not mounts, (label, count, mounts)
+
+
+def test_nodes_chooses_between_the_pod_and_a_trainjob_task_that_holds_no_gpu(compiled):
+    """NODES=1 trains in the pipeline's pod; NODES > 1 a CPU task runs a Kubeflow Trainer
+    TrainJob. Both branches feed the same generator artifact (dsl.OneOf) to the rest."""
+    path, spec, _ = compiled["genaug.yaml"]
+    branches = {}
+    for comp in spec.components.values():
+        for task in (comp.dag.tasks.values() if comp.WhichOneof("implementation") == "dag" else ()):
+            if task.trigger_policy.condition:
+                body = spec.components[task.component_ref.name].dag.tasks
+                branches[task.trigger_policy.condition] = set(body)
+    assert branches == {"int(inputs.parameter_values['pipelinechannel--nodes']) == 1": {"train-generator"},
+                        "!(int(inputs.parameter_values['pipelinechannel--nodes']) == 1)": {"train-generator-trainjob"}}
+    params = spec.root.input_definitions.parameters
+    assert params["nodes"].default_value.number_value == 1
+    assert params["trainer_runtime"].default_value.string_value == "torch-distributed"
+    doc, executors = _docs(path)
+    (label,) = [k for k in doc["deploymentSpec"]["executors"] if k.startswith("exec-train-generator-trainjob")]
+    assert "accelerator" not in doc["deploymentSpec"]["executors"][label]["container"]["resources"]
+    assert "nodeSelector" not in executors[label] and "tolerations" not in executors[label]
+    assert executors[label]["secretAsEnv"]  # S3 keys for the hand-off, by reference
+    # The exit handler knows NODES, to delete the TrainJob of a run that failed or was cancelled.
+    final = spec.root.dag.tasks["record-final-status"]
+    assert final.inputs.parameters["nodes"].component_input_parameter == "nodes"
+    # The rest of the run takes the generator of whichever branch ran.
+    tasks = dict(all_tasks(spec))
+    assert tasks["synthesize"].inputs.artifacts["model"].task_output_artifact.producer_task.startswith(
+        "condition-branches")

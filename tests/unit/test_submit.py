@@ -18,7 +18,9 @@ from tests.conftest import REPO
 from tests.kfp_api_fixture import FakeKfp, KfpApiServer
 
 PARAMS = ["--dataset", "cifar10", "--generator", "ddim", "--profile", "smoke", "--seed", "3"]
-EXPECTED = pipeline_arguments({"dataset": "cifar10", "generator": "ddim", "profile": "smoke", "seed": "3"})
+# The run parameters and NODES (1 unless --nodes says otherwise).
+EXPECTED = {**pipeline_arguments({"dataset": "cifar10", "generator": "ddim", "profile": "smoke", "seed": "3"}),
+            "nodes": 1}
 
 
 @pytest.fixture
@@ -165,6 +167,15 @@ def test_bad_parameters_are_refused_before_any_request(kfp_api, capsys):
     url, state, build = kfp_api
     assert submit.main(["run", "--host", url, "--generator", "stylegan", *build]) == 2
     assert "stylegan" in capsys.readouterr().err and state.requests == []
+    assert submit.main(["run", "--host", url, "--nodes", "0", *build]) == 2
+    assert "NODES=0" in capsys.readouterr().err and state.requests == []
+
+
+def test_nodes_reaches_the_run_as_its_parameter(kfp_api):
+    url, state, build = kfp_api
+    assert submit.main(["run", "--host", url, *PARAMS, "--nodes", "2", *build]) == 0
+    (run,) = state.made("POST", "/runs")
+    assert _params(run.body)["nodes"] == "2"
 
 
 def test_tokens_from_the_environment_or_a_projected_token_file_reach_every_request(kfp_api, monkeypatch,

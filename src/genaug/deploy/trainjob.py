@@ -1,29 +1,24 @@
-"""The TrainJob that trains a generator across nodes on Kubeflow Trainer (issue 25, in progress).
+"""The TrainJob that trains a generator across nodes on Kubeflow Trainer.
 
-Built with the typed models of ``kubeflow-trainer-api`` (2.3.0: TrainJob
+Built with the typed models of ``kubeflow-trainer-api`` 2.3.0 (TrainJob
 ``trainer.kubeflow.org/v1alpha1``), so a misspelt field fails at construction, not in the
-cluster. The job runs the same command a pipeline step runs (``genaug step train_generator
-...``) on the ``torch-distributed`` ClusterTrainingRuntime, whose torchrun gives every node
-``--nnodes``/``--node-rank`` and the rendezvous; each node runs one process per GPU.
+cluster. The job runs the training step (``genaug step train_generator_staged``, which is
+``train_generator`` with its data and outputs in S3) under torchrun on the
+``torch-distributed`` ClusterTrainingRuntime. That runtime's controller sets PET_NNODES,
+PET_NPROC_PER_NODE, PET_NODE_RANK (the pod's Job completion index) and
+PET_MASTER_ADDR/PORT in the trainer container, and torchrun reads each of its flags from
+the PET_-prefixed variable, so the command is ``torchrun -m genaug.cli step ...`` with no
+flags; each node runs one process per GPU (``numProcPerNode``).
 
-Trainer 2.3 patches the runtime's pod template through ``runtimePatches`` (a list of
-patches, each owned by a ``manager``); earlier releases (2.0-2.1) had ``podSpecOverrides``.
-What genaug patches into the runtime's ``node`` job:
-- every node's pods: Istio sidecar injection off (a sidecar keeps a finished pod running
-  and intercepts the rendezvous), and a RAM-backed /dev/shm for NCCL;
-- the node container: the /dev/shm mount.
-Credentials reach the trainer container as environment variables from the same Secrets the
-pipeline's steps use, by reference only.
-
-The torch-distributed runtime's controller sets PET_NNODES, PET_NPROC_PER_NODE,
-PET_NODE_RANK and PET_MASTER_ADDR/PORT in the trainer container; torchrun reads each of its
-flags from the PET_-prefixed variable, so the command is ``torchrun -m genaug.cli step
-...`` with no flags (to confirm against kubeflow/trainer's runtime manifests). The pods carry
-``trainer.kubeflow.org/job-name=<name>``, which the rank-0 log relay selects on.
-
-Still to do for issue 25: the CPU task that submits, watches (state and rank-0 log lines),
-times out and deletes it; the NODES parameter with its dsl.If branch and exit handler; the
-Role rules; docs/kubeflow.md (what Trainer v2.2 changed).
+Trainer 2.2 replaced ``podTemplateOverrides`` with ``runtimePatches`` (a list of patches,
+each owned by a ``manager``); 2.3 is what is pinned. What genaug patches into the runtime's
+``node`` job, on every node's pod:
+- Istio sidecar injection off (a sidecar keeps a finished pod running and intercepts the
+  rendezvous), and the client labels the NetworkPolicies admit to S3 and MLflow;
+- a RAM-backed /dev/shm for NCCL and the DataLoader, mounted in the node container;
+- the GPU nodes' selector and toleration, and the images' non-root user.
+Endpoints and credentials reach the trainer container as environment variables from the
+same ConfigMap and Secrets the pipeline's steps use, by reference only.
 """
 
 from __future__ import annotations
@@ -35,19 +30,35 @@ from kubeflow_trainer_api import models as m
 API_VERSION, KIND = "trainer.kubeflow.org/v1alpha1", "TrainJob"
 RUNTIME_KIND = "ClusterTrainingRuntime"
 DEFAULT_RUNTIME = "torch-distributed"
-NODE_JOB = "node"        # the torch-distributed runtime's replicated job and container
+NODE_JOB = "node"        # the torch-distributed runtime's replicated job and its container
 MANAGER = "genaug.io/pipeline"
 SHM_LIMIT = "8Gi"
 NO_SIDECAR = {"sidecar.istio.io/inject": "false"}
+PART_OF = {"app.kubernetes.io/part-of": "genaug"}
 
 
 @dataclass(frozen=True)
-class SecretEnv:
-    """An environment variable taken from a Secret's key."""
+class EnvRef:
+    """An environment variable taken from a key of a Secret (``kind="secret"``) or a ConfigMap."""
 
     name: str
-    secret: str
+    source: str
     key: str
+    kind: str = "secret"
+
+    def __post_init__(self):
+        if self.kind not in ("secret", "configMap"):
+            raise ValueError(f"an environment reference is to a secret or a configMap, not {self.kind!r}")
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where the nodes' pods go and as whom they run (the pipeline's GPU placement)."""
+
+    node_selector: dict[str, str] = field(default_factory=dict)
+    toleration_key: str = ""
+    run_as_user: int | None = None
+    pod_labels: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -60,9 +71,12 @@ class TrainJobRequest:
     gpus_per_node: int
     runtime: str = DEFAULT_RUNTIME
     gpu_resource: str = "nvidia.com/gpu"
-    env: dict[str, str] = field(default_factory=dict)          # plain values (endpoints)
-    secret_env: list[SecretEnv] = field(default_factory=list)  # credentials, by reference
+    env: list[EnvRef] = field(default_factory=list)
+    placement: Placement = field(default_factory=Placement)
     labels: dict[str, str] = field(default_factory=dict)
+    deadline_s: int | None = None   # activeDeadlineSeconds: the cluster stops the job after this
+    # CPU and memory per node, besides the GPUs: {"requests": {"cpu": "4"}, "limits": {...}}
+    resources: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def __post_init__(self):
         if self.nodes < 1 or self.gpus_per_node < 1:
@@ -70,18 +84,28 @@ class TrainJobRequest:
                              f"gpus_per_node={self.gpus_per_node}")
 
 
-def _env(request: TrainJobRequest) -> list:
-    plain = [m.IoK8sApiCoreV1EnvVar(name=k, value=v) for k, v in sorted(request.env.items())]
-    secret = [m.IoK8sApiCoreV1EnvVar(name=s.name, valueFrom=m.IoK8sApiCoreV1EnvVarSource(
-        secretKeyRef=m.IoK8sApiCoreV1SecretKeySelector(name=s.secret, key=s.key))) for s in request.secret_env]
-    return plain + secret
+def _env(refs: list[EnvRef]) -> list[m.IoK8sApiCoreV1EnvVar]:
+    out = []
+    for ref in refs:
+        source = (m.IoK8sApiCoreV1EnvVarSource(secretKeyRef=m.IoK8sApiCoreV1SecretKeySelector(
+            name=ref.source, key=ref.key)) if ref.kind == "secret" else
+            m.IoK8sApiCoreV1EnvVarSource(configMapKeyRef=m.IoK8sApiCoreV1ConfigMapKeySelector(
+                name=ref.source, key=ref.key)))
+        out.append(m.IoK8sApiCoreV1EnvVar(name=ref.name, valueFrom=source))
+    return out
 
 
-def _node_patch() -> m.TrainerV1alpha1RuntimePatch:
-    """No Istio sidecar and a RAM-backed /dev/shm on every node of the runtime's node job."""
+def _node_patch(placement: Placement) -> m.TrainerV1alpha1RuntimePatch:
+    """Every node's pod of the runtime's node job: see the module's docstring."""
+    labels = {**NO_SIDECAR, **PART_OF, **placement.pod_labels}
+    tolerations = ([m.IoK8sApiCoreV1Toleration(key=placement.toleration_key, operator="Exists", effect="NoSchedule")]
+                   if placement.toleration_key else None)
+    security = (m.IoK8sApiCoreV1PodSecurityContext(runAsUser=placement.run_as_user, runAsGroup=placement.run_as_user,
+                                                   runAsNonRoot=True) if placement.run_as_user is not None else None)
     pod = m.TrainerV1alpha1PodTemplatePatch(
-        metadata=m.IoK8sApimachineryPkgApisMetaV1ObjectMeta(annotations=NO_SIDECAR, labels=NO_SIDECAR),
+        metadata=m.IoK8sApimachineryPkgApisMetaV1ObjectMeta(annotations=NO_SIDECAR, labels=labels),
         spec=m.TrainerV1alpha1PodSpecPatch(
+            nodeSelector=placement.node_selector or None, tolerations=tolerations, securityContext=security,
             volumes=[m.IoK8sApiCoreV1Volume(name="dshm", emptyDir=m.IoK8sApiCoreV1EmptyDirVolumeSource(
                 medium="Memory", sizeLimit=m.IoK8sApimachineryPkgApiResourceQuantity(SHM_LIMIT)))],
             containers=[m.TrainerV1alpha1ContainerPatch(
@@ -94,18 +118,21 @@ def _node_patch() -> m.TrainerV1alpha1RuntimePatch:
 
 def train_job(request: TrainJobRequest) -> m.TrainerV1alpha1TrainJob:
     """The TrainJob object for ``request`` (typed; ``.to_dict()`` is what the API receives)."""
-    gpus = m.IoK8sApimachineryPkgApiResourceQuantity(str(request.gpus_per_node))
+    def quantities(which: str) -> dict:
+        values = {**request.resources.get(which, {}), request.gpu_resource: str(request.gpus_per_node)}
+        return {name: m.IoK8sApimachineryPkgApiResourceQuantity(value) for name, value in values.items()}
+
     return m.TrainerV1alpha1TrainJob(
         apiVersion=API_VERSION, kind=KIND,
         metadata=m.IoK8sApimachineryPkgApisMetaV1ObjectMeta(name=request.name, namespace=request.namespace,
-                                                             labels={"app.kubernetes.io/part-of": "genaug",
-                                                                     **request.labels}),
+                                                             labels={**PART_OF, **request.labels}),
         spec=m.TrainerV1alpha1TrainJobSpec(
             runtimeRef=m.TrainerV1alpha1RuntimeRef(name=request.runtime, kind=RUNTIME_KIND,
                                                    apiGroup=API_VERSION.split("/")[0]),
+            activeDeadlineSeconds=request.deadline_s,
             trainer=m.TrainerV1alpha1Trainer(
                 image=request.image, command=list(request.command), numNodes=request.nodes,
-                numProcPerNode=request.gpus_per_node, env=_env(request),
-                resourcesPerNode=m.IoK8sApiCoreV1ResourceRequirements(limits={request.gpu_resource: gpus},
-                                                                      requests={request.gpu_resource: gpus})),
-            runtimePatches=[_node_patch()]))
+                numProcPerNode=request.gpus_per_node, env=_env(request.env),
+                resourcesPerNode=m.IoK8sApiCoreV1ResourceRequirements(limits=quantities("limits"),
+                                                                      requests=quantities("requests"))),
+            runtimePatches=[_node_patch(request.placement)]))

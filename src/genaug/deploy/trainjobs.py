@@ -1,8 +1,10 @@
-"""Submit, watch and delete TrainJobs through the Kubernetes API (issue 25, in progress).
+"""Submit, watch and delete TrainJobs through the Kubernetes API, and relay rank 0's log.
 
-The pipeline's CPU task uses this with its own ServiceAccount's token: create, get and
-delete on ``trainjobs.trainer.kubeflow.org`` and nothing more. A TrainJob is finished when
-its ``Complete`` or ``Failed`` condition is True (Kubeflow Trainer v2's TrainJob status).
+The pipeline's CPU task uses this with its own ServiceAccount's token (the Role in
+manifests/base/pipeline-access: create, get, watch and delete on
+``trainjobs.trainer.kubeflow.org``; list pods and get pods/log for the relay). A TrainJob
+is finished when its ``Complete`` or ``Failed`` condition is True (Kubeflow Trainer v2's
+TrainJob status).
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ from dataclasses import dataclass
 
 GROUP, VERSION, PLURAL = "trainer.kubeflow.org", "v1alpha1", "trainjobs"
 TERMINAL = ("Complete", "Failed")
+# JobSet names the runtime's node Job <trainjob>-node-0; node rank = the pod's completion index.
+RANK0_SELECTOR = "batch.kubernetes.io/job-name={name}-node-0,batch.kubernetes.io/job-completion-index=0"
+NODE_CONTAINER = "node"
 
 
 class TrainJobError(RuntimeError):
@@ -34,6 +39,47 @@ def state_of(job: dict) -> Outcome | None:
     return None
 
 
+def describe(job: dict) -> str:
+    """Its conditions in one line: ``Created=True (JobSetCreated), ...`` or ``pending``."""
+    conditions = (job.get("status") or {}).get("conditions") or []
+    return ", ".join(f"{c.get('type')}={c.get('status')} ({c.get('reason', '')})" for c in conditions) or "pending"
+
+
+class RankZeroLog:
+    """Rank 0's log lines, each relayed once: call ``relay()`` now and then. Reading logs is
+    a convenience: when the API refuses it, one line says so and the wait goes on."""
+
+    def __init__(self, core_api, namespace: str, job: str, log=print):
+        self.core, self.namespace, self.job, self.log = core_api, namespace, job, log
+        self.last: dict[str, str] = {}   # pod -> timestamp of the last line relayed
+        self.off = False
+
+    def relay(self) -> None:
+        from kubernetes.client.exceptions import ApiException
+
+        if self.off:
+            return
+        try:
+            pods = self.core.list_namespaced_pod(self.namespace, label_selector=RANK0_SELECTOR.format(name=self.job))
+            for pod in sorted(pods.items, key=lambda p: p.metadata.creation_timestamp or 0):
+                if (pod.status.phase or "Pending") != "Pending":
+                    self._relay_pod(pod.metadata.name)
+        except ApiException as err:
+            self.off = True
+            self.log(f"[genaug] rank 0's log is not relayed (the API answered {err.status} {err.reason}); the "
+                     "pipeline's Role needs list on pods and get on pods/log, or read it with kubectl logs")
+
+    def _relay_pod(self, pod: str) -> None:
+        text = self.core.read_namespaced_pod_log(pod, self.namespace, container=NODE_CONTAINER, timestamps=True)
+        last = self.last.get(pod, "")
+        for line in text.splitlines():
+            stamp, _, message = line.partition(" ")
+            if stamp > last:  # RFC 3339 stamps of one pod compare as text
+                self.log(f"[{pod}] {message}")
+                last = stamp
+        self.last[pod] = last
+
+
 class TrainJobs:
     """TrainJobs of one namespace, through kubernetes.client's CustomObjectsApi."""
 
@@ -41,6 +87,7 @@ class TrainJobs:
         from kubernetes import client
 
         self.api = client.CustomObjectsApi(api_client)
+        self.core = client.CoreV1Api(api_client)
         self.namespace = namespace
 
     def _explain(self, err, what: str) -> TrainJobError:
@@ -55,13 +102,45 @@ class TrainJobs:
         return TrainJobError(f"{what}: the Kubernetes API answered {status}: {getattr(err, 'reason', err)}")
 
     def submit(self, job: dict) -> dict:
+        """Create ``job``. A job of that name already there (this task's earlier attempt) is
+        returned as it is, unless it failed: then it is replaced."""
         from kubernetes.client.exceptions import ApiException
 
         name = job["metadata"]["name"]
         try:
             return self.api.create_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, job)
         except ApiException as err:
-            raise self._explain(err, f"submitting TrainJob {name}") from err
+            if err.status != 409:
+                raise self._explain(err, f"submitting TrainJob {name}") from err
+        existing = self.get(name)
+        outcome = state_of(existing)
+        if outcome is None or outcome.state == "Complete":
+            print(f"[genaug] TrainJob {name} exists already ({describe(existing)}): following it", flush=True)
+            return existing
+        print(f"[genaug] TrainJob {name} of an earlier attempt failed ({outcome.reason}); submitting it again",
+              flush=True)
+        self.delete(name)
+        self._gone(name)
+        return self.submit(job)
+
+    def _gone(self, name: str, timeout_s: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while self.exists(name):
+            if time.monotonic() > deadline:
+                raise TrainJobError(f"TrainJob {name} was deleted but still exists after {timeout_s:.0f} s; "
+                                    "look at its finalizers")
+            time.sleep(1.0)
+
+    def exists(self, name: str) -> bool:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            self.api.get_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name)
+            return True
+        except ApiException as err:
+            if err.status == 404:
+                return False
+            raise self._explain(err, f"reading TrainJob {name}") from err
 
     def get(self, name: str) -> dict:
         from kubernetes.client.exceptions import ApiException
@@ -84,24 +163,42 @@ class TrainJobs:
                 return False
             raise self._explain(err, f"deleting TrainJob {name}") from err
 
+    def _changes(self, name: str, window_s: float):
+        """The job's states for up to ``window_s`` seconds (a watch the server ends)."""
+        from kubernetes import watch
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            for event in watch.Watch().stream(self.api.list_namespaced_custom_object, GROUP, VERSION, self.namespace,
+                                              PLURAL, field_selector=f"metadata.name={name}",
+                                              timeout_seconds=max(1, int(window_s))):
+                if event["type"] == "DELETED":
+                    raise TrainJobError(f"TrainJob {name} was deleted while the pipeline waited for it")
+                yield event["object"]
+        except ApiException as err:
+            raise self._explain(err, f"watching TrainJob {name}") from err
+
     def wait(self, name: str, timeout_s: float, poll_s: float = 10.0, log=print) -> Outcome:
-        """Poll until the job finishes; log each change of its conditions. Raises TrainJobError
-        when it failed or when ``timeout_s`` passes (the job is left for the caller to delete)."""
-        deadline, seen = time.monotonic() + timeout_s, None
+        """Watch until the job finishes, logging each change of its conditions and rank 0's
+        new log lines. Raises TrainJobError when it failed or ``timeout_s`` passed (the job is
+        left for the caller to delete)."""
+        deadline, seen, relay = time.monotonic() + timeout_s, None, RankZeroLog(self.core, self.namespace, name, log)
+        job = self.get(name)
         while True:
-            job = self.get(name)
-            conditions = [(c.get("type"), c.get("status"), c.get("reason")) for c in
-                          (job.get("status") or {}).get("conditions") or []]
-            if conditions != seen:
-                log(f"[genaug] TrainJob {name}: " + (", ".join(f"{t}={s} ({r})" for t, s, r in conditions) or "pending"))
-                seen = conditions
+            if describe(job) != seen:
+                seen = describe(job)
+                log(f"[genaug] TrainJob {name}: {seen}")
+            relay.relay()
             outcome = state_of(job)
             if outcome and outcome.state == "Complete":
                 return outcome
             if outcome:
                 raise TrainJobError(f"TrainJob {name} failed ({outcome.reason}): {outcome.message}")
-            if time.monotonic() >= deadline:
-                raise TrainJobError(f"TrainJob {name} did not finish within {timeout_s:.0f} s; raise the timeout or "
-                                    "look at its pods (kubectl -n {0} get pods -l jobset.sigs.k8s.io/jobset-name={1})"
-                                    .format(self.namespace, name))
-            time.sleep(poll_s)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TrainJobError(f"TrainJob {name} did not finish within {timeout_s:.0f} s; raise the timeout "
+                                    f"(TRAINJOB_TIMEOUT_H) or look at its pods: kubectl -n {self.namespace} get pods "
+                                    f"-l jobset.sigs.k8s.io/jobset-name={name}")
+            for job in self._changes(name, min(poll_s, left)):
+                if describe(job) != seen or state_of(job):
+                    break

@@ -11,6 +11,8 @@ import importlib
 STEP_NAMES = ("resolve_config", "start_tracking", "data_version", "prepare_data", "train_generator", "synthesize",
               "train_classifier", "evaluate", "fid_reference", "evaluate_generator", "export_generator",
               "export_classifier", "promote", "report", "final_status",
+              # NODES > 1: the CPU task that runs a TrainJob, and what its nodes run
+              "train_generator_trainjob", "train_generator_staged",
               # the augmentation experiment (pipelines/experiment_pipeline.py)
               "plan_experiment", "filter_synthetic", "bundle_arms", "run_config", "summarize_experiment")
 

@@ -1,0 +1,92 @@
+"""Train the generator across nodes as a Kubeflow Trainer TrainJob (the pipeline's NODES > 1).
+
+A CPU task runs this: it stages the prepared dataset in S3 (genaug.steps.handoff), submits
+a TrainJob whose every node runs ``torchrun -m genaug.cli step train_generator_staged``
+(train_generator itself, with the run's own sections), watches it while relaying its
+conditions and rank 0's log lines, and once it completes takes the generator rank 0
+published and writes it where the in-pod step writes its own. The downstream steps cannot
+tell the two apart. When the job fails or the timeout passes the job is deleted (its GPUs
+freed) and the step fails; the pipeline's exit handler deletes it when the run is
+cancelled (genaug.steps.final_status).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+
+from genaug.deploy.trainjob import EnvRef, Placement, TrainJobRequest, train_job
+from genaug.params import load_options
+from genaug.steps import handoff
+from genaug.steps.gpus import step_target
+
+DEFAULT_TIMEOUT_H = 48.0
+NAME_PREFIX = "genaug-train-"
+
+
+def job_name(pipeline_run_id: str) -> str:
+    """The TrainJob of one pipeline run: the same for every attempt of its task and for the
+    exit handler, and a valid DNS-1035 label (JobSet adds -node-0-0-xxxxx to pod names)."""
+    return NAME_PREFIX + hashlib.sha256(pipeline_run_id.encode()).hexdigest()[:12]
+
+
+def node_command(staging: str, data_sha256: str, parent_run_id: str, run) -> list[str]:
+    """What every node runs; torchrun takes --nnodes, --node-rank, --nproc-per-node and the
+    master's address from the PET_* variables the torch-distributed runtime sets."""
+    return ["torchrun", *step_target("train_generator_staged", {
+        "staging": staging, "data_sha256": data_sha256, "parent_run_id": parent_run_id,
+        "generator": run.generator, "seed": run.seed, "gan": run.gan, "diffusion": run.diffusion,
+        "sampler": run.sampler})]
+
+
+def request_for(name: str, namespace: str, command: list[str], nodes: int, gpus_per_node: int, runtime: str,
+                timeout_h: float, job: dict) -> TrainJobRequest:
+    """The TrainJobRequest; ``job`` is the pipeline's compiled-in part (pipelines/placement.py
+    trainjob_settings): image, gpu_resource, env references, placement, resources."""
+    placement = job.get("placement") or {}
+    return TrainJobRequest(
+        name=name, namespace=namespace, image=job["image"], command=command, nodes=nodes,
+        gpus_per_node=gpus_per_node, runtime=runtime, gpu_resource=job.get("gpu_resource", "nvidia.com/gpu"),
+        env=[EnvRef(**ref) for ref in job.get("env", [])],
+        placement=Placement(node_selector=placement.get("node_selector", {}),
+                            toleration_key=placement.get("toleration_key", ""),
+                            run_as_user=placement.get("run_as_user"), pod_labels=placement.get("pod_labels", {})),
+        labels={"genaug.io/pipeline-run": name.removeprefix(NAME_PREFIX)},
+        deadline_s=int(timeout_h * 3600) + 600, resources=job.get("resources", {}))
+
+
+def train_generator_trainjob(data_path: str, options_path: str, out_path: str, html_path: str = "",
+                             parent_run_id: str = "", pipeline_run_id: str = "", *, nodes: int, gpus_per_node: int,
+                             job: dict, runtime: str = "torch-distributed", timeout_hours: float = DEFAULT_TIMEOUT_H,
+                             poll_s: float = 10.0) -> dict:
+    """Train the run's generator (``options_path``: run_options.json) on ``nodes`` nodes of
+    ``gpus_per_node`` GPUs on the ``runtime`` ClusterTrainingRuntime; write it to
+    ``out_path`` and its sample page to ``html_path``, as train_generator does. ``job``: see
+    request_for. Returns train_generator's metadata and the TrainJob's name and shape."""
+    from genaug.deploy.cluster import connect
+    from genaug.deploy.trainjobs import TrainJobError, TrainJobs
+    from genaug.services.store import Store
+
+    if nodes < 2:
+        raise ValueError(f"NODES={nodes}: a TrainJob is for 2 or more nodes; NODES=1 trains in the pipeline's pod")
+    if timeout_hours <= 0:
+        raise ValueError(f"TrainJob timeout {timeout_hours} h must be > 0 hours")
+    run = load_options(options_path)
+    name = job_name(pipeline_run_id or parent_run_id)
+    api_client, namespace = connect()
+    jobs, store, staging = TrainJobs(api_client, namespace), Store(), handoff.prefix(name)
+    data_sha256 = handoff.stage_data(store, staging, data_path)
+    command = node_command(staging, data_sha256, parent_run_id, run)
+    request = request_for(name, namespace, command, nodes, gpus_per_node, runtime, timeout_hours, job)
+    say = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731  the KFP task's log
+    say(f"[genaug] TrainJob {namespace}/{name}: {nodes} nodes x {gpus_per_node} GPUs on runtime {runtime!r}")
+    jobs.submit(train_job(request).to_dict())
+    try:
+        jobs.wait(name, timeout_s=timeout_hours * 3600, poll_s=poll_s, log=say)
+    except TrainJobError:
+        if jobs.delete(name):
+            say(f"[genaug] TrainJob {name} deleted: its GPUs are free")
+        raise
+    meta = handoff.collect(store, staging, out_path, html_path)
+    handoff.drop_data(store, staging)
+    return {**meta, "trainjob": name, "nodes": nodes, "gpus_per_node": gpus_per_node}
