@@ -145,7 +145,8 @@ def trainjob_settings() -> dict:
             for key, var in SERVICE_ENV.items() if "TRITON" not in key] +
            [{"name": var, "source": secret, "key": key} for secret, table in
             ((settings.S3_SECRET, SECRET_ENV), (settings.MLFLOW_SECRET, MLFLOW_SECRET_ENV)) for key, var in table.items()])
-    return {"image": settings.IMAGE if settings.GPU_STEPS else settings.CPU_IMAGE, "env": env,
+    values = {"GENAUG_BATCH_PER_GPU": settings.BATCH_PER_GPU} if settings.BATCH_PER_GPU else {}
+    return {"image": settings.IMAGE if settings.GPU_STEPS else settings.CPU_IMAGE, "env": env, "values": values,
             "placement": {"node_selector": {label: value} if settings.GPU_STEPS else {},
                           "toleration_key": settings.GPU_TOLERATION_KEY if settings.GPU_STEPS else "",
                           "run_as_user": settings.RUN_AS_UID,

@@ -53,6 +53,9 @@ class NodeRunner:
                "PET_NNODES": str(trainer["numNodes"]), "PET_NPROC_PER_NODE": str(trainer["numProcPerNode"]),
                "PET_NODE_RANK": str(rank), "PET_MASTER_ADDR": "127.0.0.1", "PET_MASTER_PORT": str(port)}
         for var in trainer.get("env", []):
+            if "value" in var:
+                env[var["name"]] = var["value"]
+                continue
             ref = var["valueFrom"]
             source = ref.get("secretKeyRef") or ref.get("configMapKeyRef")
             values = (self.secrets if "secretKeyRef" in ref else self.config_maps)[source["name"]]

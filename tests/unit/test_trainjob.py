@@ -25,6 +25,7 @@ def test_two_nodes_of_eight_gpus_on_the_torch_runtime_with_no_sidecar_and_a_ram_
     assert "--nnodes" not in " ".join(trainer["command"])
     env = {e["name"]: e for e in trainer["env"]}
     assert all("value" not in e for e in env.values())  # every value by reference: no secret in the object
+    assert "GENAUG_BATCH_PER_GPU" not in env  # unset at compile time: each GPU its whole share
     assert env["GENAUG_S3_SECRET_KEY"]["valueFrom"]["secretKeyRef"] == {"name": settings.S3_SECRET,
                                                                         "key": "GENAUG_S3_SECRET_KEY"}
     assert env["MLFLOW_TRACKING_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
@@ -65,3 +66,10 @@ def test_the_preview_prints_the_object_and_names_a_bad_parameter(capsys):
     assert main(["--nodes", "2", "--gpus-per-node", "8", "--generator", "ddim"]) == 0
     assert yaml.safe_load(capsys.readouterr().out)["spec"]["trainer"]["numNodes"] == 2
     assert main(["--nodes", "0"]) == 2 and "at least one node" in capsys.readouterr().err
+
+
+def test_a_compiled_in_batch_per_gpu_reaches_every_node(monkeypatch):
+    monkeypatch.setattr(settings, "BATCH_PER_GPU", "16")
+    job = preview({"generator": "ddim", "profile": "smoke"}, nodes=2, gpus_per_node=8)
+    env = {e["name"]: e for e in job["spec"]["trainer"]["env"]}
+    assert env["GENAUG_BATCH_PER_GPU"] == {"name": "GENAUG_BATCH_PER_GPU", "value": "16"}

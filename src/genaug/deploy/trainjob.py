@@ -72,6 +72,7 @@ class TrainJobRequest:
     runtime: str = DEFAULT_RUNTIME
     gpu_resource: str = "nvidia.com/gpu"
     env: list[EnvRef] = field(default_factory=list)
+    values: dict[str, str] = field(default_factory=dict)   # plain settings, never a secret
     placement: Placement = field(default_factory=Placement)
     labels: dict[str, str] = field(default_factory=dict)
     deadline_s: int | None = None   # activeDeadlineSeconds: the cluster stops the job after this
@@ -84,8 +85,8 @@ class TrainJobRequest:
                              f"gpus_per_node={self.gpus_per_node}")
 
 
-def _env(refs: list[EnvRef]) -> list[m.IoK8sApiCoreV1EnvVar]:
-    out = []
+def _env(refs: list[EnvRef], values: dict[str, str]) -> list[m.IoK8sApiCoreV1EnvVar]:
+    out = [m.IoK8sApiCoreV1EnvVar(name=name, value=value) for name, value in sorted(values.items())]
     for ref in refs:
         source = (m.IoK8sApiCoreV1EnvVarSource(secretKeyRef=m.IoK8sApiCoreV1SecretKeySelector(
             name=ref.source, key=ref.key)) if ref.kind == "secret" else
@@ -132,7 +133,7 @@ def train_job(request: TrainJobRequest) -> m.TrainerV1alpha1TrainJob:
             activeDeadlineSeconds=request.deadline_s,
             trainer=m.TrainerV1alpha1Trainer(
                 image=request.image, command=list(request.command), numNodes=request.nodes,
-                numProcPerNode=request.gpus_per_node, env=_env(request.env),
+                numProcPerNode=request.gpus_per_node, env=_env(request.env, request.values),
                 resourcesPerNode=m.IoK8sApiCoreV1ResourceRequirements(limits=quantities("limits"),
                                                                       requests=quantities("requests"))),
             runtimePatches=[_node_patch(request.placement)]))

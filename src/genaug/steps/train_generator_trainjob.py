@@ -42,12 +42,12 @@ def node_command(staging: str, data_sha256: str, parent_run_id: str, run) -> lis
 def request_for(name: str, namespace: str, command: list[str], nodes: int, gpus_per_node: int, runtime: str,
                 timeout_h: float, job: dict) -> TrainJobRequest:
     """The TrainJobRequest; ``job`` is the pipeline's compiled-in part (pipelines/placement.py
-    trainjob_settings): image, gpu_resource, env references, placement, resources."""
+    trainjob_settings): image, gpu_resource, env references, plain values, placement, resources."""
     placement = job.get("placement") or {}
     return TrainJobRequest(
         name=name, namespace=namespace, image=job["image"], command=command, nodes=nodes,
         gpus_per_node=gpus_per_node, runtime=runtime, gpu_resource=job.get("gpu_resource", "nvidia.com/gpu"),
-        env=[EnvRef(**ref) for ref in job.get("env", [])],
+        env=[EnvRef(**ref) for ref in job.get("env", [])], values=job.get("values", {}),
         placement=Placement(node_selector=placement.get("node_selector", {}),
                             toleration_key=placement.get("toleration_key", ""),
                             run_as_user=placement.get("run_as_user"), pod_labels=placement.get("pod_labels", {})),
