@@ -81,7 +81,7 @@ def train_generator(data: Input[Dataset], options: Input[Artifact], parent_run_i
 
 @component
 def train_generator_trainjob(data: Input[Dataset], options: Input[Artifact], parent_run_id: str,
-                             pipeline_run_id: str, nodes: int, gpus_per_node: int, gpu_resource: str, runtime: str,
+                             run_uid: str, nodes: int, gpus_per_node: int, gpu_resource: str, runtime: str,
                              timeout_hours: float, job: dict, model: Output[Model], samples: Output[HTML]):
     """NODES > 1: train the generator as a Kubeflow Trainer TrainJob of ``nodes`` nodes and
     hand it on as train_generator does. A CPU task: the GPUs are the TrainJob's."""
@@ -89,7 +89,7 @@ def train_generator_trainjob(data: Input[Dataset], options: Input[Artifact], par
 
     model.metadata.update(get("train_generator_trainjob")(
         data.path, options.path, model.path, samples.path, parent_run_id=parent_run_id,
-        pipeline_run_id=pipeline_run_id, nodes=nodes, gpus_per_node=gpus_per_node, runtime=runtime,
+        run_uid=run_uid, nodes=nodes, gpus_per_node=gpus_per_node, runtime=runtime,
         timeout_hours=timeout_hours, job={**job, "gpu_resource": gpu_resource}))
 
 
@@ -271,9 +271,10 @@ def report(options: Input[Artifact], run: Input[Artifact], data: Input[Dataset],
 
 
 @component
-def record_final_status(pipeline_run_id: str, status: dsl.PipelineTaskFinalStatus, nodes: int = 1):
+def record_final_status(pipeline_run_id: str, status: dsl.PipelineTaskFinalStatus, nodes: int = 1,
+                        run_uid: str = ""):
     """The exit handler: tag the MLflow runs with how the pipeline run ended, also on failure;
     with NODES > 1, delete the run's TrainJob unless the run succeeded."""
     from genaug.steps import get
 
-    get("final_status")(pipeline_run_id, status.state, status.error_message or "", nodes=nodes)
+    get("final_status")(pipeline_run_id, status.state, status.error_message or "", nodes=nodes, run_uid=run_uid)

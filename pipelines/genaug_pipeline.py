@@ -61,7 +61,8 @@ def genaug_pipeline(
     # The run's parameters (genaug.params.PARAMETERS) go to resolve_config as one dict; the
     # signature above is KFP's copy of that list (tests/unit/test_params.py checks they agree).
     parameters = {name: value for name, value in locals().items() if name in BY_NAME}
-    final = steps.record_final_status(pipeline_run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER, nodes=nodes)
+    final = steps.record_final_status(pipeline_run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER, nodes=nodes,
+                                      run_uid=dsl.PIPELINE_JOB_ID_PLACEHOLDER)
     final.set_display_name("record final status in MLflow")
     with dsl.ExitHandler(final, name="genaug run"):
         resolved = steps.resolve_config(parameters=parameters)
@@ -84,7 +85,7 @@ def genaug_pipeline(
         with dsl.Else(name="several nodes"):
             across = steps.train_generator_trainjob(
                 data=data.outputs["data"], options=options, parent_run_id=parent,
-                pipeline_run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER, nodes=nodes, gpus_per_node=accelerator_count,
+                run_uid=dsl.PIPELINE_JOB_ID_PLACEHOLDER, nodes=nodes, gpus_per_node=accelerator_count,
                 gpu_resource=accelerator_type, runtime=trainer_runtime, timeout_hours=trainjob_timeout_hours,
                 job=placement.trainjob_settings()).set_display_name("train generator (Kubeflow Trainer TrainJob)")
         generator_model = dsl.OneOf(in_pod.outputs["model"], across.outputs["model"])

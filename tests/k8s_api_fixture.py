@@ -25,11 +25,20 @@ import re
 import socket
 import subprocess
 import threading
+import types
+import typing
 import urllib.parse
 from dataclasses import dataclass, field
 
 from tests.http_stand_in import Handler, LoopbackServer
 
+# What the TrainJob CRD and Trainer's validating webhook refuse that the typed models accept
+# (they ignore unknown fields): a name that is no DNS-1035 label, torchrun's reserved
+# variables (kubeflow/trainer pkg/constants TorchRunReservedEnvNames), a patch of a container
+# the torch-distributed runtime does not have.
+DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+RESERVED_ENV = {"PET_NNODES", "PET_NPROC_PER_NODE", "PET_NODE_RANK", "PET_MASTER_ADDR", "PET_MASTER_PORT"}
+RUNTIME_CONTAINERS = {"node": {"node"}}   # torch-distributed: replicated job -> its containers
 JOBS = re.compile(r"^/apis/trainer\.kubeflow\.org/v1alpha1/namespaces/([^/]+)/trainjobs(?:/([^/]+))?$")
 PODS = re.compile(r"^/api/v1/namespaces/([^/]+)/pods(?:/([^/]+)(/log)?)?$")
 
@@ -89,6 +98,8 @@ class FakeCluster:
     final: str = "Complete"                          # scripted end: Complete | Failed | "" (never)
     reads_to_finish: int = 3
     runner: NodeRunner | None = None                 # really run the nodes instead
+    watch_failures: list = field(default_factory=list)  # HTTP codes the next watches answer, in turn
+    deleted_while_watched: bool = False              # the next watch reports the job DELETED
     requests: list = field(default_factory=list)     # (method, path, query, body)
     access: list = field(default_factory=list)       # (verb, resource) of each request: what RBAC sees
     jobs: dict = field(default_factory=dict)         # name -> object
@@ -142,6 +153,46 @@ class FakeCluster:
         return out
 
 
+def unknown_fields(model, data, path: str = "") -> list[str]:
+    """The keys of ``data`` that ``model`` (a kubeflow-trainer-api pydantic model, or a type
+    built of them) has no field for: what the models would drop without a word."""
+    from pydantic import BaseModel
+
+    origin, args = typing.get_origin(model), typing.get_args(model)
+    if origin in (typing.Union, types.UnionType):
+        return unknown_fields(next(a for a in args if a is not type(None)), data, path)
+    if origin is list and isinstance(data, list):
+        return [u for i, item in enumerate(data) for u in unknown_fields(args[0], item, f"{path}[{i}]")]
+    if origin is dict and isinstance(data, dict):
+        return [u for k, v in data.items() for u in unknown_fields(args[1], v, f"{path}.{k}")]
+    if isinstance(model, type) and issubclass(model, BaseModel) and isinstance(data, dict) \
+            and "root" not in model.model_fields:
+        fields = {(f.alias or name): f for name, f in model.model_fields.items()}
+        return [u for key, value in data.items()
+                for u in ([f"{path}.{key}"] if key not in fields else
+                          unknown_fields(fields[key].annotation, value, f"{path}.{key}"))]
+    return []
+
+
+def refusals(body: dict) -> list[str]:
+    """Why the API server (schema, CEL rules, Trainer's webhook) would refuse ``body``."""
+    from kubeflow_trainer_api.models import TrainerV1alpha1TrainJob
+
+    TrainerV1alpha1TrainJob.from_dict(body)  # the typed model: wrong types raise here
+    out = [f"unknown field {u}" for u in unknown_fields(TrainerV1alpha1TrainJob, body)]
+    name = body["metadata"]["name"]
+    if len(name) > 63 or not DNS_1035.match(name):
+        out.append(f"metadata.name {name!r} is not a DNS-1035 label of at most 63 characters")
+    env = {e["name"] for e in body["spec"]["trainer"].get("env", [])}
+    out += [f"spec.trainer.env must not have reserved envs: {n}" for n in sorted(env & RESERVED_ENV)]
+    for patch in body["spec"].get("runtimePatches", []):
+        for job in patch["trainingRuntimeSpec"]["template"]["spec"]["replicatedJobs"]:
+            containers = {c["name"] for c in job["template"]["spec"]["template"]["spec"].get("containers", [])}
+            if job["name"] not in RUNTIME_CONTAINERS or containers - RUNTIME_CONTAINERS[job["name"]]:
+                out.append(f"runtimePatches: the runtime has no job/container {job['name']}/{sorted(containers)}")
+    return out
+
+
 def _access(method: str, path: str, query: dict) -> tuple[str, str]:
     """The RBAC (verb, resource) of a request."""
     jobs, pods = JOBS.match(path), PODS.match(path)
@@ -177,9 +228,9 @@ def _handler(fake: FakeCluster):
 
         def _jobs(self, verb, name, query, body):
             if verb == "create":
-                from kubeflow_trainer_api.models import TrainerV1alpha1TrainJob
-
-                TrainerV1alpha1TrainJob.from_dict(body)  # the real schema, typed: a bad field raises here
+                problems = refusals(body)
+                if problems:
+                    return self._status(422, "Invalid: " + "; ".join(problems))
                 name = body["metadata"]["name"]
                 if name in fake.jobs:
                     return self._status(409, "AlreadyExists")
@@ -187,8 +238,11 @@ def _handler(fake: FakeCluster):
                 fake.created(name)
                 return self.reply(201, body)
             if verb == "watch":
+                if fake.watch_failures:
+                    return self._status(fake.watch_failures.pop(0), "ServiceUnavailable")
                 name = query.get("fieldSelector", "").removeprefix("metadata.name=")
-                events = [{"type": "MODIFIED", "object": fake.view(name)}] if name in fake.jobs else []
+                kind = "DELETED" if fake.deleted_while_watched else "MODIFIED"
+                events = [{"type": kind, "object": fake.view(name)}] if name in fake.jobs else []
                 return self.reply(200, "".join(json.dumps(e) + "\n" for e in events))
             if name not in fake.jobs:
                 return self._status(404, "NotFound")

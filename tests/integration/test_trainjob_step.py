@@ -60,7 +60,7 @@ def test_two_nodes_train_and_the_task_hands_on_rank_0s_generator(cluster, tmp_pa
     parent = get("start_tracking")("fashion_mnist", "dcgan", "cnn", "smoke", 0, 0.5, RUN_ID)["parent_run_id"]
     model, page = tmp_path / "model.pt", tmp_path / "samples.html"
     meta = get("train_generator_trainjob")(data, options, str(model), str(page), parent_run_id=parent,
-                                            pipeline_run_id=RUN_ID, nodes=2, gpus_per_node=1, poll_s=0.2,
+                                            run_uid=RUN_ID, nodes=2, gpus_per_node=1, poll_s=0.2,
                                             job={**placement.trainjob_settings(), "gpu_resource": "nvidia.com/gpu"})
     name = job_name(RUN_ID)
     assert (meta["trainjob"], meta["nodes"]) == (name, 2)
@@ -78,7 +78,7 @@ def test_two_nodes_train_and_the_task_hands_on_rank_0s_generator(cluster, tmp_pa
                                         ("delete", "trainjobs"), ("list", "pods"), ("get", "pods/log")}
 
 
-def test_a_failing_node_fails_the_task_deletes_the_job_and_the_exit_handler_finds_none(cluster, tmp_path):
+def test_a_failing_node_or_a_timeout_fails_the_task_and_deletes_the_job(cluster, tmp_path):
     data, options = _inputs(tmp_path)
     job = {**placement.trainjob_settings(), "gpu_resource": "nvidia.com/gpu"}
     cluster.fake.runner.secrets[settings.S3_SECRET] = {"GENAUG_S3_ACCESS_KEY": "nobody",
@@ -86,9 +86,14 @@ def test_a_failing_node_fails_the_task_deletes_the_job_and_the_exit_handler_find
     from genaug.deploy.trainjobs import TrainJobError
 
     with pytest.raises(TrainJobError, match="failed"):
-        get("train_generator_trainjob")(data, options, str(tmp_path / "m.pt"), "", pipeline_run_id=RUN_ID + "-bad",
+        get("train_generator_trainjob")(data, options, str(tmp_path / "m.pt"), "", run_uid=RUN_ID + "-bad",
                                         nodes=2, gpus_per_node=1, poll_s=0.2, job=job)
     assert cluster.fake.deleted == [job_name(RUN_ID + "-bad")]
+    cluster.fake.runner, cluster.fake.final = None, ""  # a job that never ends
+    with pytest.raises(TrainJobError, match="did not finish within 1 s"):
+        get("train_generator_trainjob")(data, options, str(tmp_path / "m.pt"), "", run_uid=RUN_ID + "-slow",
+                                        nodes=2, gpus_per_node=1, poll_s=0.2, job=job, timeout_hours=1 / 3600)
+    assert cluster.fake.deleted[-1] == job_name(RUN_ID + "-slow") and not (tmp_path / "m.pt").exists()
 
 
 def test_a_cancelled_run_deletes_its_trainjob_in_the_exit_handler(cluster):
@@ -99,7 +104,7 @@ def test_a_cancelled_run_deletes_its_trainjob_in_the_exit_handler(cluster):
     name = job_name(RUN_ID + "-cancelled")
     TrainJobs(cluster.api_client(), "team-a").submit(
         train_job(TrainJobRequest(name, "team-a", settings.IMAGE, ["torchrun"], 2, 8)).to_dict())
-    get("final_status")(RUN_ID + "-cancelled", "CANCELLED", nodes=2)
+    get("final_status")("genaug-run-display-name", "CANCELLED", nodes=2, run_uid=RUN_ID + "-cancelled")
     assert cluster.fake.deleted == [name]
-    get("final_status")(RUN_ID + "-ok", "SUCCEEDED", nodes=2)  # a run that succeeded leaves its job be
-    assert cluster.fake.deleted == [name]
+    get("final_status")("genaug-run-display-name", "SUCCEEDED", nodes=2, run_uid=RUN_ID + "-ok")
+    assert cluster.fake.deleted == [name]  # a run that succeeded leaves its completed job be

@@ -330,6 +330,9 @@ def test_nodes_chooses_between_the_pod_and_a_trainjob_task_that_holds_no_gpu(com
     # The exit handler knows NODES, to delete the TrainJob of a run that failed or was cancelled.
     final = spec.root.dag.tasks["record-final-status"]
     assert final.inputs.parameters["nodes"].component_input_parameter == "nodes"
+    # Both name the TrainJob by the run's UUID: a display name repeats from run to run.
+    for task in (final, dict(all_tasks(spec))["train-generator-trainjob"]):
+        assert task.inputs.parameters["run_uid"].runtime_value.constant.string_value == "{{$.pipeline_job_uuid}}"
     # The rest of the run takes the generator of whichever branch ran.
     tasks = dict(all_tasks(spec))
     assert tasks["synthesize"].inputs.artifacts["model"].task_output_artifact.producer_task.startswith(

@@ -73,3 +73,17 @@ def test_a_compiled_in_batch_per_gpu_reaches_every_node(monkeypatch):
     job = preview({"generator": "ddim", "profile": "smoke"}, nodes=2, gpus_per_node=8)
     env = {e["name"]: e for e in job["spec"]["trainer"]["env"]}
     assert env["GENAUG_BATCH_PER_GPU"] == {"name": "GENAUG_BATCH_PER_GPU", "value": "16"}
+
+
+def test_sigterm_while_waiting_raises_so_that_the_job_is_deleted_on_the_way_out():
+    """KFP cancels a run by stopping its pods: SIGTERM, then a grace period."""
+    import os
+    import signal
+
+    from genaug.steps.train_generator_trainjob import Terminated, sigterm_raises
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(Terminated), sigterm_raises():
+        os.kill(os.getpid(), signal.SIGTERM)
+        signal.sigtimedwait([], 1.0) if hasattr(signal, "sigtimedwait") else None
+    assert signal.getsignal(signal.SIGTERM) is before

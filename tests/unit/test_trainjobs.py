@@ -73,3 +73,30 @@ def test_a_log_the_role_may_not_read_is_said_once_and_the_wait_goes_on(cluster):
     jobs.submit(_job())
     assert jobs.wait("gen-abc", timeout_s=30, poll_s=0.01, log=lines.append).state == "Complete"
     assert sum("is not relayed (the API answered 403" in line for line in lines) == 1
+
+
+def test_a_dropped_watch_is_retried_and_a_deleted_job_ends_the_wait(cluster, monkeypatch):
+    from genaug.deploy import trainjobs
+
+    monkeypatch.setattr(trainjobs, "RETRY_S", 0.01)
+    jobs, lines = TrainJobs(cluster.api_client(), "kubeflow"), []
+    jobs.submit(_job())
+    cluster.fake.watch_failures = [503, 500]
+    assert jobs.wait("gen-abc", timeout_s=30, poll_s=0.01, log=lines.append).state == "Complete"
+    assert sum("failed for now" in line for line in lines) == 2 and not cluster.fake.watch_failures
+    jobs.submit(_job("other"))
+    cluster.fake.deleted_while_watched, cluster.fake.final = True, ""
+    with pytest.raises(TrainJobError, match="other was deleted while the pipeline waited"):
+        jobs.wait("other", timeout_s=30, poll_s=0.01)
+
+
+def test_what_the_api_server_would_refuse_is_refused_by_the_stand_in_too(cluster):
+    """The typed models drop unknown fields without a word; the stand-in does not."""
+    jobs, job = TrainJobs(cluster.api_client(), "kubeflow"), _job("Bad_Name")
+    job["spec"]["trainer"]["numNodez"] = 3
+    job["spec"]["trainer"]["env"] = [{"name": "PET_NNODES", "value": "2"}]
+    with pytest.raises(TrainJobError, match="refused the object") as err:
+        jobs.submit(job)
+    for problem in ("unknown field .spec.trainer.numNodez", "'Bad_Name' is not a DNS-1035 label",
+                    "reserved envs: PET_NNODES"):
+        assert problem in str(err.value)

@@ -1,8 +1,10 @@
 """The TrainJob that trains a generator across nodes on Kubeflow Trainer.
 
 Built with the typed models of ``kubeflow-trainer-api`` 2.3.0 (TrainJob
-``trainer.kubeflow.org/v1alpha1``), so a misspelt field fails at construction, not in the
-cluster. The job runs the training step (``genaug step train_generator_staged``, which is
+``trainer.kubeflow.org/v1alpha1``): a value of the wrong type fails at construction. The
+models ignore unknown fields, so the tests also check every key of the object against the
+models' fields, and the name and variables against the CRD's and Trainer's webhook's rules
+(tests/k8s_api_fixture.py ``refusals``). The job runs the training step (``genaug step train_generator_staged``, which is
 ``train_generator`` with its data and outputs in S3) under torchrun on the
 ``torch-distributed`` ClusterTrainingRuntime. That runtime's controller sets PET_NNODES,
 PET_NPROC_PER_NODE, PET_NODE_RANK (the pod's Job completion index) and

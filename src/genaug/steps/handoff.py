@@ -38,20 +38,26 @@ def fetch_data(store, where: str, dest: str | Path, sha256: str) -> None:
     store.get_file(BUCKET, f"{where}/{DATA}", dest, expected_sha256=sha256 or None)
 
 
-def publish(store, where: str, model: str | Path, samples: str | Path, meta: dict) -> None:
-    """Rank 0's outputs; result.json last, naming the others' hashes."""
-    result = {"meta": meta, "model_sha256": store.put_file(BUCKET, f"{where}/{MODEL}", model)}
+def publish(store, where: str, model: str | Path, samples: str | Path, meta: dict, data_sha256: str) -> None:
+    """Rank 0's outputs; result.json last, naming the others' hashes and the dataset's."""
+    result = {"meta": meta, "data_sha256": data_sha256,
+              "model_sha256": store.put_file(BUCKET, f"{where}/{MODEL}", model)}
     if Path(samples).is_file():
         result["samples_sha256"] = store.put_file(BUCKET, f"{where}/{SAMPLES}", samples)
     store.put_json(BUCKET, f"{where}/{RESULT}", result)
 
 
-def collect(store, where: str, model: str | Path, samples: str | Path) -> dict:
-    """Download rank 0's outputs to ``model`` and ``samples``; return the training metadata."""
+def collect(store, where: str, model: str | Path, samples: str | Path, data_sha256: str) -> dict:
+    """Download rank 0's outputs to ``model`` and ``samples``; return the training metadata.
+    A result of another dataset than the one this task staged is refused."""
     if not store.exists(BUCKET, f"{where}/{RESULT}"):
         raise HandoffError(f"the TrainJob completed but s3://{BUCKET}/{where}/{RESULT} does not exist: rank 0 "
                            "published no generator; read its log (kubectl logs) for why")
     result = json.loads(store.get_bytes(BUCKET, f"{where}/{RESULT}"))
+    if result.get("data_sha256") != data_sha256:
+        raise HandoffError(f"s3://{BUCKET}/{where}/{RESULT} is of a generator trained on dataset "
+                           f"{result.get('data_sha256')}, not on the one this task staged ({data_sha256}); "
+                           "rerun the run")
     store.get_file(BUCKET, f"{where}/{MODEL}", model, expected_sha256=result["model_sha256"])
     if result.get("samples_sha256") and samples:
         store.get_file(BUCKET, f"{where}/{SAMPLES}", samples, expected_sha256=result["samples_sha256"])

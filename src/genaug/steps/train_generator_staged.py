@@ -27,5 +27,5 @@ def train_generator_staged(staging: str, data_sha256: str, parent_run_id: str = 
         meta = train_generator(str(data), str(model), str(samples), parent_run_id, generator=generator, seed=seed,
                                gan=gan, diffusion=diffusion, sampler=sampler)
         if World.from_env().main:
-            handoff.publish(store, staging, model, samples, meta)
+            handoff.publish(store, staging, model, samples, meta, data_sha256)
     return meta

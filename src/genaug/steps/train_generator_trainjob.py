@@ -12,8 +12,11 @@ cancelled (genaug.steps.final_status).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import signal
 import sys
+import threading
 
 from genaug.deploy.trainjob import EnvRef, Placement, TrainJobRequest, train_job
 from genaug.params import load_options
@@ -24,10 +27,33 @@ DEFAULT_TIMEOUT_H = 48.0
 NAME_PREFIX = "genaug-train-"
 
 
-def job_name(pipeline_run_id: str) -> str:
-    """The TrainJob of one pipeline run: the same for every attempt of its task and for the
-    exit handler, and a valid DNS-1035 label (JobSet adds -node-0-0-xxxxx to pod names)."""
-    return NAME_PREFIX + hashlib.sha256(pipeline_run_id.encode()).hexdigest()[:12]
+class Terminated(BaseException):
+    """SIGTERM reached the task (KFP cancels a run by stopping its pods)."""
+
+
+def job_name(run_uid: str) -> str:
+    """The TrainJob of one pipeline run (KFP's run UUID, not its display name, which repeats):
+    the same for every attempt of its task and for the exit handler, and a valid DNS-1035
+    label (JobSet adds -node-0-0-xxxxx to pod names)."""
+    return NAME_PREFIX + hashlib.sha256(run_uid.encode()).hexdigest()[:12]
+
+
+@contextlib.contextmanager
+def sigterm_raises():
+    """Within the block SIGTERM raises Terminated, so that cleanup in ``finally`` runs when
+    the run is cancelled (a pod gets SIGTERM and a grace period before it is killed)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise Terminated(f"signal {signum}: the run was cancelled or the pod is being stopped")
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def node_command(staging: str, data_sha256: str, parent_run_id: str, run) -> list[str]:
@@ -56,23 +82,27 @@ def request_for(name: str, namespace: str, command: list[str], nodes: int, gpus_
 
 
 def train_generator_trainjob(data_path: str, options_path: str, out_path: str, html_path: str = "",
-                             parent_run_id: str = "", pipeline_run_id: str = "", *, nodes: int, gpus_per_node: int,
+                             parent_run_id: str = "", run_uid: str = "", *, nodes: int, gpus_per_node: int,
                              job: dict, runtime: str = "torch-distributed", timeout_hours: float = DEFAULT_TIMEOUT_H,
                              poll_s: float = 10.0) -> dict:
     """Train the run's generator (``options_path``: run_options.json) on ``nodes`` nodes of
     ``gpus_per_node`` GPUs on the ``runtime`` ClusterTrainingRuntime; write it to
-    ``out_path`` and its sample page to ``html_path``, as train_generator does. ``job``: see
-    request_for. Returns train_generator's metadata and the TrainJob's name and shape."""
+    ``out_path`` and its sample page to ``html_path``, as train_generator does. ``run_uid``:
+    KFP's run UUID, which names the job. ``job``: see request_for. Returns train_generator's
+    metadata and the TrainJob's name and shape. Unless the job completed, it is deleted on
+    the way out, whatever stopped the wait (its failure, the timeout, an error, SIGTERM)."""
     from genaug.deploy.cluster import connect
-    from genaug.deploy.trainjobs import TrainJobError, TrainJobs
+    from genaug.deploy.trainjobs import TrainJobs
     from genaug.services.store import Store
 
     if nodes < 2:
         raise ValueError(f"NODES={nodes}: a TrainJob is for 2 or more nodes; NODES=1 trains in the pipeline's pod")
     if timeout_hours <= 0:
         raise ValueError(f"TrainJob timeout {timeout_hours} h must be > 0 hours")
+    if not run_uid:
+        raise ValueError("run_uid is empty: the TrainJob is named by the KFP run's UUID (dsl.PIPELINE_JOB_ID_PLACEHOLDER)")
     run = load_options(options_path)
-    name = job_name(pipeline_run_id or parent_run_id)
+    name = job_name(run_uid)
     api_client, namespace = connect()
     jobs, store, staging = TrainJobs(api_client, namespace), Store(), handoff.prefix(name)
     data_sha256 = handoff.stage_data(store, staging, data_path)
@@ -80,13 +110,25 @@ def train_generator_trainjob(data_path: str, options_path: str, out_path: str, h
     request = request_for(name, namespace, command, nodes, gpus_per_node, runtime, timeout_hours, job)
     say = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731  the KFP task's log
     say(f"[genaug] TrainJob {namespace}/{name}: {nodes} nodes x {gpus_per_node} GPUs on runtime {runtime!r}")
-    jobs.submit(train_job(request).to_dict())
-    try:
-        jobs.wait(name, timeout_s=timeout_hours * 3600, poll_s=poll_s, log=say)
-    except TrainJobError:
-        if jobs.delete(name):
-            say(f"[genaug] TrainJob {name} deleted: its GPUs are free")
-        raise
-    meta = handoff.collect(store, staging, out_path, html_path)
+    completed = False
+    with sigterm_raises():
+        try:
+            jobs.submit(train_job(request).to_dict())
+            jobs.wait(name, timeout_s=timeout_hours * 3600, poll_s=poll_s, log=say)
+            completed = True
+        finally:
+            if not completed:
+                _stop(jobs, name, say)
+    meta = handoff.collect(store, staging, out_path, html_path, data_sha256)
     handoff.drop_data(store, staging)
     return {**meta, "trainjob": name, "nodes": nodes, "gpus_per_node": gpus_per_node}
+
+
+def _stop(jobs, name: str, say) -> None:
+    """Delete the job on the way out of a failed wait; a failure to delete is said, and the
+    wait's own error is the one raised (the job's activeDeadlineSeconds still stops it)."""
+    try:
+        if jobs.delete(name):
+            say(f"[genaug] TrainJob {name} deleted: its GPUs are free")
+    except Exception as err:  # the API is the likely cause of the wait's error too
+        say(f"[genaug] TrainJob {name} could not be deleted ({err}); delete it by hand: kubectl delete trainjob {name}")
