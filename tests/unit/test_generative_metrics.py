@@ -223,6 +223,7 @@ def test_evaluate_generator_offline_with_a_torchscript_network(tiny_fmnist, tiny
     assert logged["metrics"]["likeness_class/Bag"] == out["per_class_likeness"]["Bag"]
     assert "28 px: 3 scales, 5-pixel Gaussian window" in logged["params"]["msssim_setting"]
     assert "Likeness Score" in page and "MS-SSIM generated" in page and "28 px: 3 scales" in page
+    assert page.count("data:image/png") == 2  # the per-class MS-SSIM bars and the sample grid
     # Same generator, same noise seed: the same numbers.
     again = get("evaluate_generator")(data, gen, str(tmp_path / "gm2.json"), metrics=QUICK)
     assert again["fid"] == out["fid"] and again["likeness_score"] == out["likeness_score"]

@@ -182,6 +182,13 @@ def _page(result: dict, spec, html_path: str, images=None, labels=None) -> None:
     parts = [("Generator metrics", html.table(rows)),
              ("Per class", html.table(_per_class_rows(result, spec.classes)))]
     with tempfile.TemporaryDirectory() as tmp:
+        if result.get("per_class_msssim"):
+            bars = Path(tmp) / "msssim.png"
+            table = result["per_class_msssim"]
+            plots.class_bars({kind: [table[c][kind] for c in spec.classes] for kind in ("generated", "real")},
+                             spec.classes, bars, "mean MS-SSIM of same-class pairs",
+                             "diversity per class: lower is more diverse; generated above real: collapse")
+            parts.append(("MS-SSIM per class", bars))
         if images is not None:
             grid = Path(tmp) / "generated.png"
             plots.sample_grid(images, labels, spec.classes, grid, 10, "measured images (first 10 per class)")
