@@ -65,8 +65,9 @@ class NoSetting(ValueError):
 def setting_for(height: int, width: int) -> Setting:
     """The recorded setting for square images of this side; NoSetting names the sides there are."""
     if height != width or height not in SETTINGS:
-        raise NoSetting(f"no MS-SSIM setting is recorded for {height}x{width} images; genaug.metrics.msssim.SETTINGS "
-                        f"has square sides {', '.join(map(str, SETTINGS))}: add a row for a new side (never change one)")
+        raise NoSetting(f"no MS-SSIM setting is recorded for {height}x{width} images; genaug.metrics.msssim."
+                        f"SETTINGS has square sides {', '.join(map(str, SETTINGS))}: add a row for a new side "
+                        "(never change one)")
     return SETTINGS[height]
 
 

@@ -160,8 +160,8 @@ def _per_class_rows(result: dict, classes: list[str]) -> list[dict]:
     """A row per class: FID, MS-SSIM of generated and of real pairs, and the Likeness Score."""
     fid, ls = result.get("per_class_fid") or {}, result.get("per_class_likeness") or {}
     ms = result.get("per_class_msssim") or {}
-    return [{"class": name, "FID": _fmt(fid.get(name)), "MS-SSIM generated": _fmt((ms.get(name) or {}).get("generated")),
-             "MS-SSIM real": _fmt((ms.get(name) or {}).get("real")), "Likeness Score": _fmt(ls.get(name))}
+    return [{"class": name, "FID": _fmt(fid.get(name)), "MS-SSIM generated": _fmt(ms.get(name, {}).get("generated")),
+             "MS-SSIM real": _fmt(ms.get(name, {}).get("real")), "Likeness Score": _fmt(ls.get(name))}
             for name in classes]
 
 
