@@ -151,7 +151,8 @@ def evaluate(data: Input[Dataset], classifier_real: Input[Model], classifier_aug
 def evaluate_generator(data: Input[Dataset], generator: Input[Model], options: Input[Artifact], parent_run_id: str,
                        scores: Output[Metrics], report: Output[Artifact], page: Output[HTML]) -> str:
     """FID, KID, precision/recall, per-class FID and IS (when the network has logits) of the
-    generator's images against the real training split; what each was measured on is recorded.
+    generator's images against the real training split, and per class the mean MS-SSIM of
+    same-class pairs and the Likeness Score; what each was measured on is recorded.
     Returns the same as JSON text (KFP parameters cannot carry the nulls of unavailable metrics)."""
     import json
 
@@ -163,7 +164,7 @@ def evaluate_generator(data: Input[Dataset], generator: Input[Model], options: I
     for mode, value in result["fid"].items():
         if value is not None:
             scores.log_metric(f"fid_{mode}", value)
-    for key in ("kid", "precision", "recall", "inception_score"):
+    for key in ("kid", "precision", "recall", "inception_score", "msssim_generated", "msssim_real", "likeness_score"):
         if result.get(key) is not None:
             scores.log_metric(key, result[key])
     with open(scores.path, "w") as f:

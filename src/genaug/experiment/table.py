@@ -34,12 +34,15 @@ def markdown(rows: list[dict]) -> str:
 
 
 def generator_line(result: dict) -> str:
-    """One line for tables: FID per mode, KID, precision/recall and IS, with their basis."""
+    """One line for tables: FID per mode, KID, precision/recall, IS, the mean MS-SSIM of
+    same-class pairs (generated/real; lower is more diverse) and the Likeness Score, with their basis."""
     def num(v, f=".2f"):
         return "n/a" if v is None else format(v, f)
 
     fids = ", ".join(f"FID[{m}] {num(v)}" for m, v in result["fid"].items())
     return (f"{fids}, KID {num(result.get('kid'), '.4f')}, precision {num(result.get('precision'), '.3f')}, "
-            f"recall {num(result.get('recall'), '.3f')}, IS {num(result.get('inception_score'))} "
+            f"recall {num(result.get('recall'), '.3f')}, IS {num(result.get('inception_score'))}, "
+            f"MS-SSIM {num(result.get('msssim_generated'), '.3f')}/{num(result.get('msssim_real'), '.3f')} (gen/real), "
+            f"LS {num(result.get('likeness_score'), '.3f')} "
             f"(N={result['n_generated']} vs {result['n_reference']} train, "
             f"{(result['network'] or {}).get('name', 'no network: ' + str(result.get('reason')))})")

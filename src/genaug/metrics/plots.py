@@ -75,3 +75,21 @@ def curves(series: dict[str, tuple[list, list]], path: str | Path, xlabel: str, 
     if title:
         ax.set_title(title, fontsize=10)
     _save(fig, path)
+
+
+def class_bars(series: dict[str, list], class_names, path: str | Path, ylabel: str, title: str = "") -> None:
+    """Side-by-side bars per class, one colour per named series (None: no bar), e.g. the
+    mean MS-SSIM of generated and of real pairs, where a taller generated bar is a collapse."""
+    fig, ax = plt.subplots(figsize=(1.0 + 0.6 * len(class_names), 3.2))
+    width = 0.8 / len(series)
+    for i, (name, values) in enumerate(series.items()):
+        xs = np.arange(len(class_names)) + (i - (len(series) - 1) / 2) * width
+        ax.bar(xs, [np.nan if v is None else v for v in values], width, label=name)
+    ax.set_xticks(np.arange(len(class_names)), class_names, rotation=45, ha="right", fontsize=8)
+    ax.set_ylabel(ylabel)
+    ax.grid(axis="y", alpha=0.3)
+    ax.margins(y=0.25)  # headroom: the legend sits above the tallest bars, not on them
+    ax.legend(fontsize=8, ncol=len(series), loc="upper right")
+    if title:
+        ax.set_title(title, fontsize=10)
+    _save(fig, path)

@@ -1,5 +1,7 @@
 """How close the generator's images are to the real ones: FID, KID,
-precision/recall, per-class FID and, when the network has logits, the Inception Score."""
+precision/recall, per-class FID and, when the network has logits, the Inception Score; and,
+in pixel space without any network, how diverse each class is (mean MS-SSIM of same-class
+pairs, generated against real) and the Likeness Score, per class and overall."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from genaug import accel, catalog, generators
 from genaug.atomic import atomic_path
 from genaug.data import imageset
 from genaug.data.decoded import reference_data
-from genaug.metrics import feature_net, generative, html, plots
+from genaug.metrics import feature_net, generative, html, likeness, msssim, plots
 from genaug.metrics.features import extract
 from genaug.metrics.reference import reference
 from genaug.sections import MetricsConfig
@@ -30,8 +32,8 @@ PR_K = 3  # neighbours for improved precision/recall (Kynkäänniemi et al.'s de
 METRICS_SEED = 2_000_003
 
 
-def _unavailable(reason: str, n: int, modes) -> dict:
-    return {"network": None, "reason": reason, "n_generated": 0, "n_reference": n, "reference_split": "train",
+def _unavailable(reason: str, n: int, n_generated: int, modes) -> dict:
+    return {"network": None, "reason": reason, "n_generated": n_generated, "n_reference": n, "reference_split": "train",
             "fid": {m: None for m in modes}, "kid": None, "precision": None, "recall": None,
             "inception_score": None, "inception_score_std": None, "inception_score_reason": reason,
             "per_class_fid": None}
@@ -49,8 +51,15 @@ def evaluate_generator(data_path: str, generator_path: str, out_path: str, html_
     ``per_class_fid`` {class: value},
     ``inception_score`` (+ ``_std``) or null with ``inception_score_reason``, and what
     each was computed on: ``n_generated``, ``n_reference``, ``reference_split``,
-    ``network``, ``reference_keys``. Without a feature network every metric is null and
-    ``reason`` says why; nothing is made up.
+    ``network``, ``reference_keys``. Without a feature network every feature metric is null
+    and ``reason`` says why; nothing is made up.
+
+    With or without one, on the same generated images and the real training split: the mean
+    MS-SSIM of ``metrics.msssim_pairs`` seeded same-class pairs (genaug.metrics.msssim:
+    ``msssim_generated``, ``msssim_real``, ``per_class_msssim``, ``msssim_setting``,
+    ``msssim_reason``) and the Likeness Score on ``metrics.likeness_images`` seeded images of
+    each class (genaug.metrics.likeness: ``likeness_score``, ``per_class_likeness``,
+    ``likeness_setting``, ``likeness_reason``).
     """
     data_meta = imageset.read_meta(data_path, "prepared dataset")
     module, ckpt = generators.load(generator_path)
@@ -61,14 +70,14 @@ def evaluate_generator(data_path: str, generator_path: str, out_path: str, html_
     store = optional_store()
     acc = accel.pick()
     net, origin = feature_net.for_profile(metrics.fid_network, store, acc.device)
+    _, raw = reference_data(spec.name, data_meta.get("data_version") or "latest", store, side=spec.height)
+    fake_y = np.repeat(np.arange(spec.num_classes, dtype=np.int64), metrics.fid_samples // spec.num_classes)
+    fake_x = generators.sample(module, fake_y, generators.accel_for(ckpt["meta"]["family"], acc), METRICS_SEED,
+                               progress="generate for metrics", fast=len(fake_y) >= generators.FAST_FROM)
     if net is None:
-        print(f"[genaug] generator metrics unavailable: {origin}", file=sys.stderr, flush=True)
-        result = _unavailable(origin, metrics.fid_samples, metrics.fid_modes)
+        print(f"[genaug] feature metrics unavailable: {origin}", file=sys.stderr, flush=True)
+        result = _unavailable(origin, metrics.fid_samples, len(fake_y), metrics.fid_modes)
     else:
-        _, raw = reference_data(spec.name, data_meta.get("data_version") or "latest", store, side=spec.height)
-        fake_y = np.repeat(np.arange(spec.num_classes, dtype=np.int64), metrics.fid_samples // spec.num_classes)
-        fake_x = generators.sample(module, fake_y, generators.accel_for(ckpt["meta"]["family"], acc), METRICS_SEED,
-                                   progress="generate for FID", fast=len(fake_y) >= generators.FAST_FROM)
         result = {"network": net.describe(), "network_note": origin, "n_generated": int(len(fake_y)),
                   "reference_split": "train", "fid": {}, "reference_keys": {}, "kid": None}
         for mode in metrics.fid_modes:
@@ -96,7 +105,8 @@ def evaluate_generator(data_path: str, generator_path: str, out_path: str, html_
                                            f"{net.name} features (the paper's VGG-16 weights are not used)")
         if not net.is_inception:
             result["network_note"] = "stand-in network: these values rank sets but match nothing published"
-        result["generator_noise_seed"] = METRICS_SEED
+    result["generator_noise_seed"] = METRICS_SEED
+    result.update(_diversity(fake_x, fake_y, raw, spec.classes, metrics))
     result.update({"dataset": spec.name, "generator": ckpt["arch"],
                    "fraction": float(data_meta.get("fraction", 1.0)), "n_train_real": int(data_meta["n_train"]),
                    "modes": list(metrics.fid_modes),
@@ -105,36 +115,80 @@ def evaluate_generator(data_path: str, generator_path: str, out_path: str, html_
         Path(tmp).write_text(json.dumps(result, indent=2))
     _log(result)
     if html_path:
-        _page(result, spec, html_path, *((fake_x, fake_y) if net is not None else ()))
+        _page(result, spec, html_path, fake_x, fake_y)
     return result
+
+
+def _diversity(fake_x: np.ndarray, fake_y: np.ndarray, raw, classes: list[str], metrics: MetricsConfig) -> dict:
+    """The pixel-space metrics: MS-SSIM diversity and the Likeness Score against the real train split."""
+    real = (raw.train_x, raw.train_y)
+    return {**msssim.per_class(fake_x, fake_y, *real, classes, metrics.msssim_pairs, METRICS_SEED),
+            **likeness.per_class(fake_x, fake_y, *real, classes, metrics.likeness_images, METRICS_SEED)}
 
 
 def _log(result: dict) -> None:
     metrics = {f"fid_{m}": v for m, v in result["fid"].items()}
-    metrics.update({k: result.get(k) for k in ("kid", "precision", "recall", "inception_score")})
-    metrics.update({f"fid_class/{name.replace('/', '-')}": v for name, v in (result.get("per_class_fid") or {}).items()})
+    metrics.update({k: result.get(k) for k in ("kid", "precision", "recall", "inception_score", "msssim_generated",
+                                                "msssim_real", "likeness_score")})
+    for name in (result.get("per_class_fid") or result.get("per_class_likeness") or {}):
+        key = name.replace("/", "-")  # MLflow reads '/' as a folder
+        metrics[f"fid_class/{key}"] = (result.get("per_class_fid") or {}).get(name)
+        metrics[f"likeness_class/{key}"] = (result.get("per_class_likeness") or {}).get(name)
+        for kind, v in ((result.get("per_class_msssim") or {}).get(name) or {}).items():
+            metrics[f"msssim_class/{key}/{kind}"] = v
     tracking.log_metrics({k: v for k, v in metrics.items() if v is not None})
+    ms = result.get("msssim_setting") or {}
     tracking.log_params({"fid_network": (result["network"] or {}).get("name", "unavailable"),
                          "fid_n_generated": result["n_generated"], "fid_n_reference": result["n_reference"],
-                         "fid_reference_split": result["reference_split"]})
+                         "fid_reference_split": result["reference_split"],
+                         "msssim_setting": _setting_text(ms) if ms else result.get("msssim_reason"),
+                         "likeness_images_per_class": (result.get("likeness_setting") or {}).get("images_per_class")})
     tracking.log_dict(result, "generator_metrics.json")
 
 
-def _page(result: dict, spec, html_path: str, images=None, labels=None) -> None:
-    def fmt(v):
-        return "unavailable" if v is None else v
+def _setting_text(ms: dict) -> str:
+    """One line for an MS-SSIM setting (genaug.metrics.msssim.Setting.describe plus pairs and seed)."""
+    return (f"{ms['side']} px: {ms['scales']} scales, {ms['window']}-pixel Gaussian window (sigma {ms['sigma']}), "
+            f"betas {', '.join(map(str, ms['betas']))}; {ms['pairs_per_class']} pairs per class, seed {ms['seed']}")
 
-    rows = [{"metric": f"FID ({m})", "value": fmt(v)} for m, v in result["fid"].items()]
-    rows += [{"metric": name, "value": fmt(result.get(key))} for name, key in (
+
+def _fmt(v):
+    return "unavailable" if v is None else v
+
+
+def _per_class_rows(result: dict, classes: list[str]) -> list[dict]:
+    """A row per class: FID, MS-SSIM of generated and of real pairs, and the Likeness Score."""
+    fid, ls = result.get("per_class_fid") or {}, result.get("per_class_likeness") or {}
+    ms = result.get("per_class_msssim") or {}
+    return [{"class": name, "FID": _fmt(fid.get(name)), "MS-SSIM generated": _fmt(ms.get(name, {}).get("generated")),
+             "MS-SSIM real": _fmt(ms.get(name, {}).get("real")), "Likeness Score": _fmt(ls.get(name))}
+            for name in classes]
+
+
+def _page(result: dict, spec, html_path: str, images=None, labels=None) -> None:
+    rows = [{"metric": f"FID ({m})", "value": _fmt(v)} for m, v in result["fid"].items()]
+    rows += [{"metric": name, "value": _fmt(result.get(key))} for name, key in (
         ("KID", "kid"), ("precision (k=3)", "precision"), ("recall (k=3)", "recall"),
-        ("Inception Score", "inception_score"))]
+        ("Inception Score", "inception_score"),
+        ("MS-SSIM generated (mean over classes; lower is more diverse)", "msssim_generated"),
+        ("MS-SSIM real (as many pairs, real training split)", "msssim_real"),
+        ("Likeness Score (1: cannot be told apart from real)", "likeness_score"))]
     rows += [{"metric": "measured on", "value": f"{result['n_generated']} generated vs {result['n_reference']} "
               f"real ({result['reference_split']} split), {(result['network'] or {}).get('name', result.get('reason'))}"}]
-    parts = [("Generator metrics", html.table(rows))]
-    if result.get("per_class_fid"):
-        parts.append(("Per-class FID", html.table([{"class": k, "FID": fmt(v)}
-                                                   for k, v in result["per_class_fid"].items()])))
+    ms, ls = result.get("msssim_setting"), result.get("likeness_setting") or {}
+    rows += [{"metric": "MS-SSIM setting", "value": _setting_text(ms) if ms else result.get("msssim_reason")},
+             {"metric": "Likeness Score on", "value": result.get("likeness_reason") or
+              f"{ls.get('images_per_class')} images per class and set (seed {ls.get('seed')}), pixel distances"}]
+    parts = [("Generator metrics", html.table(rows)),
+             ("Per class", html.table(_per_class_rows(result, spec.classes)))]
     with tempfile.TemporaryDirectory() as tmp:
+        if result.get("per_class_msssim"):
+            bars = Path(tmp) / "msssim.png"
+            table = result["per_class_msssim"]
+            plots.class_bars({kind: [table[c][kind] for c in spec.classes] for kind in ("generated", "real")},
+                             spec.classes, bars, "mean MS-SSIM of same-class pairs",
+                             "diversity per class: lower is more diverse; generated above real: collapse")
+            parts.append(("MS-SSIM per class", bars))
         if images is not None:
             grid = Path(tmp) / "generated.png"
             plots.sample_grid(images, labels, spec.classes, grid, 10, "measured images (first 10 per class)")

@@ -43,7 +43,7 @@ def summarize_experiment(params: dict, results: list, generators: list, out_path
         for arm in arms:
             for mode, v in arm["fid"].items():
                 metrics[f"fid_{mode}/f{arm['fraction']:g}"] = v
-            for k in ("kid", "precision", "recall", "cas"):
+            for k in ("kid", "precision", "recall", "msssim_generated", "msssim_real", "likeness_score", "cas"):
                 metrics[f"{k}/f{arm['fraction']:g}"] = arm.get(k)
         tracking.log_to(parent_run_id, text, "experiment_table.txt")
         tracking.log_to(parent_run_id, summary, "experiment.json")
