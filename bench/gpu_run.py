@@ -85,7 +85,7 @@ class Sizes:
         self.steps = 2 if smoke else 30
         self.sample_batch = 4 if smoke else 256
         self.sample_steps = 3 if smoke else 50
-        self.train_seconds = 3.0 if smoke else 120.0
+        self.train_seconds = 1.0 if smoke else 120.0
         self.gan_width = 8 if smoke else 64
 
 
@@ -255,6 +255,8 @@ def main(argv=None) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     acc, sizes = accel_mod.pick(), Sizes(args.smoke)
     name = torch.cuda.get_device_name(0) if acc.device.type == "cuda" else platform.processor() or "cpu"
+    print(f"torch {torch.__version__} cuda {torch.version.cuda} {name if acc.device.type == 'cuda' else 'no GPU'}",
+          flush=True)
     record = {"device": name, "torch": torch.__version__, "cuda": torch.version.cuda, "python": platform.python_version(),
               "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "bf16_peak_tflops":
               (peak_flops(name) or 0) / 1e12 or None, "smoke": args.smoke}
