@@ -13,7 +13,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT_DIR=${OUT:-bench/results/gpu}
 PY=${PYTHON:-python3}
-"$PY" -c "import torch, numpy" 2>/dev/null || { echo "gpu.sh: needs torch and numpy in $PY" >&2; exit 2; }
-"$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no GPU')"
+# find_spec, not import: torch takes seconds to import, and bench.gpu_run imports it anyway.
+"$PY" -c "import importlib.util as u, sys; sys.exit(not all(u.find_spec(m) for m in ('torch', 'numpy')))" \
+    || { echo "gpu.sh: needs torch and numpy in $PY" >&2; exit 2; }
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || true
 PYTHONPATH="src:.${PYTHONPATH:+:$PYTHONPATH}" exec "$PY" -m bench.gpu_run --out "$OUT_DIR" "$@"

@@ -1,13 +1,14 @@
 """The GPU session's script body (bench/gpu.sh runs it): CUDA checks, bf16 training-step and
 sampling figures, and a 2-minute DDIM training run on real Fashion-MNIST.
 
-    PYTHONPATH=src:. python -m bench.gpu_run --out DIR [--fmnist DIR] [--smoke]
+    PYTHONPATH=src:. python -m bench.gpu_run --out DIR [--fmnist DIR] [--smoke] [--parts checks,sampling]
 
 Needs torch and numpy only (the GPU machine has no kfp, mlflow, diffusers or torchvision;
 tqdm is optional). Figures: images/s, achieved TFLOP/s against the card's dense bf16 peak
 (training counts 3x the forward's FLOPs: forward, and backward's two products), and peak
 memory. ``--smoke`` runs every part at toy sizes on whatever device there is, in seconds:
-that is how the CPU test suite keeps this script working between GPU sessions.
+that is how the CPU test suite keeps this script working between GPU sessions. ``--parts``
+runs only the parts named (all by default), e.g. to rerun one that failed in a GPU session.
 Writes DIR/gpu.json.
 """
 
@@ -84,7 +85,7 @@ class Sizes:
         self.steps = 2 if smoke else 30
         self.sample_batch = 4 if smoke else 256
         self.sample_steps = 3 if smoke else 50
-        self.train_seconds = 3.0 if smoke else 120.0
+        self.train_seconds = 1.0 if smoke else 120.0
         self.gan_width = 8 if smoke else 64
 
 
@@ -236,24 +237,35 @@ def ddp_scaling(acc, sizes: Sizes) -> dict:
     return out
 
 
+# gpu.json's sections, in the order they run.
+PARTS = ("checks", "training", "sampling", "fmnist_ddim", "ddp_scaling")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", required=True)
     p.add_argument("--fmnist", default="bench/data/fashion-mnist")
     p.add_argument("--smoke", action="store_true")
+    p.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated, of {', '.join(PARTS)}")
     args = p.parse_args(argv)
+    chosen = args.parts.split(",")
+    if unknown := [part for part in chosen if part not in PARTS]:
+        p.error(f"unknown part {', '.join(map(repr, unknown))}; choose from {', '.join(PARTS)}")
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     acc, sizes = accel_mod.pick(), Sizes(args.smoke)
     name = torch.cuda.get_device_name(0) if acc.device.type == "cuda" else platform.processor() or "cpu"
+    print(f"torch {torch.__version__} cuda {torch.version.cuda} {name if acc.device.type == 'cuda' else 'no GPU'}",
+          flush=True)
     record = {"device": name, "torch": torch.__version__, "cuda": torch.version.cuda, "python": platform.python_version(),
               "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "bf16_peak_tflops":
               (peak_flops(name) or 0) / 1e12 or None, "smoke": args.smoke}
     failed = False
-    for part, fn in (("checks", lambda: checks(acc, sizes)), ("training", lambda: training_figures(acc, sizes)),
-                     ("sampling", lambda: sampling_figures(acc, sizes)),
-                     ("fmnist_ddim", lambda: fmnist_run(acc, sizes, Path(args.fmnist), out_dir)),
-                     ("ddp_scaling", lambda: ddp_scaling(acc, sizes))):
+    runs = {"checks": lambda: checks(acc, sizes), "training": lambda: training_figures(acc, sizes),
+            "sampling": lambda: sampling_figures(acc, sizes),
+            "fmnist_ddim": lambda: fmnist_run(acc, sizes, Path(args.fmnist), out_dir),
+            "ddp_scaling": lambda: ddp_scaling(acc, sizes)}
+    for part, fn in ((part, runs[part]) for part in PARTS if part in chosen):
         t0 = time.perf_counter()
         try:
             record[part] = fn()

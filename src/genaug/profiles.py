@@ -44,7 +44,7 @@ PROFILES: dict[str, Profile] = {
                             dropout=0.0, timesteps=100, schedule="linear", p_uncond=0.1, steps=20, batch=32,
                             lr=1e-3, warmup=5, ema_decay=0.9, snr_gamma=5.0, log_every=10, checkpoint_every=10,
                             max_grids=2),
-            SamplerConfig(steps=4, eta=0.0, guidance=2.0),
+            SamplerConfig(steps=2, eta=0.0, guidance=2.0),
             ClassifierConfig(epochs=3, patience=2, batch=64, width=8, lr=3e-3),
             MetricsConfig(fid_samples=200, fid_network="stand-in", msssim_pairs=20, likeness_images=20),
             ExperimentConfig(ratios=(0.0, 0.5), seeds=(0, 1), classifiers=("cnn", "shallow_mlp"), fractions=(0.5,)),

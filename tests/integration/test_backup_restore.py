@@ -20,7 +20,7 @@ from genaug.services.store import promotion_store, sha256_file
 from genaug.services.triton import Triton
 from genaug.serving.ledger import Ledger
 from genaug.serving.promote import promote
-from tests.integration.promotion_models import _clf_candidate, files  # noqa: F401 - a fixture
+from tests.integration.promotion_models import _clf_candidate
 from tests.stack_fixture import running_stack
 
 NAME = "backup_test-classifier"
@@ -48,7 +48,7 @@ def _state(stack_dir, monkeypatch) -> dict:
             "run": (run.data.metrics, run.data.params), "artifact": open(artifact).read()}
 
 
-def test_a_backup_restores_into_a_new_stack(stack, files, tmp_path, tmp_path_factory, monkeypatch):  # noqa: F811
+def test_a_backup_restores_into_a_new_stack(stack, files, tmp_path, tmp_path_factory, monkeypatch):
     # What a retrain leaves: a run with an artifact, two promoted versions, the aliases.
     client = MlflowClient(stack.mlflow_uri)
     run = client.create_run(tracking._open_experiment(tracking._mlflow()).experiment_id)

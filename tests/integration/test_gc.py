@@ -27,7 +27,7 @@ from genaug.serving.ledger import Ledger
 from genaug.serving.promote import promote
 from genaug.serving.repository import Repository
 from tests.images import make_folder
-from tests.integration.promotion_models import _clf_candidate, files  # noqa: F401 - a fixture
+from tests.integration.promotion_models import _clf_candidate
 from tests.stack_fixture import REPO, running_stack
 
 MODEL = "gc_test-classifier"
@@ -55,7 +55,7 @@ def _pipeline_run(client, experiment_id: str, i: int, store: Store) -> str:
     return parent
 
 
-def _history(scratch, files, tmp_path: Path) -> dict:  # noqa: F811
+def _history(scratch, files, tmp_path: Path) -> dict:
     store, promote_store, triton = Store(), promotion_store(), Triton()
     client = tracking.client()
     experiment_id = client.get_experiment_by_name(tracking.EXPERIMENT).experiment_id
@@ -92,7 +92,7 @@ def _run_exists(client, run_id: str) -> bool:
 
 
 def test_gc_frees_what_the_policy_lets_go_and_keeps_what_serving_and_the_ledger_reference(
-        tmp_path_factory, files):  # noqa: F811
+        tmp_path_factory, files):
     tmp = tmp_path_factory.mktemp("gc")
     with running_stack(tmp_path_factory.mktemp("gc-stack")) as scratch:
         made = _history(scratch, files, tmp)

@@ -14,7 +14,7 @@ from genaug.serving.ledger import Ledger
 from genaug.serving.promote import Candidate, promote, rollback
 from genaug.serving.repository import Repository, render_config
 from genaug.train.classifier import predict
-from tests.integration.promotion_models import CLF, SPEC, _clf_candidate, files  # noqa: F401 - a fixture
+from tests.integration.promotion_models import CLF, SPEC, _clf_candidate
 
 
 def _served_versions(triton, name):

@@ -25,7 +25,7 @@ from genaug.serving.repository import Repository
 from genaug.serving.retention import kept_versions
 from genaug.serving.status import status
 from tests.integration.lock_racer import race
-from tests.integration.promotion_models import _clf_candidate, files  # noqa: F401 - a fixture
+from tests.integration.promotion_models import _clf_candidate
 
 RACERS, ROUNDS = 8, 200
 

@@ -48,12 +48,24 @@ def test_gpu_script_runs_every_part_with_torch_and_numpy_alone(tmp_path):
 
 
 def test_a_missing_dataset_is_reported_and_fails_the_script(tmp_path):
+    # Two parts are enough to show that one part's failure leaves the others reporting; the
+    # full list runs in the test above.
     env = {**os.environ, "OUT": str(tmp_path / "out"), "PYTHON": sys.executable, "GENAUG_DEVICE": "cpu"}
-    proc = subprocess.run(["bash", str(REPO / "bench" / "gpu.sh"), "--smoke", "--fmnist", str(tmp_path / "none")],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(["bash", str(REPO / "bench" / "gpu.sh"), "--smoke", "--fmnist", str(tmp_path / "none"),
+                           "--parts", "fmnist_ddim,checks"], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=600)
     record = json.loads((tmp_path / "out" / "gpu.json").read_text())
     assert proc.returncode == 1 and "FMNIST_DIR" in record["fmnist_ddim"]["error"]
     assert "error" not in record["checks"]  # the other parts still report
+    assert not {"training", "sampling", "ddp_scaling"} & set(record)  # the parts not asked for did not run
+
+
+def test_an_unknown_part_is_refused_naming_the_parts(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "bench.gpu_run", "--out", str(tmp_path), "--parts", "checks,sampels"],
+                          cwd=REPO, env={**os.environ, "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{REPO}"},
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 2 and "unknown part 'sampels'; choose from checks, training, sampling" in proc.stderr
+    assert not (tmp_path / "gpu.json").exists()
 
 
 def test_idx_reader_reads_the_real_format(tmp_path):

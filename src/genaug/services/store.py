@@ -74,6 +74,16 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def optional_store() -> "Store | None":
+    """The object store when one is configured (always, in a pipeline run), else None, so
+    that a step run by hand works without servers. Here rather than in genaug.steps.context
+    so that the steps that need no torch (data_version, prepare_data) do not import it."""
+    from genaug.services.endpoints import load_stack_env
+
+    load_stack_env()
+    return Store() if os.environ.get("GENAUG_S3_ENDPOINT") else None
+
+
 def promotion_store(**kwargs) -> "Store":
     """A Store with the identity that may write Triton's repository and the ledger."""
     return Store(S3Config.for_promotion(), **kwargs)

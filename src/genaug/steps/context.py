@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,16 +32,3 @@ def spec_meta(spec: DatasetSpec) -> dict:
     """What a checkpoint records of its dataset, so that later steps rebuild the spec of a
     user dataset version too (genaug.catalog.dataset_spec)."""
     return {"classes": list(spec.classes), "shape": list(spec.shape)}
-
-
-def optional_store():
-    """The object store when one is configured (always, in a pipeline run), else None, so
-    that a step run by hand works without servers."""
-    from genaug.services.endpoints import load_stack_env
-
-    load_stack_env()
-    if not os.environ.get("GENAUG_S3_ENDPOINT"):
-        return None
-    from genaug.services.store import Store
-
-    return Store()

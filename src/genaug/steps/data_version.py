@@ -5,7 +5,7 @@ from __future__ import annotations
 from genaug import catalog
 from genaug.data import version
 from genaug.services import tracking
-from genaug.steps.context import optional_store
+from genaug.services.store import optional_store
 from genaug.steps.timing import timed_step
 
 

@@ -22,8 +22,8 @@ from genaug.metrics.features import extract
 from genaug.metrics.reference import reference
 from genaug.sections import MetricsConfig
 from genaug.services import tracking
+from genaug.services.store import optional_store
 from genaug.steps import figures
-from genaug.steps.context import optional_store
 from genaug.steps.timing import timed_step
 
 PR_K = 3  # neighbours for improved precision/recall (Kynkäänniemi et al.'s default)

@@ -9,7 +9,7 @@ from genaug.metrics import feature_net
 from genaug.metrics.reference import reference
 from genaug.sections import LATEST_DATA, DataConfig, MetricsConfig
 from genaug.services import tracking
-from genaug.steps.context import optional_store
+from genaug.services.store import optional_store
 from genaug.steps.timing import timed_step
 
 

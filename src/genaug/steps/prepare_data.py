@@ -10,7 +10,7 @@ from genaug.data.sources import load_raw
 from genaug.data.splits import content_hash, stratified_take, train_val_split
 from genaug.sections import LATEST_DATA, VAL_FRACTION, DataConfig
 from genaug.services import tracking
-from genaug.steps.context import optional_store
+from genaug.services.store import optional_store
 from genaug.steps.timing import timed_step
 
 

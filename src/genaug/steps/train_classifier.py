@@ -13,8 +13,9 @@ from genaug.metrics import plots
 from genaug.models.pretrained import load_imagenet
 from genaug.sections import ClassifierConfig
 from genaug.services import tracking
+from genaug.services.store import optional_store
 from genaug.steps import figures
-from genaug.steps.context import optional_store, spec_meta, training_context
+from genaug.steps.context import spec_meta, training_context
 from genaug.steps.gpus import on_every_gpu
 from genaug.steps.timing import timed_step
 from genaug.train import distributed

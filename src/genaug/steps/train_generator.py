@@ -14,8 +14,9 @@ from genaug.diffusion import Diffusion
 from genaug.metrics import diversity, plots
 from genaug.sections import DiffusionConfig, GanConfig, SamplerConfig
 from genaug.services import tracking
+from genaug.services.store import optional_store
 from genaug.steps import figures
-from genaug.steps.context import TrainingContext, optional_store, spec_meta, training_context
+from genaug.steps.context import TrainingContext, spec_meta, training_context
 from genaug.steps.gpus import on_every_gpu
 from genaug.steps.timing import timed_step
 from genaug.train import distributed
