@@ -4,7 +4,7 @@
 #                 [RESOLUTION=32|64|128] [SYNTH=ratio|balance] [SYNTH_TARGET=n] [GATE_METRIC=accuracy|macro_f1|..]
 #                 [STEPS=K] [ETA=e] [GUIDANCE=w]   (diffusion sampling; defaults: the profile's, below)
 #   make experiment [DATASET=..] [GEN=..] [PROFILE=quick] [RATIOS=r,..] [SEEDS=s,..]
-#                   [CLASSIFIERS=c,..] [FRACTIONS=f,..] [FILTER=0]   (lists: the profile's, below)
+#                   [CLASSIFIERS=c,..] [FRACTIONS=f,..] [GEN_SEEDS=g,..] [FILTER=0]   (lists: the profile's, below)
 #   make snapshot DATASET=parts DATA_SOURCE=/data/parts|s3://bucket/prefix/ [LABEL=2026-12-04]   your images, versioned
 #   make compile                          pipelines/build/genaug.yaml (+ -experiment.yaml), for the KFP UI
 #   make pipeline TARGET=kfp KFP_HOST=URL [KFP_NAMESPACE=ns] [WAIT=1] [CACHE=0] [NODES=2]   run it on a Kubeflow cluster
@@ -36,6 +36,8 @@ RATIOS      ?=
 SEEDS       ?=
 CLASSIFIERS ?=
 FRACTIONS   ?=
+# One generator per fraction and generator seed; 2 or more: the interval counts the generator's variance.
+GEN_SEEDS   ?=
 # Keep only synthetic images that a real-data classifier assigns to their label with p > FILTER.
 FILTER      ?= 0
 # CACHE=0: this run takes nothing from KFP's cache (locally or on a cluster).
@@ -102,13 +104,14 @@ endef
 # $(call pass_env,TARGETS,NAMES) sets ARG_<NAME> in those targets' recipes only, not in
 # every recipe, so that a make started from a test keeps its own defaults.
 pass_env = $(foreach v,$(2),$(eval $(1): export ARG_$(v) = $$($(v))))
-USER_VARS := $(RUN_VARS) NODES DRY_RUN RATIOS SEEDS CLASSIFIERS FRACTIONS FILTER CACHE RUNS TARGET KFP_HOST KFP_NAMESPACE KFP_EXPERIMENT \
+USER_VARS := $(RUN_VARS) NODES DRY_RUN RATIOS SEEDS CLASSIFIERS FRACTIONS GEN_SEEDS FILTER CACHE RUNS TARGET KFP_HOST KFP_NAMESPACE KFP_EXPERIMENT \
              KFP_SERVICE_ACCOUNT WAIT WAIT_TIMEOUT CRON SCHEDULE_NAME PYTEST_ARGS BENCH BENCH_PIPELINE_PROFILE LABEL
 $(call pass_env,validate validate-experiment pipeline pipeline-local pipeline-kfp schedule unschedule experiment \
                 snapshot test bench clean,$(USER_VARS))
 PARAMS := $(foreach p,$(RUN_PARAMS),--$(firstword $(subst =, ,$(p))) "$$ARG_$(call run_var,$(p))")
 EXP_PARAMS := --dataset "$$ARG_DATASET" --generator "$$ARG_GEN" --profile "$$ARG_PROFILE" --ratios "$$ARG_RATIOS" \
-          --seeds "$$ARG_SEEDS" --classifiers "$$ARG_CLASSIFIERS" --fractions "$$ARG_FRACTIONS" --filter_threshold "$$ARG_FILTER"
+          --seeds "$$ARG_SEEDS" --classifiers "$$ARG_CLASSIFIERS" --fractions "$$ARG_FRACTIONS" \
+          --generator_seeds "$$ARG_GEN_SEEDS" --filter_threshold "$$ARG_FILTER"
 KFP_ARGS := --nodes "$$ARG_NODES" --host "$$ARG_KFP_HOST" --namespace "$$ARG_KFP_NAMESPACE" --experiment "$$ARG_KFP_EXPERIMENT" --cache "$$ARG_CACHE" \
             --service_account "$$ARG_KFP_SERVICE_ACCOUNT"
 DEBIAN_FMNIST := /usr/share/datasets/fashion-mnist

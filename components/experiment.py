@@ -1,7 +1,7 @@
 """Components of the augmentation experiment (pipelines/experiment_pipeline.py). Each body
 calls its genaug.steps function; see components/steps.py for the conventions."""
 
-from typing import List
+from typing import List, NamedTuple
 
 from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Markdown, Metrics, Model, Output
 
@@ -10,21 +10,23 @@ from components.steps import component
 
 @component
 def plan_experiment(dataset: str, generator: str, profile: str, ratios: list, seeds: list, classifiers: list,
-                    fractions: list, filter_threshold: float, generator_seed: int, sampling: dict,
-                    plan: Output[Artifact], options: Output[Artifact]) -> list:
-    """Check every list and lay out the flat configuration list (this task's output); the
-    resolved parameters go to ``plan``, the arms' RunConfig (run_options.json) to
-    ``options``. Fails the run before any work."""
+                    fractions: list, filter_threshold: float, generator_seeds: list, sampling: dict,
+                    plan: Output[Artifact], options: Output[Artifact]) -> NamedTuple("Plan", configs=list, arms=list):
+    """Check every list and lay out the flat configuration list (``configs``) and the arms
+    (``arms``: one per fraction and generator seed); the resolved parameters go to
+    ``plan``, the arms' RunConfig (run_options.json) to ``options``. Fails the run before
+    any work."""
     import json
+    from collections import namedtuple
 
     from genaug.steps import get
 
     resolved = get("plan_experiment")(dataset, generator, profile, ratios, seeds, classifiers, fractions,
-                                      filter_threshold, generator_seed, sampling, options.path)
-    plan.metadata.update({k: v for k, v in resolved.items() if k != "configs"})
+                                      filter_threshold, generator_seeds, sampling, options.path)
+    plan.metadata.update({k: v for k, v in resolved.items() if k not in ("configs", "arms")})
     with open(plan.path, "w") as f:
         json.dump(resolved, f)
-    return resolved["configs"]
+    return namedtuple("Plan", ["configs", "arms"])(resolved["configs"], resolved["arms"])
 
 
 @component
@@ -49,13 +51,20 @@ def parent_run(run: Input[Artifact]) -> str:
 
 
 @component
-def arm_data(options: Input[Artifact], fraction: float) -> dict:
-    """The data section of the arm at ``fraction``: what its prepare_data is cached by."""
+def arm_setup(options: Input[Artifact], arm: dict, arm_options: Output[Artifact]) -> NamedTuple(
+        "Arm", section=dict, seed=int):
+    """An arm (fraction, generator seed): its data section (what its prepare_data is cached
+    by: the same for every generator seed of a fraction), its generator seed, and its
+    RunConfig with both in (``arm_options``, for the arm's steps)."""
+    from collections import namedtuple
     from dataclasses import replace
 
-    from genaug.params import load_options
+    from genaug.params import load_options, write_options
 
-    return replace(load_options(options.path).data, fraction=float(fraction)).task_input()
+    run = load_options(options.path)
+    run = replace(run, seed=int(arm["generator_seed"]), data=replace(run.data, fraction=float(arm["fraction"])))
+    write_options(run, arm_options.path)
+    return namedtuple("Arm", ["section", "seed"])(run.data.task_input(), run.seed)
 
 
 @component
@@ -84,8 +93,8 @@ def filter_synthetic(data: Input[Dataset], synthetic: Input[Dataset], threshold:
 
 @component
 def bundle_arms(datas: Input[List[Dataset]], synthetics: Input[List[Dataset]], arms: Output[Artifact]):
-    """Every arm's real data and synthetic set in one artifact, indexed by fraction, so that
-    the configurations of one ParallelFor can each find their own."""
+    """Every arm's real data and synthetic set in one artifact, indexed by fraction and
+    generator seed, so that the configurations of one ParallelFor can each find their own."""
     from genaug.steps.bundle_arms import bundle_arms as bundle
 
     arms.metadata.update(bundle([d.path for d in datas], [s.path for s in synthetics], arms.path))
@@ -95,7 +104,7 @@ def bundle_arms(datas: Input[List[Dataset]], synthetics: Input[List[Dataset]], a
 def run_config(config: dict, arms: Input[Artifact], options: Input[Artifact], run: Input[Artifact],
                model: Output[Model], curves: Output[HTML], scores: Output[Metrics],
                confusion: Output[ClassificationMetrics]) -> str:
-    """Train one configuration (classifier, fraction, ratio, seed) and score it on the test split.
+    """Train one configuration (classifier, fraction, ratio, seed, generator seed) and score it on the test split.
     ``run`` is start_tracking's artifact (see parent_run for why not the id itself). Returns
     the result as JSON text: KFP parameters cannot carry nulls."""
     import json
@@ -106,7 +115,7 @@ def run_config(config: dict, arms: Input[Artifact], options: Input[Artifact], ru
 
     with open(run.path) as f:
         parent_run_id = f.read().strip()
-    data_path, synthetic_path = arm_paths(arms.path, config["fraction"])
+    data_path, synthetic_path = arm_paths(arms.path, config["fraction"], config.get("generator_seed"))
     result = get("run_config")(config, data_path, synthetic_path, model.path, curves.path,
                                parent_run_id=parent_run_id, classifier=load_options(options.path).classifier)
     scores.log_metric("test_accuracy", result["accuracy"])

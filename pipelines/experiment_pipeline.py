@@ -1,11 +1,12 @@
-r"""The augmentation experiment as one KFP v2 pipeline: for each real-data fraction a
-generator trained on that fraction, then one ParallelFor over the flat list of
-(classifier, fraction, ratio, seed) configurations, collected into one table.
+r"""The augmentation experiment as one KFP v2 pipeline: for each real-data fraction and
+generator seed (an arm) a generator trained on that fraction, then one ParallelFor over
+the flat list of (classifier, fraction, ratio, seed, generator seed) configurations,
+collected into one table.
 
     plan_experiment -> start_tracking -> fid_reference
           |
-    ParallelFor fraction:  prepare_data -> train_generator -> synthesize -> filter_synthetic
-                                                                                 -> evaluate_generator
+    ParallelFor arm:  arm_setup -> prepare_data -> train_generator -> synthesize -> filter_synthetic
+                                                                                    -> evaluate_generator
           |
     bundle_arms (every arm's data and synthetic set, by fraction)
           |
@@ -45,7 +46,7 @@ def experiment_pipeline(
     classifiers: list = list(QUICK.classifiers),
     fractions: list = list(QUICK.fractions),
     filter_threshold: float = 0.0,
-    generator_seed: int = default("seed"),
+    generator_seeds: list = list(QUICK.generator_seeds),
     sample_steps: int = default("sample_steps"),
     eta: float = default("eta"),
     guidance: float = default("guidance"),
@@ -62,7 +63,7 @@ def experiment_pipeline(
         classifiers: any of shallow_mlp, deep_mlp, cnn, transfer, e.g. ["cnn", "shallow_mlp"].
         fractions: shares of the real training split, e.g. [0.1, 1]; each gets its own generator.
         filter_threshold: 0 keeps every synthetic image; above, keep those a real-data cnn assigns to their label with p > it.
-        generator_seed: seed of every arm's generator training and synthesis.
+        generator_seeds: one generator per fraction and seed, e.g. [0, 1, 2]; with 2 or more the interval counts the generator's own variance.
         sample_steps: diffusion only: K sampling steps; 0 = the profile's.
         eta: ddim only: 0 deterministic, 1 DDPM-like noise; -1 = the profile's.
         guidance: diffusion only: classifier-free guidance scale; -1 = the profile's.
@@ -70,12 +71,12 @@ def experiment_pipeline(
     """
     plan = exp.plan_experiment(dataset=dataset, generator=generator, profile=profile, ratios=ratios, seeds=seeds,
                                classifiers=classifiers, fractions=fractions, filter_threshold=filter_threshold,
-                               generator_seed=generator_seed,
+                               generator_seeds=generator_seeds,
                                sampling={"sample_steps": sample_steps, "eta": eta, "guidance": guidance,
                                          "data_version": data_version}).set_display_name("plan experiment")
     options = plan.outputs["options"]
     run = steps.start_tracking(dataset=dataset, generator=generator, classifier="experiment", profile=profile,
-                               seed=generator_seed, ratio=0.0, pipeline_run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+                               seed=0, ratio=0.0, pipeline_run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
                                kind="experiment").after(plan)
     run.set_display_name("start MLflow run")
     ref = exp.fid_reference(options=options, parent_run_id=run.outputs["Output"])
@@ -83,26 +84,28 @@ def experiment_pipeline(
     # Loop bodies take only pipeline inputs, loop items and artifacts from outside: KFP's
     # local runner replaces any other outside parameter with the loop item (see
     # components.experiment.parent_run). Fractions were checked by plan_experiment.
-    with dsl.ParallelFor(fractions, parallelism=ARM_PARALLELISM) as fraction:
+    with dsl.ParallelFor(plan.outputs["arms"], parallelism=ARM_PARALLELISM) as arm:
         parent = exp.parent_run(run=run.outputs["run"]).set_display_name("MLflow parent run").output
         ratio = exp.synthesis_ratio(ratios=ratios, filter_threshold=filter_threshold).set_display_name(
             "synthesis ratio").output
         version = steps.data_version(dataset=dataset, requested=data_version, parent_run_id=parent)
         version.set_display_name("data version")
-        section = exp.arm_data(options=options, fraction=fraction).set_display_name("arm data section")
-        data = steps.prepare_data(section=section.output, data_version=version.output)
-        gen = steps.train_generator(data=data.outputs["data"], options=options, parent_run_id=parent)
+        setup = exp.arm_setup(options=options, arm=arm).set_display_name("arm: data section and generator seed")
+        arm_options = setup.outputs["arm_options"]
+        data = steps.prepare_data(section=setup.outputs["section"], data_version=version.output)
+        gen = steps.train_generator(data=data.outputs["data"], options=arm_options, parent_run_id=parent)
         synth = steps.synthesize(model=gen.outputs["model"], data=data.outputs["data"], ratio=ratio,
-                                 seed=generator_seed, parent_run_id=parent)
+                                 seed=setup.outputs["seed"], parent_run_id=parent)
         kept = exp.filter_synthetic(data=data.outputs["data"], synthetic=synth.outputs["synthetic"],
-                                    threshold=filter_threshold, ratio=ratio, options=options, parent_run_id=parent)
+                                    threshold=filter_threshold, ratio=ratio, options=arm_options,
+                                    parent_run_id=parent)
         kept.set_display_name("filter synthetic")
         quality = steps.evaluate_generator(data=data.outputs["data"], generator=gen.outputs["model"],
-                                           options=options, parent_run_id=parent).after(ref)
+                                           options=arm_options, parent_run_id=parent).after(ref)
         quality.set_display_name("generator metrics")
     arms = exp.bundle_arms(datas=dsl.Collected(data.outputs["data"]),
                            synthetics=dsl.Collected(kept.outputs["filtered"])).set_display_name("bundle arms")
-    with dsl.ParallelFor(plan.outputs["Output"], parallelism=CONFIG_PARALLELISM) as config:
+    with dsl.ParallelFor(plan.outputs["configs"], parallelism=CONFIG_PARALLELISM) as config:
         trained = exp.run_config(config=config, arms=arms.outputs["arms"], options=options, run=run.outputs["run"])
         trained.set_display_name("train and score configuration")
     summary = exp.summarize_experiment(plan=plan.outputs["plan"], results=dsl.Collected(trained.outputs["Output"]),

@@ -2,7 +2,8 @@
 
     python -m pipelines.run_experiment --dataset fashion_mnist --generator dcgan --profile quick
 
-Lists (``--ratios 0,0.5,1``, ``--seeds``, ``--classifiers``, ``--fractions``) default to
+Lists (``--ratios 0,0.5,1``, ``--seeds``, ``--classifiers``, ``--fractions``,
+``--generator_seeds``) default to
 the profile's (src/genaug/profiles.py) and are validated before anything starts. The run
 folder ``runs/00004-experiment-fashion_mnist-dcgan-quick/`` holds experiment_options.json,
 the KFP pipeline root and summary.json (with the table); the table is printed at the end,
@@ -22,7 +23,7 @@ from genaug.params import ParamError, add_arguments, default, pipeline_arguments
 from pipelines.run_local import (add_runner_arguments, connect_services, execute, next_run_dir, print_result,
                                  task_output, write_summary)
 
-LISTS = ("ratios", "seeds", "classifiers", "fractions")
+LISTS = ("ratios", "seeds", "classifiers", "fractions", "generator_seeds")
 SAMPLING = ("sample_steps", "eta", "guidance", "data_version")
 
 
@@ -46,7 +47,6 @@ def main(argv: list[str] | None = None) -> int:
     for name in LISTS:
         parser.add_argument(f"--{name}", default="", help="comma-separated; default: the profile's")
     parser.add_argument("--filter_threshold", default=None, help="default: 0 (keep every synthetic image)")
-    parser.add_argument("--generator_seed", default=None, help=f"default: {default('seed')}")
     sampling = argparse.ArgumentParser(add_help=False)
     add_arguments(sampling)  # the run parameters; the experiment takes these four of them
     for action in sampling._actions:
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"genaug: invalid experiment parameters: {err}", file=sys.stderr)
         return 2
     print(f"[genaug] experiment: {len(configurations(params))} configurations over fractions "
-          f"{list(params.fractions)}", flush=True)
+          f"{list(params.fractions)} and generator seeds {list(params.generator_seeds)}", flush=True)
     try:
         path = run(params, runs, sampling, cache)
     except RuntimeError as err:  # a service that is down: the message names it and the fix

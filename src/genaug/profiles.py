@@ -85,7 +85,8 @@ PROFILES: dict[str, Profile] = {
             ClassifierConfig(epochs=60, patience=8, batch=256, width=64, lr=2e-3),
             MetricsConfig(fid_samples=50_000, fid_modes=("clean", "legacy_tensorflow"), msssim_pairs=1000,
                           likeness_images=500),
-            ExperimentConfig(classifiers=("cnn", "shallow_mlp", "deep_mlp", "transfer"), seeds=(0, 1, 2, 3, 4)),
+            ExperimentConfig(classifiers=("cnn", "shallow_mlp", "deep_mlp", "transfer"), seeds=(0, 1, 2, 3, 4),
+                             generator_seeds=(0, 1, 2)),
         ),
     )
 }
@@ -98,7 +99,8 @@ def _listed(values) -> str:
 # The make variables whose default is "the profile's": (variable, section, field).
 PROFILE_DEFAULTS = (("STEPS", "sampler", "steps"), ("ETA", "sampler", "eta"), ("GUIDANCE", "sampler", "guidance"),
                     ("RATIOS", "experiment", "ratios"), ("SEEDS", "experiment", "seeds"),
-                    ("CLASSIFIERS", "experiment", "classifiers"), ("FRACTIONS", "experiment", "fractions"))
+                    ("CLASSIFIERS", "experiment", "classifiers"), ("FRACTIONS", "experiment", "fractions"),
+                    ("GEN_SEEDS", "experiment", "generator_seeds"))
 
 
 def defaults_table() -> str:

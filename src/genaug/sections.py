@@ -485,8 +485,12 @@ class ExperimentConfig(Section):
     seeds: tuple[int, ...] = (0, 1, 2)
     classifiers: tuple[str, ...] = ("cnn", "shallow_mlp")
     fractions: tuple[float, ...] = (0.1, 1.0)
+    # One generator per (fraction, generator seed); with two or more the interval of the
+    # effect counts the generator's own variance (genaug.experiment.stats).
+    generator_seeds: tuple[int, ...] = (0,)
 
     def __post_init__(self):
         problems = [f"{n}={getattr(self, n)!r} must not be empty" for n in ("ratios", "seeds", "classifiers",
-                                                                              "fractions") if not getattr(self, n)]
+                                                                              "fractions", "generator_seeds")
+                    if not getattr(self, n)]
         _raise("experiment", problems)

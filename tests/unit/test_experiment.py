@@ -42,6 +42,37 @@ def test_table_pairs_each_seed_with_its_own_baseline():
     assert table.markdown(rows).count("\n") == 3
 
 
+def _two_sources(effects: dict[int, float], seeds=(0, 1, 2, 3)) -> list[dict]:
+    """Baselines 0.80 ± a seed term; augmented = baseline + the generator's effect + a small
+    (generator, seed) term, the same for every call so that only the planted effects differ."""
+    rng = np.random.default_rng(7)
+    seed_term = {s: rng.normal(0, 0.03) for s in seeds}
+    noise = {(g, s): rng.normal(0, 0.004) for g in range(5) for s in seeds}
+    results = [_result("cnn", 0.0, s, 0.80 + seed_term[s]) for s in seeds]
+    results += [{**_result("cnn", 0.5, s, 0.80 + seed_term[s] + e + noise[g, s]), "generator_seed": g}
+                for g, e in effects.items() for s in seeds]
+    return results
+
+
+def test_the_interval_counts_the_generators_own_variance():
+    """A planted effect that varies from generator seed to generator seed widens the
+    interval; the same mean effect from generators that agree does not."""
+    agree = stats.table(_two_sources({0: 0.05, 1: 0.05, 2: 0.05}))[1]
+    differ = stats.table(_two_sources({0: 0.00, 1: 0.05, 2: 0.10}))[1]
+    for row in (agree, differ):
+        assert row["interval_over"] == "generator seeds" and row["n_generators"] == 3 and row["n_pairs"] == 12
+        assert row["delta_mean"] == pytest.approx(0.05, abs=0.005)
+    assert differ["generator_spread"] == pytest.approx(0.05, abs=0.005) and agree["generator_spread"] < 0.005
+    width = {name: row["delta_high"] - row["delta_low"] for name, row in (("agree", agree), ("differ", differ))}
+    assert width["differ"] > 10 * width["agree"]
+    assert agree["significant"] is True and differ["significant"] is False  # t(0.975, 2) * 0.05 / sqrt(3) > 0.05
+    assert set(differ["generator_effects"]) == {"0", "1", "2"}
+    # One generator seed: the interval is over classifier seeds, and says so.
+    one = stats.table(_two_sources({0: 0.05}))[1]
+    assert one["interval_over"] == "classifier seeds" and one["generator_spread"] is None
+    assert "between generators" in table.text([differ]) and "±0.0499 (3 seeds)" in table.text([differ])
+
+
 def test_an_interval_that_straddles_zero_is_not_significant():
     results = [_result("mlp", 0.0, s, 0.5) for s in range(3)]
     results += [_result("mlp", 1.0, s, a) for s, a in ((0, 0.52), (1, 0.47), (2, 0.51))]
@@ -90,6 +121,21 @@ def test_plan_adds_the_baseline_and_lays_out_every_configuration():
     assert filtered.synthesis_ratio == 2.0
 
 
+def test_each_classifier_seed_pairs_with_each_generator_seed():
+    p = plan.validate("fashion_mnist", "dcgan", "quick", ratios="0,0.5", seeds="0,1,2", classifiers="cnn",
+                      fractions="0.1,1", generator_seeds="0,1")
+    assert [a["name"] for a in plan.arms(p)] == ["f0.1-g0", "f0.1-g1", "f1-g0", "f1-g1"]
+    configs = plan.configurations(p)
+    real = [c for c in configs if c["variant"] == "real"]
+    augmented = [c for c in configs if c["variant"] == "augmented"]
+    assert len(real) == 2 * 3 and all("generator_seed" not in c for c in real)  # once, not per generator
+    assert len(augmented) == 2 * 3 * 2 and {c["generator_seed"] for c in augmented} == {0, 1}
+    assert len([c for c in configs if c["variant"] == "synthetic"]) == 4  # CAS per arm
+    assert len({c["name"] for c in configs}) == len(configs)
+    assert plan.validate("fashion_mnist", "dcgan", "full").generator_seeds == (0, 1, 2)
+    assert plan.validate("fashion_mnist", "dcgan", "quick").generator_seeds == (0,)
+
+
 def test_an_experiment_takes_a_user_dataset_by_name_the_registry_checks_it_in_the_run():
     assert plan.validate("parts_v2", "dcgan", "smoke").dataset == "parts_v2"
 
@@ -111,6 +157,8 @@ def test_plan_defaults_come_from_the_profile():
     ({"classifiers": "cnn,resnet"}, "unknown classifier 'resnet'"),
     ({"fractions": "0,1"}, "fractions [0.0] out of range"),
     ({"filter_threshold": 1.5}, "filter_threshold 1.5"),
+    ({"generator_seeds": "0,-1"}, "generator seeds [0, -1] must be non-negative"),
+    ({"generator_seeds": "1,1"}, "generator seeds [1, 1] repeats a value"),
     ({"generator": "ddmi"}, "unknown generator 'ddmi'; choose one of"),
     ({"dataset": "Parts!"}, "unknown dataset 'Parts!'; choose one of fashion_mnist"),
 ])
@@ -133,21 +181,30 @@ def test_bad_lists_fail_from_the_shell_before_any_import_of_torch():
     assert proc.returncode == 2 and "ratios ['0', 'x']" in proc.stderr
 
 
-def test_arms_bundle_pairs_each_fraction_with_its_own_synthetic_set(tmp_path):
+def test_arms_bundle_pairs_each_arm_with_its_own_synthetic_set(tmp_path):
+    """Two fractions, and two generator seeds at fraction 1: the arms of one fraction share
+    its data (copied once) and each has its own synthetic set."""
     from genaug.data import imageset
     from genaug.steps.bundle_arms import arm_paths, bundle_arms
 
     x, y = np.zeros((4, 1, 2, 2), np.uint8), np.arange(4, dtype=np.int64)
     data, synth = [], []
-    for i, fraction in enumerate((0.1, 1.0)):
+    for i, (fraction, gen_seed) in enumerate(((0.1, 0), (1.0, 0), (1.0, 1))):
+        data_hash = f"h{fraction:g}"
         data.append(str(tmp_path / f"d{i}.npz"))
         synth.append(str(tmp_path / f"s{i}.npz"))
-        imageset.save(data[-1], {"x_train": x + i, "y_train": y}, {"fraction": fraction, "content_hash": f"h{i}"})
-        imageset.save(synth[-1], {"x": x + 10 * i, "y": y}, {"real_data_hash": f"h{i}"})
-    bundle_arms(data, synth[::-1], str(tmp_path / "arms"))  # collected in any order
-    d, s = arm_paths(str(tmp_path / "arms"), 1.0)
-    assert imageset.load(d)[0]["x_train"].max() == 1 and imageset.load(s)[0]["x"].max() == 10
+        imageset.save(data[-1], {"x_train": x + int(fraction), "y_train": y},
+                      {"fraction": fraction, "content_hash": data_hash})
+        imageset.save(synth[-1], {"x": x + 10 * i, "y": y},
+                      {"real_data_hash": data_hash, "generator_meta": {"seed": gen_seed}})
+    meta = bundle_arms(data, synth[::-1], str(tmp_path / "arms"))  # collected in any order
+    assert meta["arms"] == ["0.1/g0", "1/g0", "1/g1"] and len(list((tmp_path / "arms").glob("data-*"))) == 2
+    d, s = arm_paths(str(tmp_path / "arms"), 1.0, 1)
+    assert imageset.load(d)[0]["x_train"].max() == 1 and imageset.load(s)[0]["x"].max() == 20
+    assert arm_paths(str(tmp_path / "arms"), 1.0)[1] == ""  # real-only: no synthetic set
     with pytest.raises(imageset.ArtifactError, match="holds fractions .* not 0.5"):
         arm_paths(str(tmp_path / "arms"), 0.5)
+    with pytest.raises(imageset.ArtifactError, match="not fraction 0.1 with generator seed 1"):
+        arm_paths(str(tmp_path / "arms"), 0.1, 1)
     with pytest.raises(imageset.ArtifactError, match="no synthetic set was made from"):
-        bundle_arms(data, synth[:1], str(tmp_path / "arms2"))
+        bundle_arms(data, synth[1:], str(tmp_path / "arms2"))

@@ -92,7 +92,7 @@ def test_prepare_data_is_keyed_by_its_data_section_and_data_version_never_by_run
         assert set(prepare.inputs.parameters) == {"section", "data_version"}, name
         assert prepare.inputs.parameters["data_version"].task_output_parameter.producer_task == "data-version"
         section = prepare.inputs.parameters["section"].task_output_parameter.producer_task
-        assert section == ("resolve-config" if name == "genaug.yaml" else "arm-data"), name
+        assert section == ("resolve-config" if name == "genaug.yaml" else "arm-setup"), name
         # Nothing that differs per run reaches its inputs, directly or through a producer: the
         # section's producer takes only the run's parameters (or the arm's options and fraction).
         assert set(prepare.dependent_tasks) == {"data-version", section}, name
@@ -274,11 +274,17 @@ def test_the_data_section_passes_between_tasks_at_every_profile(profile, tmp_pat
 
     options = SimpleNamespace(path=str(tmp_path / "options.json"), metadata={})
     section = steps.resolve_config.python_func(parameters={"profile": profile}, options=options)
-    arm = experiment.arm_data.python_func(options=options, fraction=0.5)
+    arm_options = SimpleNamespace(path=str(tmp_path / "arm_options.json"))
+    arm, seed = experiment.arm_setup.python_func(options=options, arm={"fraction": 0.5, "generator_seed": 2},
+                                                 arm_options=arm_options)
     for value in (section, arm):
         to_protobuf_value(value)
     assert DataConfig.coerce(section) == resolve({"profile": profile}).data
     assert DataConfig.coerce(arm) == resolve({"profile": profile, "fraction": "0.5"}).data
+    from genaug.params import load_options
+
+    assert seed == 2 and load_options(arm_options.path) == resolve({"profile": profile, "fraction": "0.5",
+                                                                    "seed": 2})
 
 
 def test_training_steps_take_every_gpu_of_their_pod_with_an_in_memory_dev_shm(tmp_path):

@@ -6,9 +6,12 @@ A configuration trains one classifier once:
 - ``real``: ratio 0, the real-only baseline of its (classifier, fraction, seed);
 - ``augmented``: real plus ratio * n_real synthetic images, paired with the baseline of the
   same seed (same initialisation and data order), so the difference is per seed;
-- ``synthetic``: one per fraction, the synthetic set alone (CAS, Ravuri & Vinyals 2019).
-Every fraction is an *arm*: its own real subset, and a generator trained on that subset
-only, because a generator that saw all the data would smuggle it into the small-data regime.
+- ``synthetic``: one per arm, the synthetic set alone (CAS, Ravuri & Vinyals 2019).
+Every (fraction, generator seed) is an *arm*: the fraction's own real subset, and a
+generator trained on that subset only (a generator that saw all the data would smuggle it
+into the small-data regime) with that seed. Each classifier seed pairs with each generator
+seed: the augmented runs of every arm are paired with the same real-only baselines, which
+do not depend on a generator, so the baselines train once per (classifier, fraction, seed).
 """
 
 from __future__ import annotations
@@ -40,7 +43,12 @@ class ExperimentParams:
     classifiers: tuple[str, ...]
     fractions: tuple[float, ...]
     filter_threshold: float = 0.0   # keep synthetic images the real classifier gives p(label) > this
-    generator_seed: int = 0
+    generator_seeds: tuple[int, ...] = (0,)
+
+    @property
+    def generator_seed(self) -> int:
+        """The first generator seed: the arms' RunConfig's seed (each arm replaces it)."""
+        return self.generator_seeds[0]
 
     @property
     def max_ratio(self) -> float:
@@ -99,14 +107,13 @@ def _int(v) -> int:
 
 def validate(dataset: str | None = None, generator: str | None = None, profile: str | None = None, ratios=None,
              seeds=None, classifiers=None, fractions=None, filter_threshold: float | None = None,
-             generator_seed: int | None = None) -> ExperimentParams:
+             generator_seeds=None) -> ExperimentParams:
     """Check every experiment parameter (lists may be lists, JSON or "a,b,c"); None takes the
     default (for the lists, the profile's). Raises ParamError listing every problem at once."""
     dataset = default("dataset") if dataset is None else dataset
     generator = default("generator") if generator is None else generator
     profile = default("profile") if profile is None else profile
     filter_threshold = 0.0 if filter_threshold is None else filter_threshold
-    generator_seed = default("seed") if generator_seed is None else generator_seed
     problems = []
     if problem := dataset_problem(dataset):  # a user's dataset: only its form here; the registry in the run
         problems.append(problem)
@@ -122,6 +129,8 @@ def validate(dataset: str | None = None, generator: str | None = None, profile: 
                           "CLASSIFIERS=cnn,shallow_mlp", problems)
     fractions = _listed(prof.fractions if fractions is None else fractions, float, "fractions",
                         "FRACTIONS=0.1,1", problems)
+    generator_seeds = _listed(prof.generator_seeds if generator_seeds is None else generator_seeds, _int,
+                              "generator seeds", "GEN_SEEDS=0,1,2", problems)
     bad = [r for r in ratios if not 0.0 <= r <= MAX_RATIO]
     if bad:
         problems.append(f"ratios {bad} out of range; each r = n_synthetic / n_real must be in [0, {MAX_RATIO:g}]")
@@ -129,8 +138,9 @@ def validate(dataset: str | None = None, generator: str | None = None, profile: 
         problems.append(f"ratios {list(ratios)} hold no augmented setting; add one above 0, e.g. RATIOS=0,0.5")
     if ratios and 0.0 not in ratios:
         ratios = (0.0, *ratios)  # the real-only baseline that every difference is taken against
-    if any(s < 0 for s in seeds):
-        problems.append(f"seeds {list(seeds)} must be non-negative integers")
+    for name, values in (("seeds", seeds), ("generator seeds", generator_seeds)):
+        if any(s < 0 for s in values):
+            problems.append(f"{name} {list(values)} must be non-negative integers")
     for c in classifiers:
         try:
             choose("classifier", c, CLASSIFIERS)
@@ -143,12 +153,10 @@ def validate(dataset: str | None = None, generator: str | None = None, profile: 
                                f"filter_threshold {filter_threshold!r} must be in [0, 1): 0 keeps every synthetic "
                                "image, 0.9 keeps those the real classifier assigns to their label with p > 0.9",
                                problems)
-    generator_seed = _checked(generator_seed, _int, lambda v: v >= 0,
-                             f"generator_seed {generator_seed!r} must be a non-negative integer", problems)
     if problems:
         raise ParamError("; ".join(problems))
     return ExperimentParams(dataset, generator, profile, tuple(sorted(ratios)), seeds, classifiers,
-                            tuple(sorted(fractions)), filter_threshold, generator_seed)
+                            tuple(sorted(fractions)), filter_threshold, generator_seeds)
 
 
 @dataclass(frozen=True)
@@ -158,18 +166,30 @@ class Config:
     ratio: float
     seed: int
     variant: str = field(default="augmented")   # real | augmented | synthetic
+    generator_seed: int | None = None           # None for real-only: no generator is involved
 
     @property
     def name(self) -> str:
-        return f"{self.variant}-{self.classifier}-f{self.fraction:g}-r{self.ratio:g}-s{self.seed}"
+        arm = "" if self.generator_seed is None else f"-g{self.generator_seed}"
+        return f"{self.variant}-{self.classifier}-f{self.fraction:g}-r{self.ratio:g}-s{self.seed}{arm}"
+
+
+def arms(p: ExperimentParams) -> list[dict]:
+    """One per (fraction, generator seed): the first loop's items."""
+    return [{"fraction": f, "generator_seed": g, "name": f"f{f:g}-g{g}"} for f in p.fractions
+            for g in p.generator_seeds]
 
 
 def configurations(p: ExperimentParams) -> list[dict]:
-    """The flat list: every (classifier, fraction, ratio, seed), plus one CAS run per fraction."""
-    out = [Config(c, f, r, s, "real" if r == 0 else "augmented")
-           for f in p.fractions for c in p.classifiers for r in p.ratios for s in p.seeds]
-    out += [Config(CAS_CLASSIFIER, f, 0.0, p.seeds[0], "synthetic") for f in p.fractions]
-    return [{**asdict(c), "name": c.name} for c in out]
+    """The flat list: every real-only (classifier, fraction, seed); every augmented
+    (classifier, fraction, ratio, seed, generator seed); one CAS run per arm."""
+    out = [Config(c, f, 0.0, s, "real") for f in p.fractions for c in p.classifiers for s in p.seeds]
+    out += [Config(c, f, r, s, "augmented", g) for f in p.fractions for c in p.classifiers
+            for r in p.ratios if r > 0 for g in p.generator_seeds for s in p.seeds]
+    out += [Config(CAS_CLASSIFIER, arm["fraction"], 0.0, p.seeds[0], "synthetic", arm["generator_seed"])
+            for arm in arms(p)]
+    # A real-only configuration has no generator_seed key at all: KFP passes no nulls.
+    return [{**{k: v for k, v in asdict(c).items() if v is not None}, "name": c.name} for c in out]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -179,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("ratios", "seeds", "classifiers", "fractions"):
         parser.add_argument(f"--{name}", default=None, help="comma-separated; default: the profile's")
     parser.add_argument("--filter_threshold", default=None)
-    parser.add_argument("--generator_seed", default=None)
+    parser.add_argument("--generator_seeds", default=None, help="comma-separated; default: the profile's")
     parser.add_argument("--print", action="store_true", help="print the resolved configuration list")
     args = vars(parser.parse_args(argv))
     show = args.pop("print")

@@ -6,20 +6,30 @@ from __future__ import annotations
 from genaug.columns import aligned
 
 HEADER = ("classifier", "fraction", "ratio", "seeds", "accuracy (mean ± std)", "macro F1", "bal. acc.",
-          "Δ vs real (paired)", "95% CI", "")
+          "Δ vs real (paired)", "95% CI", "between generators", "")
 
 
 def _cells(row: dict) -> tuple[str, ...]:
     acc = f"{row['accuracy_mean']:.4f} ± {row['accuracy_std']:.4f}"
+    spread = ""
     if "delta_mean" not in row:
         delta, ci, mark = "(baseline)", "", ""
     else:
         delta = f"{row['delta_mean']:+.4f}"
         ci = "n/a (1 seed)" if row["delta_low"] is None else f"[{row['delta_low']:+.4f}, {row['delta_high']:+.4f}]"
         mark = {True: "*", False: "", None: ""}[row["significant"]]
+        if row.get("generator_spread") is not None:  # the sample std of the generators' own effects
+            spread = f"±{row['generator_spread']:.4f} ({row['n_generators']} seeds)"
+        elif "interval_over" in row:
+            spread = "1 generator"
     means = tuple("n/a" if row.get(m) is None else f"{row[m]:.4f}" for m in ("macro_f1_mean", "balanced_accuracy_mean"))
     return (row["classifier"], f"{row['fraction']:g}", f"{row['ratio']:g}", str(row["n_seeds"]), acc, *means, delta, ci,
-            mark)
+            spread, mark)
+
+
+INTERVAL_NOTE = ("95% CI: a t-interval over generator seeds of each generator's mean paired Δ when the "
+                 "experiment trained 2 or more generators (both sources of variance), else over classifier "
+                 "seeds (that one generator's); '*' when it excludes 0")
 
 
 def text(rows: list[dict]) -> str:

@@ -107,7 +107,7 @@ def evaluate_generator(data_path: str, generator_path: str, out_path: str, html_
             result["network_note"] = "stand-in network: these values rank sets but match nothing published"
     result["generator_noise_seed"] = METRICS_SEED
     result.update(_diversity(fake_x, fake_y, raw, spec.classes, metrics))
-    result.update({"dataset": spec.name, "generator": ckpt["arch"],
+    result.update({"dataset": spec.name, "generator": ckpt["arch"], "generator_seed": ckpt["meta"].get("seed"),
                    "fraction": float(data_meta.get("fraction", 1.0)), "n_train_real": int(data_meta["n_train"]),
                    "modes": list(metrics.fid_modes),
                    "generator_sha256": hashlib.sha256(Path(generator_path).read_bytes()).hexdigest()})

@@ -16,6 +16,15 @@ def _metric_key(row: dict, what: str) -> str:
     return f"{what}/{row['classifier']}/f{row['fraction']:g}/r{row['ratio']:g}"
 
 
+def _seed(value) -> int:
+    """An arm's generator seed (results and metrics recorded before GEN_SEEDS: 0)."""
+    return 0 if value is None else int(value)
+
+
+def _arm(arm: dict) -> str:
+    return f"f{arm['fraction']:g}/g{_seed(arm.get('generator_seed'))}"
+
+
 def summarize_experiment(params: dict, results: list, generators: list, out_path: str,
                          markdown_path: str = "", parent_run_id: str = "") -> dict:
     """Write ``out_path`` (the experiment's summary.json): the parameters, every configuration's result,
@@ -24,10 +33,10 @@ def summarize_experiment(params: dict, results: list, generators: list, out_path
     t0 = time.perf_counter()
     results = sorted(results, key=lambda r: (r["variant"], r["classifier"], r["fraction"], r["ratio"], r["seed"]))
     rows = stats.table(results)
-    cas = {float(r["fraction"]): r for r in results if r["variant"] == "synthetic"}
+    cas = {(float(r["fraction"]), _seed(r.get("generator_seed"))): r for r in results if r["variant"] == "synthetic"}
     arms = []
-    for g in sorted(generators, key=lambda g: g["fraction"]):
-        c = cas.get(float(g["fraction"]))
+    for g in sorted(generators, key=lambda g: (g["fraction"], _seed(g.get("generator_seed")))):
+        c = cas.get((float(g["fraction"]), _seed(g.get("generator_seed"))))
         arms.append({**g, "cas": c["accuracy"] if c else None, "cas_mlflow_run_id": c.get("mlflow_run_id") if c else None})
     summary = {"params": {k: v for k, v in params.items() if k != "configs"}, "table": rows, "generators": arms,
                "results": results, "mlflow_parent_run_id": parent_run_id or None}
@@ -40,11 +49,12 @@ def summarize_experiment(params: dict, results: list, generators: list, out_path
             metrics[_metric_key(row, "acc_mean")] = row["accuracy_mean"]
             if "delta_mean" in row:
                 metrics[_metric_key(row, "delta_mean")] = row["delta_mean"]
+                metrics[_metric_key(row, "generator_spread")] = row.get("generator_spread")
         for arm in arms:
             for mode, v in arm["fid"].items():
-                metrics[f"fid_{mode}/f{arm['fraction']:g}"] = v
+                metrics[f"fid_{mode}/{_arm(arm)}"] = v
             for k in ("kid", "precision", "recall", "msssim_generated", "msssim_real", "likeness_score", "cas"):
-                metrics[f"{k}/f{arm['fraction']:g}"] = arm.get(k)
+                metrics[f"{k}/{_arm(arm)}"] = arm.get(k)
         tracking.log_to(parent_run_id, text, "experiment_table.txt")
         tracking.log_to(parent_run_id, summary, "experiment.json")
         tracking.finish_pipeline_run(parent_run_id, "FINISHED",
@@ -63,7 +73,8 @@ def _generator_lines(summary: dict) -> list[str]:
     lines = []
     for arm in summary["generators"]:
         cas = "n/a" if arm.get("cas") is None else f"{arm['cas']:.4f}"
-        lines.append(f"  fraction {arm['fraction']:g}: {generator_line(arm)}, CAS {cas}")
+        lines.append(f"  fraction {arm['fraction']:g}, generator seed {_seed(arm.get('generator_seed'))}: "
+                     f"{generator_line(arm)}, CAS {cas}")
     return lines
 
 
@@ -71,10 +82,12 @@ def render(summary: dict) -> str:
     """The experiment's answer as plain text: the table, then the generator per arm."""
     p = summary["params"]
     head = (f"genaug experiment: dataset={p['dataset']} generator={p['generator']} profile={p['profile']} "
-            f"seeds={p['seeds']} filter_threshold={p['filter_threshold']}")
+            f"seeds={p['seeds']} generator_seeds={p.get('generator_seeds', [0])} "
+            f"filter_threshold={p['filter_threshold']}")
     return "\n".join([head, "", table.text(summary["table"]), "",
-                      "  * the paired 95% t-interval over seeds excludes 0", "",
-                      f"generator ({p['generator']}, one per fraction, trained on that fraction only):",
+                      "  " + table.INTERVAL_NOTE, "",
+                      f"generator ({p['generator']}, one per fraction and generator seed, trained on that "
+                      "fraction only):",
                       *_generator_lines(summary)])
 
 
@@ -82,6 +95,6 @@ def markdown(summary: dict) -> str:
     p = summary["params"]
     return "\n".join([f"## {p['generator']} on {p['dataset']} ({p['profile']})", "",
                       table.markdown(summary["table"]), "",
-                      "Δ: accuracy minus real-only accuracy of the same classifier, fraction and seed; "
-                      "95% t-interval over seeds; * when it excludes 0.", "",
-                      "### Generator, per fraction", "", *[f"-{line[1:]}" for line in _generator_lines(summary)]])
+                      "Δ: accuracy minus real-only accuracy of the same classifier, fraction and seed. "
+                      + table.INTERVAL_NOTE + ".", "",
+                      "### Generator, per fraction and generator seed", "", *[f"-{line[1:]}" for line in _generator_lines(summary)]])
