@@ -11,13 +11,11 @@ from components.steps import component
 @component
 def plan_experiment(dataset: str, generator: str, profile: str, ratios: list, seeds: list, classifiers: list,
                     fractions: list, filter_threshold: float, generator_seeds: list, sampling: dict,
-                    plan: Output[Artifact], options: Output[Artifact]) -> NamedTuple("Plan", configs=list, arms=list):
-    """Check every list and lay out the flat configuration list (``configs``) and the arms
-    (``arms``: one per fraction and generator seed); the resolved parameters go to
-    ``plan``, the arms' RunConfig (run_options.json) to ``options``. Fails the run before
-    any work."""
+                    plan: Output[Artifact], options: Output[Artifact]) -> list:
+    """Check every list and lay out the flat configuration list (this task's output); the
+    resolved parameters and the arms (one per fraction and generator seed) go to ``plan``,
+    the arms' RunConfig (run_options.json) to ``options``. Fails the run before any work."""
     import json
-    from collections import namedtuple
 
     from genaug.steps import get
 
@@ -26,7 +24,17 @@ def plan_experiment(dataset: str, generator: str, profile: str, ratios: list, se
     plan.metadata.update({k: v for k, v in resolved.items() if k not in ("configs", "arms")})
     with open(plan.path, "w") as f:
         json.dump(resolved, f)
-    return namedtuple("Plan", ["configs", "arms"])(resolved["configs"], resolved["arms"])
+    return resolved["configs"]
+
+
+@component
+def experiment_arms(plan: Input[Artifact]) -> list:
+    """The arms of the plan (fraction, generator seed), as the first loop's items. A task of
+    its own: KFP's local runner loops only over a task's single output."""
+    import json
+
+    with open(plan.path) as f:
+        return json.load(f)["arms"]
 
 
 @component

@@ -84,7 +84,8 @@ def experiment_pipeline(
     # Loop bodies take only pipeline inputs, loop items and artifacts from outside: KFP's
     # local runner replaces any other outside parameter with the loop item (see
     # components.experiment.parent_run). Fractions were checked by plan_experiment.
-    with dsl.ParallelFor(plan.outputs["arms"], parallelism=ARM_PARALLELISM) as arm:
+    arms_list = exp.experiment_arms(plan=plan.outputs["plan"]).set_display_name("arms")
+    with dsl.ParallelFor(arms_list.output, parallelism=ARM_PARALLELISM) as arm:
         parent = exp.parent_run(run=run.outputs["run"]).set_display_name("MLflow parent run").output
         ratio = exp.synthesis_ratio(ratios=ratios, filter_threshold=filter_threshold).set_display_name(
             "synthesis ratio").output
@@ -105,7 +106,7 @@ def experiment_pipeline(
         quality.set_display_name("generator metrics")
     arms = exp.bundle_arms(datas=dsl.Collected(data.outputs["data"]),
                            synthetics=dsl.Collected(kept.outputs["filtered"])).set_display_name("bundle arms")
-    with dsl.ParallelFor(plan.outputs["configs"], parallelism=CONFIG_PARALLELISM) as config:
+    with dsl.ParallelFor(plan.outputs["Output"], parallelism=CONFIG_PARALLELISM) as config:
         trained = exp.run_config(config=config, arms=arms.outputs["arms"], options=options, run=run.outputs["run"])
         trained.set_display_name("train and score configuration")
     summary = exp.summarize_experiment(plan=plan.outputs["plan"], results=dsl.Collected(trained.outputs["Output"]),

@@ -45,7 +45,7 @@ OFFLINE = Resources("250m", "1", "512Mi", "2Gi", services=False)
 
 POLICY: dict[str, Resources] = {
     "resolve-config": OFFLINE, "plan-experiment": OFFLINE, "synthesis-ratio": OFFLINE, "parent-run": OFFLINE,
-    "arm-setup": OFFLINE,
+    "arm-setup": OFFLINE, "experiment-arms": OFFLINE,
     "bundle-arms": Resources("500m", "2", "2Gi", "8Gi", services=False),
     "data-version": Resources("500m", "2", "1Gi", "4Gi"),  # may snapshot a source: hashing, streamed
     "start-tracking": LIGHT, "record-final-status": LIGHT, "report": LIGHT, "summarize-experiment": LIGHT,
