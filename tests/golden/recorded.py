@@ -16,7 +16,9 @@ issue 26 for its new keys only, every recorded value kept: ``config.metrics.msss
 ``likeness_images``, and ``generator_metrics``' ``msssim_*``, ``per_class_msssim``,
 ``likeness_*`` and ``per_class_likeness``, added by hand from the smoke profile's steps called
 directly on the same Fashion-MNIST (prepare_data, train_generator dcgan seed 0,
-evaluate_generator; its FID 7.469 against the recorded 7.427), the stack not being at hand.
+evaluate_generator; its FID 7.469 against the recorded 7.427), the stack not being at hand;
+and ``generator_metrics``' ``generator_seed`` (the seed the generator trained with, 0), which
+the experiment's GEN_SEEDS needs.
 
     python -m tests.golden.recorded summary RUN_DIR/summary.json   re-record the summary
     python -m tests.golden.recorded parameters                     re-record the parameters
