@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 import math
 import os
 import threading
@@ -196,9 +197,25 @@ def log_dataset(parent_run_id: str, name: str, version: str, uri: str, profile: 
     entity = Dataset(name=name, digest=version[:DIGEST_CHARS], source_type=source._get_source_type(),
                      source=source.to_json(), profile=json.dumps({"version": version, **(profile or {})}))
     context = [InputTag(key="mlflow.data.context", value="training")]
-    mlflow.MlflowClient().log_inputs(parent_run_id, datasets=[DatasetInput(entity, context)])
+    _log_inputs_once_raced(mlflow.MlflowClient(), parent_run_id, [DatasetInput(entity, context)])
     if (active := _active()) is not None:
-        active.MlflowClient().log_inputs(active.active_run().info.run_id, datasets=[DatasetInput(entity, context)])
+        _log_inputs_once_raced(active.MlflowClient(), active.active_run().info.run_id, [DatasetInput(entity, context)])
+
+
+def _log_inputs_once_raced(client, run_id: str, inputs: list) -> None:
+    """log_inputs, again once when another task inserted the same dataset row at the same
+    moment: MLflow's store looks up (experiment, name, digest) and then inserts, so two arms
+    of an experiment logging one dataset version can collide on its unique constraint. The
+    second try finds the row and only links it."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.log_inputs(run_id, datasets=inputs)
+    except MlflowException as err:
+        if "UNIQUE constraint" not in str(err) and "duplicate key" not in str(err):
+            raise
+        time.sleep(0.5)
+        client.log_inputs(run_id, datasets=inputs)
 
 
 def set_parent_tags(parent_run_id: str, tags: dict) -> None:
