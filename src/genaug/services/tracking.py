@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import json
-import time
 import math
 import os
 import threading
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
