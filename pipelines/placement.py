@@ -20,6 +20,7 @@ from kfp.dsl import pipeline_context
 from kfp.dsl.pipeline_channel import PipelineChannel
 
 from components import settings
+from genaug.deploy.trainjob import SHM_LIMIT as TRAINJOB_SHM
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ LIGHT = Resources("250m", "1", "512Mi", "2Gi")
 CPU = Resources("2", "4", "8Gi", "16Gi")
 GPU = Resources("4", "8", "16Gi", "48Gi", gpu=True)
 TRAIN = Resources("4", "8", "16Gi", "48Gi", gpu=True, all_gpus=True)
-SHM_LIMIT = "8Gi"  # counts against the memory limit: medium Memory is RAM
+SHM_LIMIT = TRAINJOB_SHM  # the same on a TrainJob's nodes; counts against the memory limit: medium Memory is RAM
 OFFLINE = Resources("250m", "1", "512Mi", "2Gi", services=False)
 
 POLICY: dict[str, Resources] = {

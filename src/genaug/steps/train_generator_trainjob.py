@@ -18,7 +18,7 @@ import signal
 import sys
 import threading
 
-from genaug.deploy.trainjob import EnvRef, Placement, TrainJobRequest, train_job
+from genaug.deploy.trainjob import DEFAULT_RUNTIME, EnvRef, Placement, TrainJobRequest, train_job
 from genaug.params import load_options
 from genaug.steps import handoff
 from genaug.steps.gpus import step_target
@@ -83,7 +83,7 @@ def request_for(name: str, namespace: str, command: list[str], nodes: int, gpus_
 
 def train_generator_trainjob(data_path: str, options_path: str, out_path: str, html_path: str = "",
                              parent_run_id: str = "", run_uid: str = "", *, nodes: int, gpus_per_node: int,
-                             job: dict, runtime: str = "torch-distributed", timeout_hours: float = DEFAULT_TIMEOUT_H,
+                             job: dict, runtime: str = DEFAULT_RUNTIME, timeout_hours: float = DEFAULT_TIMEOUT_H,
                              poll_s: float = 10.0) -> dict:
     """Train the run's generator (``options_path``: run_options.json) on ``nodes`` nodes of
     ``gpus_per_node`` GPUs on the ``runtime`` ClusterTrainingRuntime; write it to
