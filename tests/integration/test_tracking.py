@@ -119,3 +119,32 @@ def test_the_experiment_shows_model_training_and_settings_are_params_not_metrics
     assert run.data.metrics["label_fidelity"] == 0.91 and run.data.metrics["accuracy_real"] == 0.8
     assert run.info.status == "FINISHED"
 
+
+
+def test_arms_logging_one_dataset_version_at_the_same_moment_all_succeed(stack):
+    """The arms of an experiment run data_version together and each logs the same dataset
+    version; MLflow's store looks the row up, then inserts it, so all but one of them meet
+    its unique constraint unless the insert is tried again."""
+    import threading
+
+    parent = tracking.start_pipeline_run({"dataset": "mnist"}, {"genaug.pipeline_run_id": "p-race"})
+    failures: list[BaseException] = []
+    for attempt in range(4):  # each round a new version, so each round a fresh insert race
+        version = f"{attempt:02d}" + "ab" * 31
+        start = threading.Barrier(6)
+
+        def arm():
+            start.wait()
+            try:
+                tracking.log_dataset(parent, "race-mnist", version, "built-in mnist files")
+            except BaseException as err:  # noqa: BLE001 - collected, asserted below
+                failures.append(err)
+
+        threads = [threading.Thread(target=arm) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert failures == []
+    inputs = mlflow.MlflowClient().get_run(parent).inputs.dataset_inputs
+    assert sorted(i.dataset.digest[:2] for i in inputs) == ["00", "01", "02", "03"]
