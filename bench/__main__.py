@@ -1,7 +1,7 @@
 """``python -m bench [names...]`` (or ``make bench``): every benchmark in turn, on this
 machine, each printing its figures and ratio and writing bench/results/<name>.json; a
 summary table of the ratios at the end. Names: data_loading, gan_step, diffusion_step,
-sampling, fid_features, serving, promotion, data_versions, pipeline_overhead, resolution,
+sampling, fid_features, diversity, serving, promotion, data_versions, pipeline_overhead, resolution,
 mlflow_login, ddp."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import importlib
 import sys
 import time
 
-ORDER = ("data_loading", "gan_step", "diffusion_step", "sampling", "fid_features", "serving", "promotion",
-         "data_versions", "pipeline_overhead", "resolution", "mlflow_login", "ddp")
+ORDER = ("data_loading", "gan_step", "diffusion_step", "sampling", "fid_features", "diversity", "serving",
+         "promotion", "data_versions", "pipeline_overhead", "resolution", "mlflow_login", "ddp")
 
 
 def main(argv: list[str]) -> int:
