@@ -20,7 +20,7 @@ from kfp.dsl import pipeline_context
 from kfp.dsl.pipeline_channel import PipelineChannel
 
 from components import settings
-from genaug.deploy.trainjob import SHM_LIMIT as TRAINJOB_SHM
+from genaug.deploy import SHM_LIMIT as TRAINJOB_SHM
 
 
 @dataclass(frozen=True)

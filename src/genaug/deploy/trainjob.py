@@ -29,12 +29,13 @@ from dataclasses import dataclass, field
 
 from kubeflow_trainer_api import models as m
 
+from genaug.deploy import SHM_LIMIT
+
 API_VERSION, KIND = "trainer.kubeflow.org/v1alpha1", "TrainJob"
 RUNTIME_KIND = "ClusterTrainingRuntime"
 DEFAULT_RUNTIME = "torch-distributed"
 NODE_JOB = "node"        # the torch-distributed runtime's replicated job and its container
 MANAGER = "genaug.io/pipeline"
-SHM_LIMIT = "8Gi"
 NO_SIDECAR = {"sidecar.istio.io/inject": "false"}
 PART_OF = {"app.kubernetes.io/part-of": "genaug"}
 
