@@ -113,7 +113,8 @@ def promote_task(role: str, data, onnx, export, options, pipeline_run_id: str, p
     with open(decisions.path, "w") as f:
         json.dump(meta, f)
     with open(verdict.path, "w") as f:
-        f.write(verdict_markdown(meta))
+        # Only the decisions: the step's metadata also holds its seconds and MLflow run id.
+        f.write(verdict_markdown({k: v for k, v in meta.items() if isinstance(v, dict) and "decision" in v}))
     return meta
 
 
