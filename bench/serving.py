@@ -40,7 +40,7 @@ from genaug.export.quantize import quantize_classifier
 from genaug.generators import GanSampler
 from genaug.models.classifiers import CNN
 from genaug.models.gan import DCGANGenerator
-from genaug.serving.repository import Repository, render_config
+from genaug.serving.repository import Repository, labels_bytes, render_config
 
 CONCURRENCY = (1, 4, 16)
 # FP32 against INT8: clients, and images per request.
@@ -98,7 +98,9 @@ def _publish(store, triton, kind: str, onnx: str, noise_dims, spec, batching: bo
     if not batching:
         config = "\n".join(line for line in config.splitlines() if not line.startswith("dynamic_batching"))
     repo = Repository(store)
-    repo.write_version(name, 1, onnx, {"benchmark": True})
+    # A classifier's config names its labels file (label_filename): without it Triton refuses the model.
+    files = {"labels.txt": labels_bytes(spec.classes)} if kind == "classifier" else {}
+    repo.write_version(name, 1, onnx, {"benchmark": True}, files)
     repo.write_config(name, config)
     triton.load(name)
     return name
