@@ -1,5 +1,6 @@
 """Triton over gRPC: throughput and latency of a classifier and a GAN generator at 1, 4 and
-16 concurrent clients, with and without dynamic batching.
+16 concurrent clients, with and without dynamic batching; and the classifier's INT8 file
+(genaug.export.quantize) against its FP32 one on the same Triton.
 
     python -m bench.serving [--seconds 5]
 
@@ -10,6 +11,12 @@ On this machine Triton is the CPU build bundled with nvidia-pytriton, with onnxr
 through a python-backend adapter: the figures test integration and show the batching
 effect, not a GPU server's speed. The ratio is requests/s with batching over without, for
 the classifier at 16 clients.
+
+FP32 against INT8: both files served with genaug's config (dynamic batching), one image and
+64 images a request, at 1 and 16 clients, and both in-process in onnxruntime at batch 64
+(the kernels' own cost, without gRPC). The INT8 file is quantized from the FP32 one,
+calibrated on 64 random images: a random network's accuracy says nothing, but its cost is
+that of a trained one.
 """
 
 from __future__ import annotations
@@ -25,16 +32,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.harness import Report
+from bench.harness import Report, interleaved
 from bench.stack import private_stack
 from genaug import catalog
 from genaug.export.onnx import export_classifier, export_generator
+from genaug.export.quantize import quantize_classifier
 from genaug.generators import GanSampler
 from genaug.models.classifiers import CNN
 from genaug.models.gan import DCGANGenerator
-from genaug.serving.repository import Repository, render_config
+from genaug.serving.repository import Repository, labels_bytes, render_config
 
 CONCURRENCY = (1, 4, 16)
+# FP32 against INT8: clients, and images per request.
+PRECISION_LOADS = ((1, 1), (16, 1), (1, 64))
 
 
 def _models(folder: Path, spec) -> dict:
@@ -48,13 +58,49 @@ def _models(folder: Path, spec) -> dict:
     return {"classifier": (clf["path"], ()), "generator": (generator["path"], tuple(generator["noise_dims"]))}
 
 
-def _publish(store, triton, kind: str, onnx: str, noise_dims, spec, batching: bool) -> str:
-    name = f"bench-{kind}-{'batched' if batching else 'unbatched'}"
+def _int8(fp32: str, folder: Path, spec) -> str:
+    images = np.random.default_rng(1).integers(0, 256, (64, spec.channels, spec.height, spec.width), dtype=np.uint8)
+    return quantize_classifier(fp32, folder / "classifier_int8.onnx", images)["path"]
+
+
+def _precisions(report: Report, store, triton, url: str, files: dict, spec, seconds: float) -> dict:
+    """FP32 against INT8 over Triton (PRECISION_LOADS) and in-process; {(precision, clients,
+    images): figures}."""
+    from genaug.onnx_runtime import CpuSession
+
+    rng = np.random.default_rng(0)
+    results = {}
+    names = {p: _publish(store, triton, "classifier", path, (), spec, True, suffix=p) for p, path in files.items()}
+    for clients, n in PRECISION_LOADS:
+        inputs = {"images": rng.integers(0, 256, (n, spec.channels, spec.height, spec.width), dtype=np.uint8)}
+        for precision, name in names.items():
+            r = _load(url, name, inputs, "logits", clients, seconds)
+            r["images_per_s"] = r["rps"] * n
+            results[(precision, clients, n)] = r
+            label = f"classifier {precision}, {clients:>2} clients x {n:>2} images"
+            report.figure(f"{label}: throughput", r["images_per_s"], "images/s")
+            report.figure(f"{label}: p50 latency", r["p50_ms"], "ms")
+    batch = {"images": rng.integers(0, 256, (64, spec.channels, spec.height, spec.width), dtype=np.uint8)}
+    sessions = {p: CpuSession(path) for p, path in files.items()}
+    local = interleaved({p: (lambda s=s: s.run(batch)) for p, s in sessions.items()}, warmup=3, repeats=20)
+    for precision, sec in local.items():
+        report.figure(f"onnxruntime in-process, batch 64, {precision}", 1000 * sec, "ms")
+    report.figure("INT8 speed-up in-process (FP32 ms / INT8 ms), batch 64", local["fp32"] / local["int8"], "x")
+    for clients, n in PRECISION_LOADS:
+        report.figure(f"INT8 / FP32 throughput over Triton, {clients} clients x {n} images",
+                      results[("int8", clients, n)]["rps"] / results[("fp32", clients, n)]["rps"], "x")
+    return results
+
+
+def _publish(store, triton, kind: str, onnx: str, noise_dims, spec, batching: bool, suffix: str = "") -> str:
+    name = f"bench-{kind}-{'batched' if batching else 'unbatched'}" + (f"-{suffix}" if suffix else "")
     config = render_config(kind, name, 1, spec, noise_dims)
     if not batching:
         config = "\n".join(line for line in config.splitlines() if not line.startswith("dynamic_batching"))
     repo = Repository(store)
-    repo.write_version(name, 1, onnx, {"benchmark": True})
+    # A classifier's config names its labels file (label_filename): without it Triton refuses the model.
+    files = {"labels.txt": labels_bytes(spec.classes)} if kind == "classifier" else {}
+    repo.write_version(name, 1, onnx, {"benchmark": True}, files)
     repo.write_config(name, config)
     triton.load(name)
     return name
@@ -135,6 +181,9 @@ def main(argv=None) -> dict:
                         report.figure(f"{label}: throughput", r["rps"], "req/s")
                         report.figure(f"{label}: p50 latency", r["p50_ms"], "ms")
                         report.figure(f"{label}: p95 latency", r["p95_ms"], "ms")
+            fp32 = models["classifier"][0]
+            _precisions(report, store, triton, env["GENAUG_TRITON_GRPC"],
+                        {"fp32": fp32, "int8": _int8(fp32, Path(folder), spec)}, spec, args.seconds)
     ratio = results[("classifier", True, 16)]["rps"] / results[("classifier", False, 16)]["rps"]
     return report.done("classifier req/s at 16 clients, dynamic batching / none", ratio,
                        "informational (CPU Triton)", True)

@@ -190,16 +190,22 @@ def export_generator(generator: Input[Model], parent_run_id: str, generator_onnx
 
 
 @component
-def export_classifier(classifier_real: Input[Model], classifier_augmented: Input[Model], parent_run_id: str,
-                      classifier_onnx: Output[Model], export: Output[Artifact]):
-    """The better classifier's ONNX file (by validation accuracy), checked with onnxruntime."""
+def export_classifier(classifier_real: Input[Model], classifier_augmented: Input[Model], data: Input[Dataset],
+                      options: Input[Artifact], parent_run_id: str, classifier_onnx: Output[Model],
+                      classifier_int8_onnx: Output[Model], export: Output[Artifact]):
+    """The better classifier's ONNX file (by validation accuracy), checked with onnxruntime,
+    and its INT8 file, calibrated on the run's training images."""
     import json
 
+    from genaug.params import load_options
     from genaug.steps import get
 
-    meta = get("export_classifier")(classifier_real.path, classifier_augmented.path, classifier_onnx.path,
-                                    parent_run_id=parent_run_id)
+    run = load_options(options.path)
+    meta = get("export_classifier")(classifier_real.path, classifier_augmented.path, data.path, classifier_onnx.path,
+                                    classifier_int8_onnx.path, parent_run_id=parent_run_id,
+                                    classifier=run.classifier, seed=run.seed)
     classifier_onnx.metadata.update(meta["classifier"])
+    classifier_int8_onnx.metadata.update(meta["classifier_int8"])
     export.metadata.update(meta)
     with open(export.path, "w") as f:
         json.dump(meta, f)
@@ -219,15 +225,17 @@ def promote_generator(data: Input[Dataset], classifier_real: Input[Model], gener
 
 
 @component
-def promote_classifier(data: Input[Dataset], classifier_onnx: Input[Model], export: Input[Artifact],
-                       options: Input[Artifact], pipeline_run_id: str, parent_run_id: str,
+def promote_classifier(data: Input[Dataset], classifier_onnx: Input[Model], classifier_int8_onnx: Input[Model],
+                       export: Input[Artifact], options: Input[Artifact], pipeline_run_id: str, parent_run_id: str,
                        decisions: Output[Artifact], verdict: Output[Markdown]):
-    """Serve the classifier if its test accuracy passes the gates; record the decision in the
-    ledger. A classifier no better than its champion leaves the champion serving."""
+    """Serve the classifier if its test accuracy passes the gates, then its INT8 file as
+    <dataset>-classifier-int8 if the classifier was promoted and INT8 keeps its accuracy
+    within half a point; record each decision in the ledger. A classifier no better than its
+    champion leaves the champion serving."""
     from genaug.steps.promote import promote_task
 
     promote_task("classifier", data, classifier_onnx, export, options, pipeline_run_id, parent_run_id, decisions,
-                 verdict)
+                 verdict, int8_onnx=classifier_int8_onnx)
 
 
 @component

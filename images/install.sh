@@ -49,6 +49,10 @@ bake)
   if [ -n "${RESNET18_URL:-}" ]; then
     "$PY" "$SRC/images/bake.py" fetch "$RESNET18_URL" "${RESNET18_SHA256:-}" "$OPT/weights/resnet18-f37072fd.pth"
   fi
+  if [ -n "${EFFICIENTNET_B0_URL:-}" ]; then
+    "$PY" "$SRC/images/bake.py" fetch "$EFFICIENTNET_B0_URL" "${EFFICIENTNET_B0_SHA256:-}" \
+      "$OPT/weights/efficientnet_b0_rwightman-7f5810bc.pth"
+  fi
   if [ -n "${FID_REFERENCE_URL:-}" ]; then
     # Its cache key (fid-reference/<dataset>/train/n<N>/<mode>/<network>.npz): given, or read off the URL.
     key=${FID_REFERENCE_KEY:-fid-reference/${FID_REFERENCE_URL#*fid-reference/}}

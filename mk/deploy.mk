@@ -26,7 +26,8 @@ MONITORING ?= 0
 BUILDER   ?= $(firstword $(foreach b,docker podman buildah,$(if $(shell command -v $(b) 2>/dev/null),$(b))))
 BUILD      = $(if $(filter buildah,$(notdir $(BUILDER))),$(BUILDER) bud,$(BUILDER) build)
 # Baked into the images when given; each URL needs its SHA256 (images/install.sh).
-BAKE_VARS := FID_WEIGHTS_URL FID_WEIGHTS_SHA256 RESNET18_URL RESNET18_SHA256 FID_REFERENCE_URL FID_REFERENCE_SHA256 FID_REFERENCE_KEY
+BAKE_VARS := FID_WEIGHTS_URL FID_WEIGHTS_SHA256 RESNET18_URL RESNET18_SHA256 EFFICIENTNET_B0_URL \
+             EFFICIENTNET_B0_SHA256 FID_REFERENCE_URL FID_REFERENCE_SHA256 FID_REFERENCE_KEY
 # A build argument named without a value takes it from the environment: no value is shell text.
 BAKE_ARGS  = $(foreach v,$(BAKE_VARS),$(if $($(v)),--build-arg $(v)))
 BUILD_ARGS ?=

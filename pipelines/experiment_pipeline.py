@@ -60,7 +60,7 @@ def experiment_pipeline(
         profile: smoke (seconds), quick (minutes on a CPU) or full (paper-scale, GPU).
         ratios: synthetic images per real one to compare, e.g. [0, 0.25, 0.5, 1]; 0 (real only) is always added.
         seeds: one training per seed, e.g. [0, 1, 2]; augmented runs are paired with real-only of the same seed.
-        classifiers: any of shallow_mlp, deep_mlp, cnn, transfer, e.g. ["cnn", "shallow_mlp"].
+        classifiers: any of shallow_mlp, deep_mlp, cnn, transfer, efficientnet_b0, e.g. ["cnn", "shallow_mlp"].
         fractions: shares of the real training split, e.g. [0.1, 1]; each gets its own generator.
         filter_threshold: 0 keeps every synthetic image; above, keep those a real-data cnn assigns to their label with p > it.
         generator_seeds: one generator per fraction and seed, e.g. [0, 1, 2]; with 2 or more the interval counts the generator's own variance.

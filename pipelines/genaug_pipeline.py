@@ -11,7 +11,8 @@ Which task feeds which:
     synthesize -> train_classifier(real + synthetic), train_classifier(synthetic only: CAS)
     the three classifiers and the synthetic set -> evaluate
     export_generator, train_classifier(real) (the judge of label fidelity) -> promote_generator
-    train_classifier(real), train_classifier(real + synthetic) -> export_classifier -> promote_classifier
+    train_classifier(real), train_classifier(real + synthetic) -> export_classifier (FP32 and INT8, calibrated
+        on prepare_data's training images) -> promote_classifier (the FP32 file, then the INT8 one)
     all of them -> report (summary.json)
 
 All of it inside an exit handler: record_final_status runs last, also when a step fails,
@@ -111,7 +112,8 @@ def genaug_pipeline(
         gen_onnx = steps.export_generator(generator=generator_model, parent_run_id=parent)
         gen_onnx.set_display_name("export generator to ONNX")
         clf_onnx = steps.export_classifier(classifier_real=clf_real.outputs["model"],
-                                           classifier_augmented=clf_aug.outputs["model"], parent_run_id=parent)
+                                           classifier_augmented=clf_aug.outputs["model"], data=data.outputs["data"],
+                                           options=options, parent_run_id=parent)
         clf_onnx.set_display_name("export classifier to ONNX")
         gen_promoted = steps.promote_generator(
             data=data.outputs["data"], classifier_real=clf_real.outputs["model"],
@@ -120,7 +122,8 @@ def genaug_pipeline(
         gen_promoted.set_display_name("promote generator to Triton")
         clf_promoted = steps.promote_classifier(
             data=data.outputs["data"], classifier_onnx=clf_onnx.outputs["classifier_onnx"],
-            export=clf_onnx.outputs["export"], options=options,
+            classifier_int8_onnx=clf_onnx.outputs["classifier_int8_onnx"], export=clf_onnx.outputs["export"],
+            options=options,
             pipeline_run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER, parent_run_id=parent)
         clf_promoted.set_display_name("promote classifier to Triton")
         # The summary is the report task's "summary" artifact: KFP allows no pipeline output

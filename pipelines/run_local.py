@@ -208,7 +208,8 @@ def infer_lines(summary: dict, run_dir: Path) -> list[str]:
             image = arrays["x_test"][0]
             example = run_dir / "example_test_image.png"
             Image.fromarray(image[0] if image.shape[0] == 1 else np.moveaxis(image, 0, -1)).save(example)
-            lines += ["Ask the served classifier about a real test image:",
+            which = "INT8 classifier" if role == "classifier_int8" else "classifier"
+            lines += [f"Ask the served {which} about a real test image:",
                       f"  {genaug} infer classifier --model {p['model']} {example}"]
     return lines or ["Nothing is served yet: no model passed its promotion gates (see the reasons above)."]
 

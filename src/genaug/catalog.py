@@ -81,8 +81,9 @@ def mlp_too_large(height: int, width: int) -> str:
     return (f"vanilla_gan is a fully connected GAN for images up to {MLP_GAN_MAX_SIDE}x{MLP_GAN_MAX_SIDE}; these "
             f"are {height}x{width}: use GEN=dcgan or GEN=wgan_gp, or RESOLUTION={MLP_GAN_MAX_SIDE}")
 
-# transfer: ResNet-18, fine-tuned from ImageNet weights when a copy is available (meant for GPUs).
-CLASSIFIERS: tuple[str, ...] = ("shallow_mlp", "deep_mlp", "cnn", "transfer")
+# transfer (ResNet-18) and efficientnet_b0: fine-tuned from ImageNet weights when a copy is
+# available (genaug.models.pretrained); meant for GPUs.
+CLASSIFIERS: tuple[str, ...] = ("shallow_mlp", "deep_mlp", "cnn", "transfer", "efficientnet_b0")
 
 
 class UnknownName(ValueError):

@@ -62,7 +62,7 @@ PARAMETERS: tuple[Parameter, ...] = (
     Parameter("generator", "GEN", str, "generator", "GEN=ddim",
               "vanilla_gan, dcgan, wgan_gp, ddpm or ddim (class-conditional).", default="dcgan"),
     Parameter("classifier", "CLASSIFIER", str, "classifier.name", "CLASSIFIER=cnn",
-              "shallow_mlp, deep_mlp, cnn or transfer (ResNet-18; meant for GPUs)."),
+              "shallow_mlp, deep_mlp, cnn, transfer (ResNet-18) or efficientnet_b0 (both meant for GPUs)."),
     Parameter("profile", "PROFILE", str, "profile", "PROFILE=smoke",
               "smoke (seconds), quick (minutes on a CPU) or full (paper-scale, GPU).", default="quick"),
     Parameter("seed", "SEED", int, "seed", "SEED=0",

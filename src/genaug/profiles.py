@@ -45,7 +45,7 @@ PROFILES: dict[str, Profile] = {
                             lr=1e-3, warmup=5, ema_decay=0.9, snr_gamma=5.0, log_every=10, checkpoint_every=10,
                             max_grids=2),
             SamplerConfig(steps=2, eta=0.0, guidance=2.0),
-            ClassifierConfig(epochs=3, patience=2, batch=64, width=8, lr=3e-3),
+            ClassifierConfig(epochs=3, patience=2, batch=64, width=8, lr=3e-3, int8_calibration=64),
             MetricsConfig(fid_samples=200, fid_network="stand-in", msssim_pairs=20, likeness_images=20),
             ExperimentConfig(ratios=(0.0, 0.5), seeds=(0, 1), classifiers=("cnn", "shallow_mlp"), fractions=(0.5,)),
         ),
@@ -61,7 +61,7 @@ PROFILES: dict[str, Profile] = {
                             lr=2e-3, warmup=100, ema_decay=0.995, snr_gamma=5.0, log_every=250,
                             checkpoint_every=250, max_grids=8),
             SamplerConfig(steps=10, eta=0.0, guidance=4.0),
-            ClassifierConfig(epochs=6, patience=2, batch=128, width=32, lr=3e-3),
+            ClassifierConfig(epochs=6, patience=2, batch=128, width=32, lr=3e-3, int8_calibration=256),
             # MS-SSIM (100 pairs a class, Odena et al.'s count) and the Likeness Score (100 images a
             # class, 1000 overall) add ~4 s to evaluate_generator on real Fashion-MNIST on this CPU.
             MetricsConfig(fid_samples=2000, msssim_pairs=100, likeness_images=100),
@@ -82,11 +82,11 @@ PROFILES: dict[str, Profile] = {
                             batch=128, lr=2e-4, warmup=5000, ema_decay=0.9999, snr_gamma=0.0, log_every=2000,
                             checkpoint_every=5000, max_grids=40),
             SamplerConfig(steps=50, eta=0.0, guidance=2.0),
-            ClassifierConfig(epochs=60, patience=8, batch=256, width=64, lr=2e-3),
+            ClassifierConfig(epochs=60, patience=8, batch=256, width=64, lr=2e-3, int8_calibration=1024),
             MetricsConfig(fid_samples=50_000, fid_modes=("clean", "legacy_tensorflow"), msssim_pairs=1000,
                           likeness_images=500),
-            ExperimentConfig(classifiers=("cnn", "shallow_mlp", "deep_mlp", "transfer"), seeds=(0, 1, 2, 3, 4),
-                             generator_seeds=(0, 1, 2)),
+            ExperimentConfig(classifiers=("cnn", "shallow_mlp", "deep_mlp", "transfer", "efficientnet_b0"),
+                             seeds=(0, 1, 2, 3, 4), generator_seeds=(0, 1, 2)),
         ),
     )
 }

@@ -395,10 +395,12 @@ class SynthesisConfig(Section):
 class ClassifierConfig(Section):
     """The classifier and how it trains.
 
-    name: shallow_mlp, deep_mlp, cnn or transfer.
+    name: shallow_mlp, deep_mlp, cnn, transfer or efficientnet_b0.
     epochs: upper bound; early stopping may end sooner. patience: epochs without a better
         validation accuracy before stopping. batch, width (channels of the first conv block),
         lr (AdamW's peak, cosine-annealed), weight_decay, label_smoothing.
+    int8_calibration: training images (a seeded subset) that calibrate the exported INT8
+        classifier's activation ranges (genaug.export.quantize).
     """
 
     name: str = "cnn"
@@ -409,9 +411,10 @@ class ClassifierConfig(Section):
     lr: float = 3e-3
     weight_decay: float = 5e-4
     label_smoothing: float = 0.1
+    int8_calibration: int = 256
 
     def __post_init__(self):
-        problems = _positive(self, ("epochs", "patience", "batch", "width", "lr"))
+        problems = _positive(self, ("epochs", "patience", "batch", "width", "lr", "int8_calibration"))
         if not (_finite(self.weight_decay) and self.weight_decay >= 0) or \
                 not (_finite(self.label_smoothing) and 0 <= self.label_smoothing < 1):
             problems.append(f"weight_decay={self.weight_decay!r} must be >= 0 and label_smoothing="

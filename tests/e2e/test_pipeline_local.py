@@ -158,6 +158,31 @@ def test_promoted_models_answer_genaug_infer(smoke_run, tmp_path):
                                                                           "Sneaker", "Ankle boot", "T-shirt/top"))
 
 
+def test_the_int8_classifier_is_exported_judged_against_the_fp32_one_and_served_when_it_passes(smoke_run):
+    from genaug.export.quantize import int8_census
+    from genaug.profiles import PROFILES
+    from genaug.services.triton import Triton
+    from genaug.serving import scoring
+    from genaug.serving.gates import INT8_TOLERANCE
+
+    proc, _ = smoke_run
+    summary = json.loads(Path(proc.stdout.strip().splitlines()[-1]).read_text())
+    path = summary["onnx_paths"]["classifier_int8"]
+    census = int8_census(path)
+    assert census["quantize_linear"] > 0 and census["int8_initializers"] > 0 and summary["classifier_int8"]["census"] == census
+    assert summary["classifier_int8"]["calibration_images"] == PROFILES["smoke"].classifier.int8_calibration
+    fp32, int8 = summary["promotions"]["classifier"], summary["promotions"]["classifier_int8"]
+    assert int8["model"] == "fashion_mnist-classifier-int8" and int8["metric"] == "test_accuracy"
+    reference = int8["reference"]
+    assert reference["model"] == fp32["model"] and reference["promoted"] == (fp32["decision"] == "promoted")
+    passes = reference["promoted"] and int8["candidate_score"] >= reference["score"] - INT8_TOLERANCE
+    assert int8["decision"] == ("promoted" if passes else "rejected"), int8["reason"]
+    if passes:  # it answers over Triton as onnxruntime does on the file
+        x = np.random.default_rng(0).integers(0, 256, (4, 1, 28, 28), dtype=np.uint8)
+        np.testing.assert_allclose(Triton().classify(int8["model"], x), scoring.onnx_logits(Path(path), x), atol=1e-4)
+        assert "infer classifier --model fashion_mnist-classifier-int8" in proc.stdout
+
+
 def test_second_run_with_higher_margin_keeps_champions(smoke_run, tmp_path):
     proc, runs = smoke_run
     first = json.loads(Path(proc.stdout.strip().splitlines()[-1]).read_text())
@@ -167,6 +192,9 @@ def test_second_run_with_higher_margin_keeps_champions(smoke_run, tmp_path):
     second = json.loads(Path(again.stdout.strip().splitlines()[-1]).read_text())
     clf = second["promotions"]["classifier"]
     assert clf["decision"] == "rejected" and "does not beat the champion" in clf["reason"]
+    # Its INT8 file follows it: refused, whatever its accuracy.
+    int8 = second["promotions"]["classifier_int8"]
+    assert int8["decision"] == "rejected" and "was not promoted" in int8["reason"]
     assert clf["served_version"] == first["promotions"]["classifier"]["served_version"]
     assert "rejected" in again.stdout
     # Same data version, so prepare_data came from the cache: the first run's prepared copy.

@@ -6,9 +6,9 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
 from genaug import catalog
-from genaug.serving.gates import decide
+from genaug.serving.gates import INT8_TOLERANCE, decide, decide_int8
 from genaug.serving.infer import CAPTION_PX, captioned, tile
-from genaug.serving.repository import pinned_version, render_config
+from genaug.serving.repository import classifier_model_name, pinned_version, render_config
 
 
 def test_first_candidate_needs_only_floor_and_parity():
@@ -33,6 +33,30 @@ def test_floor_and_parity_fail_with_reasons():
     d = decide("acc", 0.1, None, margin=0.0, floor=0.2, parity=0.5, parity_tolerance=1e-3)
     assert not d.passed and len(d.reasons) == 2
     assert any("floor" in r for r in d.reasons) and any("parity" in r for r in d.reasons)
+
+
+@pytest.mark.parametrize("int8,fp32_promoted,passed,why", [
+    (0.800, True, True, "within"),
+    (0.800 - INT8_TOLERANCE, True, True, "within"),      # exactly half a point below still serves
+    (0.794, True, False, "below the FP32"),
+    (0.810, False, False, "was not promoted"),             # better than FP32, but FP32 does not serve
+])
+def test_int8_gate_follows_its_fp32_model(int8, fp32_promoted, passed, why):
+    d = decide_int8("test_accuracy", int8, 0.99, "ds-classifier", 0.800, fp32_promoted)
+    assert d.passed is passed and why in " ".join(d.reasons)
+    assert d.reference == {"model": "ds-classifier", "score": 0.800, "promoted": fp32_promoted,
+                           "tolerance": INT8_TOLERANCE}
+    assert d.champion == 0.99  # recorded, not judged: a better INT8 champion does not block it
+
+
+def test_the_int8_classifier_has_its_own_name_and_says_its_precision():
+    spec = catalog.dataset("fashion_mnist")
+    assert classifier_model_name(spec, "int8") == "fashion_mnist-classifier-int8"
+    text = render_config("classifier", "fashion_mnist-classifier-int8", 2, spec, precision="int8")
+    cfg = text_format.Parse(text, model_config_pb2.ModelConfig())
+    assert cfg.parameters["precision"].string_value == "int8"
+    with pytest.raises(ValueError, match="unknown precision 'fp16'"):
+        classifier_model_name(spec, "fp16")
 
 
 @pytest.mark.parametrize("kind", ["generator", "classifier"])

@@ -20,7 +20,8 @@ from tests.conftest import REPO
 @pytest.fixture
 def chain(tiny_fmnist, tmp_path):
     """Every step once, smoke profile, on the tiny Fashion-MNIST; returns the paths."""
-    p = {k: str(tmp_path / "out" / k) for k in ("data", "gen", "synth", "real", "aug", "eval", "gonnx", "connx")}
+    p = {k: str(tmp_path / "out" / k) for k in ("data", "gen", "synth", "real", "aug", "eval", "gonnx", "connx",
+                                                 "cint8")}
     get("prepare_data")(p["data"], data=smoke().data)
     get("train_generator")(p["data"], p["gen"], str(tmp_path / "gen.html"), generator="dcgan", seed=0, gan=smoke().gan)
     get("synthesize")(p["gen"], p["data"], 0.5, 0, p["synth"])
@@ -46,8 +47,12 @@ def test_step_chain(chain, tmp_path):
     assert (tmp_path / "eval.html").read_text().count("data:image/png;base64") == 4
     gen = get("export_generator")(chain["gen"], chain["gonnx"])
     assert gen["generator"]["max_abs_diff"] <= 1.0  # uint8 levels: rounding at .5 may flip one
-    clf = get("export_classifier")(chain["real"], chain["aug"], chain["connx"])
+    clf = get("export_classifier")(chain["real"], chain["aug"], chain["data"], chain["connx"], chain["cint8"],
+                                   classifier=smoke().classifier, seed=0)
     assert clf["classifier"]["max_abs_diff"] < 1e-4 and clf["classifier"]["variant"] in ("real", "augmented")
+    int8 = clf["classifier_int8"]
+    assert int8["calibration_images"] == smoke().classifier.int8_calibration and int8["census"]["quantize_linear"] > 0
+    assert ort.InferenceSession(chain["cint8"]).run(None, {"images": arrays["x_test"][:3]})[0].shape == (3, 10)
     sess = ort.InferenceSession(chain["gonnx"])
     out = sess.run(None, {"labels": np.arange(3, dtype=np.int64), "noise": np.zeros((3, 32), np.float32)})[0]
     assert out.shape == (3, 1, 28, 28) and out.dtype == np.uint8

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch.nn as nn
 
-from genaug.models.classifiers import CNN, DeepMLP, ShallowMLP, Transfer
+from genaug.models.classifiers import CNN, DeepMLP, EfficientNetB0, ShallowMLP, Transfer
 from genaug.models.gan import (DCGANDiscriminator, DCGANGenerator, MLPDiscriminator,
                                MLPGenerator, WGANCritic)
 from genaug.models.unet import UNet
@@ -17,7 +17,8 @@ GAN_ARCHS = {
 }
 # Diffusion name -> denoising network. Both names share one network; they differ in sampling.
 DIFFUSION_ARCHS = {"ddpm": UNet, "ddim": UNet}
-CLASSIFIER_ARCHS = {"shallow_mlp": ShallowMLP, "deep_mlp": DeepMLP, "cnn": CNN, "transfer": Transfer}
+CLASSIFIER_ARCHS = {"shallow_mlp": ShallowMLP, "deep_mlp": DeepMLP, "cnn": CNN, "transfer": Transfer,
+                    "efficientnet_b0": EfficientNetB0}
 
 
 def build_gan(arch: str, **config) -> tuple[nn.Module, nn.Module]:

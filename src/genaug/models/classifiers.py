@@ -86,23 +86,29 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 TRANSFER_SIDE = 64
 
 
-class Transfer(nn.Module):
-    """torchvision ResNet-18 with a new linear head, for fine-tuning.
+class ImageNetBackbone(nn.Module):
+    """A torchvision ImageNet network with a new linear head, for fine-tuning.
 
     Grey images are repeated to three channels, normalised with ImageNet statistics and,
-    when smaller, resized to TRANSFER_SIDE. The network starts random; genaug.models.pretrained loads
-    ImageNet weights into ``backbone`` when a copy is available. ``width`` is unused (the
-    architecture is ResNet-18's) and kept so all classifiers share one signature.
+    when smaller, resized to TRANSFER_SIDE. The network starts random; genaug.models.pretrained
+    loads ImageNet weights into ``backbone`` when a copy is available. Subclasses name the
+    torchvision builder (``ARCH``) and replace its head in ``new_head``. ``width`` is unused
+    (the architecture is torchvision's) and kept so all classifiers share one signature.
     """
+
+    ARCH = ""
 
     def __init__(self, shape, num_classes: int, width: int = 32):
         super().__init__()
-        from torchvision.models import resnet18
+        import torchvision.models
 
-        self.backbone = resnet18(weights=None)
-        self.backbone.fc = nn.Linear(self.backbone.fc.in_features, num_classes)
+        self.backbone = getattr(torchvision.models, self.ARCH)(weights=None)
+        self.new_head(num_classes)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def new_head(self, num_classes: int) -> None:
+        raise NotImplementedError
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[1] == 1:
@@ -110,3 +116,22 @@ class Transfer(nn.Module):
         side = max(TRANSFER_SIDE, x.shape[-1])  # small images up to the stem's size; larger ones as they are
         x = F.interpolate((x - self.mean) / self.std, size=(side, side), mode="bilinear", align_corners=False)
         return self.backbone(x)
+
+
+class Transfer(ImageNetBackbone):
+    """torchvision ResNet-18; its ``fc`` is the new head."""
+
+    ARCH = "resnet18"
+
+    def new_head(self, num_classes: int) -> None:
+        self.backbone.fc = nn.Linear(self.backbone.fc.in_features, num_classes)
+
+
+class EfficientNetB0(ImageNetBackbone):
+    """torchvision EfficientNet-B0 (5.3M parameters, 0.39 GFLOPs at 224 px); the linear layer
+    of its ``classifier`` (dropout, linear) is the new head."""
+
+    ARCH = "efficientnet_b0"
+
+    def new_head(self, num_classes: int) -> None:
+        self.backbone.classifier[1] = nn.Linear(self.backbone.classifier[1].in_features, num_classes)

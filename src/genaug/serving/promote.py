@@ -30,7 +30,7 @@ from typing import Callable
 from genaug.services import tracking
 from genaug.services.triton import Triton
 from genaug.serving import integrity, recovery, retention
-from genaug.serving.gates import decide
+from genaug.serving.gates import Decision, decide
 from genaug.serving.lease import Lease, LeaseLost
 from genaug.serving.ledger import Ledger, now, with_event
 from genaug.serving.repository import Repository
@@ -50,13 +50,20 @@ class Candidate:
     score: Callable[[Path], float]             # ONNX file -> gate metric on the current data
     probe: Callable[[Triton, str, Path], float]  # (server, served name, ONNX file) -> max |Triton - ORT|
     probe_tolerance: float
-    parity: float                              # max |ONNX - PyTorch| from export
-    parity_tolerance: float
+    parity: float | None = None                # max |ONNX - PyTorch| from export
+    parity_tolerance: float | None = None
     lineage: dict = field(default_factory=dict)  # mlflow_run_id, pipeline_run_id, data_hash, ...
     mlflow_source: str | None = None           # artifact URI of the ONNX folder
     files: dict[str, bytes] = field(default_factory=dict)  # the version's other files: labels.txt
+    # (candidate score, champion score or None) -> gates.Decision, for a model with a gate of
+    # its own (the INT8 classifier: gates.decide_int8); None: gates.decide with the margin,
+    # floor and parity.
+    gate: Callable[[float, float | None], Decision] | None = None
 
     def __post_init__(self):
+        if self.gate is None and (self.parity is None or self.parity_tolerance is None):
+            raise ValueError(f"candidate {self.name} has neither ONNX parity (parity, parity_tolerance) for the "
+                             "standard gate nor a gate of its own")
         if self.kind == "classifier" and "labels.txt" not in self.files:
             raise ValueError(f"classifier candidate {self.name} has no labels.txt (its class names, which its "
                              "config names as label_filename); pass files={'labels.txt': labels_bytes(classes)}")
@@ -163,7 +170,8 @@ def _promote_locked(c: Candidate, ledger: Ledger, repo: Repository, triton: Trit
     old = state.get("champion")
     candidate_score = c.score(c.onnx_path)
     champion_score = _score_champion(c, repo, state)
-    decision = decide(c.metric, candidate_score, champion_score, margin, floor, c.parity, c.parity_tolerance)
+    decision = (c.gate(candidate_score, champion_score) if c.gate is not None else
+                decide(c.metric, candidate_score, champion_score, margin, floor, c.parity, c.parity_tolerance))
     base = {"time": now(), "model": c.name, "candidate_sha256": sha, "kind": c.kind, "gate": decision.as_dict(),
             "lineage": c.lineage, "champion_version_before": old}
     if not decision.passed:

@@ -23,6 +23,8 @@ from pathlib import Path
 from genaug.services.names import TRITON_BUCKET as BUCKET, TRITON_MODELS_PREFIX as PREFIX
 
 MAX_BATCH_SIZE = 256
+# A classifier's served files: the FP32 export and its INT8 quantization.
+PRECISIONS = ("fp32", "int8")
 MAX_QUEUE_DELAY_US = 2000
 
 
@@ -55,14 +57,19 @@ def generator_model_name(spec, generator: str) -> str:
     return f"{served_dataset(spec)}-{generator}-generator"
 
 
-def classifier_model_name(spec) -> str:
-    return f"{served_dataset(spec)}-classifier"
+def classifier_model_name(spec, precision: str = "fp32") -> str:
+    """``<dataset>-classifier``, or ``<dataset>-classifier-int8`` for its INT8 file
+    (genaug.export.quantize), served beside it under the same contract."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    return f"{served_dataset(spec)}-classifier" + ("" if precision == "fp32" else f"-{precision}")
 
 
-def render_config(kind: str, name: str, version: int, spec, noise_dims=()) -> str:
+def render_config(kind: str, name: str, version: int, spec, noise_dims=(), precision: str = "fp32") -> str:
     """config.pbtxt text for a ``kind`` ('generator' or 'classifier') model of dataset ``spec``.
 
     noise_dims: a generator's per-image noise dims, [Z] or [K+1, C, H, W].
+    precision: a classifier's, one of PRECISIONS (the contract is the same; clients can read it).
     """
     path = templates_dir() / f"{kind}.pbtxt"
     if not path.is_file():
@@ -70,7 +77,7 @@ def render_config(kind: str, name: str, version: int, spec, noise_dims=()) -> st
                                 f"to the folder holding generator.pbtxt and classifier.pbtxt")
     fields = {"name": name, "version": version, "max_batch_size": MAX_BATCH_SIZE,
               "max_queue_delay_us": MAX_QUEUE_DELAY_US, "channels": spec.channels, "height": spec.height,
-              "width": spec.width, "num_classes": spec.num_classes, "noise_dims": ", ".join(str(int(d)) for d in noise_dims) or "0",
+              "width": spec.width, "num_classes": spec.num_classes, "precision": precision, "noise_dims": ", ".join(str(int(d)) for d in noise_dims) or "0",
               # Commas separate names; none of the catalog's class names contains one.
               "class_names": ",".join(spec.classes).replace('"', "'")}
     return string.Template(path.read_text()).substitute(fields)

@@ -15,6 +15,8 @@ STEP_ORDER = ("resolve_config", "start_tracking", "prepare_data", "train_generat
               "evaluate_generator", "export_generator", "export_classifier", "promote_generator",
               "promote_classifier")
 ROLES = ("generator", "classifier")
+# The models the promote steps decide on: each role's, and the classifier's INT8 file.
+PROMOTED = (*ROLES, "classifier_int8")
 
 
 def _per_class(evaluation: dict, measure: str) -> dict:
@@ -33,6 +35,7 @@ def report(params: dict, steps: dict, artifacts: dict, out_path: str, config: di
     """
     ev = steps["evaluate"]
     ex = {role: steps[f"export_{role}"][role] for role in ROLES}
+    int8 = steps["export_classifier"].get("classifier_int8") or {}
     summary = {
         **params,
         "accuracy_real": ev["accuracy_real"],
@@ -61,7 +64,11 @@ def report(params: dict, steps: dict, artifacts: dict, out_path: str, config: di
         "onnx_max_abs_diff": {"generator": ex["generator"]["max_abs_diff"],
                               "classifier": ex["classifier"]["max_abs_diff"]},
         "onnx_diff_units": {"generator": ex["generator"]["units"], "classifier": ex["classifier"]["units"]},
-        "onnx_paths": {"generator": ex["generator"]["path"], "classifier": ex["classifier"]["path"]},
+        "onnx_paths": {"generator": ex["generator"]["path"], "classifier": ex["classifier"]["path"],
+                       **({"classifier_int8": int8["path"]} if int8 else {})},
+        # The INT8 file: how it was calibrated and what in it is INT8 (its accuracy against the
+        # FP32 file is promotion's figure: promotions.classifier_int8).
+        "classifier_int8": {k: v for k, v in int8.items() if k not in ("path", "artifact_uri")} or None,
         "served_classifier_variant": ex["classifier"]["variant"],
         "generator_sampling": steps["train_generator"].get("sampling"),
         "generator_resumed_from_step": steps["train_generator"].get("resumed_from_step"),
@@ -78,7 +85,8 @@ def report(params: dict, steps: dict, artifacts: dict, out_path: str, config: di
         summary["mlflow_run_url"] = tracking.run_url(parent)
         summary["pipeline_run_id"] = steps["start_tracking"].get("pipeline_run_id")
     if all(f"promote_{role}" in steps for role in ROLES):
-        summary["promotions"] = {role: steps[f"promote_{role}"][role] for role in ROLES}
+        decided = {**steps["promote_generator"], **steps["promote_classifier"]}
+        summary["promotions"] = {model: decided[model] for model in PROMOTED if model in decided}
     if parent:
         # prepare_data may come from KFP's cache, so the run's own step records its data.
         tracking.set_parent_tags(parent, {"genaug.data_hash": summary["data_hash"],

@@ -10,6 +10,7 @@ from genaug import checkpoint, models
 from genaug.data import imageset
 from genaug.data.mixing import mix, synthetic_counts
 from genaug.metrics import plots
+from genaug.models.classifiers import ImageNetBackbone
 from genaug.models.pretrained import load_imagenet
 from genaug.sections import ClassifierConfig
 from genaug.services import tracking
@@ -73,8 +74,8 @@ def train_classifier(data_path: str, out_path: str, html_path: str = "", synthet
     config = {"shape": list(spec.shape), "num_classes": spec.num_classes, "width": cfg.width}
     model = models.build_classifier(cfg.name, **{**config, "shape": spec.shape})
     pretrained = None
-    if cfg.name == "transfer":
-        pretrained = load_imagenet(model, optional_store())
+    if isinstance(model, ImageNetBackbone):
+        pretrained = load_imagenet(model, cfg.name, optional_store())
         print(f"[genaug] {pretrained}", file=sys.stderr, flush=True)
     crop_pad = CROP_FLIP_PAD.get(spec.name, 0)
     tracking.log_params({"classifier": cfg.name, "seed": seed, "ratio": ratio, "n_train": len(y), "epochs": cfg.epochs,
