@@ -18,7 +18,11 @@ issue 26 for its new keys only, every recorded value kept: ``config.metrics.msss
 directly on the same Fashion-MNIST (prepare_data, train_generator dcgan seed 0,
 evaluate_generator; its FID 7.469 against the recorded 7.427), the stack not being at hand;
 and ``generator_metrics``' ``generator_seed`` (the seed the generator trained with, 0), which
-the experiment's GEN_SEEDS needs.
+the experiment's GEN_SEEDS needs; and after issue 27's early stopping for its new keys only,
+added by hand, every recorded value kept (smoke has it off): the parameter ``gan_early_stop``
+(0), ``config.gan``'s ``early_stop`` (false), ``early_stop_every``, ``early_stop_patience`` and
+``early_stop_samples`` (the smoke profile's), and ``generator_early_stop`` (null), with the
+compiled pipeline's new parameter ``gan_early_stop`` re-recorded.
 
     python -m tests.golden.recorded summary RUN_DIR/summary.json   re-record the summary
     python -m tests.golden.recorded parameters                     re-record the parameters
