@@ -3,6 +3,7 @@
 #                 [MARGIN=0] [FLOOR=0.2] [DATA_VERSION=latest] [CACHE=1] [DRY_RUN=1]
 #                 [RESOLUTION=32|64|128] [SYNTH=ratio|balance] [SYNTH_TARGET=n] [GATE_METRIC=accuracy|macro_f1|..]
 #                 [STEPS=K] [ETA=e] [GUIDANCE=w]   (diffusion sampling; defaults: the profile's, below)
+#                 [GAN_EARLY_STOP=0|1]   (GANs: stop at the best FID; default: the profile's, on in full)
 #   make experiment [DATASET=..] [GEN=..] [PROFILE=quick] [RATIOS=r,..] [SEEDS=s,..]
 #                   [CLASSIFIERS=c,..] [FRACTIONS=f,..] [GEN_SEEDS=g,..] [FILTER=0]   (lists: the profile's, below)
 #   make snapshot DATASET=parts DATA_SOURCE=/data/parts|s3://bucket/prefix/ [LABEL=2026-12-04]   your images, versioned
@@ -26,7 +27,7 @@
 RUN_PARAMS := dataset=DATASET generator=GEN classifier=CLASSIFIER profile=PROFILE seed=SEED ratio=RATIO \
               margin=MARGIN floor=FLOOR sample_steps=STEPS eta=ETA guidance=GUIDANCE fraction=FRACTION \
               data_version=DATA_VERSION data_source=DATA_SOURCE resolution=RESOLUTION synth=SYNTH \
-              synth_target=SYNTH_TARGET gate_metric=GATE_METRIC
+              synth_target=SYNTH_TARGET gate_metric=GATE_METRIC gan_early_stop=GAN_EARLY_STOP
 run_var = $(lastword $(subst =, ,$(1)))
 RUN_VARS := $(foreach p,$(RUN_PARAMS),$(call run_var,$(p)))
 # DRY_RUN=1: make pipeline prints the resolved configuration (run_options.json) and stops.

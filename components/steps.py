@@ -69,14 +69,15 @@ def prepare_data(section: dict, data_version: str, data: Output[Dataset]):
 @component
 def train_generator(data: Input[Dataset], options: Input[Artifact], parent_run_id: str, model: Output[Model],
                     samples: Output[HTML]):
-    """Train the class-conditional generator (a diffusion model also records how it samples)."""
+    """Train the class-conditional generator (a diffusion model also records how it samples; a GAN
+    with early stopping, the step it kept and its FID)."""
     from genaug.params import load_options
     from genaug.steps import get
 
     run = load_options(options.path)
     model.metadata.update(get("train_generator")(data.path, model.path, samples.path, parent_run_id=parent_run_id,
                                                  generator=run.generator, seed=run.seed, gan=run.gan,
-                                                 diffusion=run.diffusion, sampler=run.sampler))
+                                                 diffusion=run.diffusion, sampler=run.sampler, metrics=run.metrics))
 
 
 @component

@@ -53,6 +53,7 @@ def genaug_pipeline(
     synth: str = default("synth"),
     synth_target: int = default("synth_target"),
     gate_metric: str = default("gate_metric"),
+    gan_early_stop: int = default("gan_early_stop"),
     accelerator_type: str = settings.ACCELERATOR_TYPE,
     accelerator_count: int = settings.ACCELERATOR_COUNT,
     nodes: int = settings.NODES,

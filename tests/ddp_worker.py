@@ -91,6 +91,34 @@ def gan(world: distributed.World, generator: str) -> dict:
     return {"G": G.state_dict(), "D": D.state_dict(), "history": history, "predicted": predicted}
 
 
+def gan_early_stop(world: distributed.World) -> dict:
+    """dcgan with early stopping: rank 0 measures FID (the stand-in network against the data's
+    own features), every rank stops where its value says. GENAUG_TEST_MEASURE_FAILS=1: the
+    measurement fails on rank 0."""
+    import os
+
+    from genaug.metrics import feature_net
+    from genaug.metrics.features import extract
+    from genaug.metrics.fid_probe import FidProbe
+    from genaug.metrics.reference import Reference
+    from genaug.train.early_stop import EarlyStop, fixed_sample_fid
+
+    x, y = _data()
+    torch.manual_seed(0)
+    G, D = models.build_gan("dcgan", shape=(1, 28, 28), num_classes=10, z_dim=8, width=4)
+    measure = None
+    if world.main:
+        net = feature_net.stand_in()
+        probe = FidProbe(net, "clean", Reference(extract(x[:64], net, "clean")[0], y[:64], "ddp test", False))
+        measure = fixed_sample_fid(probe, 8, 10, 32, accel_mod.pick("cpu"))
+        if os.environ.get("GENAUG_TEST_MEASURE_FAILS") == "1":
+            measure = lambda G: 1 / 0  # noqa: E731
+    early = EarlyStop(every=2, patience=1, measure=measure)
+    cfg = GanConfig(steps=STEPS, batch=BATCH, z_dim=8, log_every=5)
+    history = train_gan(G, D, x, y, cfg, accel_mod.pick("cpu"), 10, seed=0, world=world, early_stop=early)
+    return {"G": G.state_dict(), "history": history, "early_stop": early.record()}
+
+
 def x_probe() -> torch.Tensor:
     return torch.rand(8, 1, 28, 28, generator=torch.Generator().manual_seed(2)) * 2 - 1
 
@@ -118,7 +146,7 @@ def rank_dies(world: distributed.World) -> dict:
     return diffusion(world)
 
 
-KINDS = {"diffusion": diffusion, "rank_dies": rank_dies, "classifier": classifier,
+KINDS = {"diffusion": diffusion, "rank_dies": rank_dies, "classifier": classifier, "gan_early_stop": gan_early_stop,
          **{g: (lambda world, g=g: gan(world, g)) for g in ("dcgan", "wgan_gp", "vanilla_gan")}}
 
 

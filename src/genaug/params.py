@@ -98,6 +98,9 @@ PARAMETERS: tuple[Parameter, ...] = (
               kfp_unset=0),
     Parameter("gate_metric", "GATE_METRIC", str, "promotion.metric", "GATE_METRIC=macro_f1",
               "what promotion compares classifiers on: accuracy, macro_f1 or balanced_accuracy."),
+    Parameter("gan_early_stop", "GAN_EARLY_STOP", int, "gan.early_stop", "GAN_EARLY_STOP=1",
+              "GANs only: 1 keeps the generator of the lowest FID, measured every few steps, and stops when it "
+              "no longer improves; 0 trains every step and keeps the last", kfp_unset=-1),
 )
 BY_NAME = {p.name: p for p in PARAMETERS}
 # The sections a RunConfig holds, in order; gan or diffusion and sampler are None when the
@@ -155,8 +158,11 @@ class RunConfig:
         return cls(values["profile"], values["generator"], values["seed"], **sections)
 
     def parameters(self) -> dict:
-        """The run's parameters as resolved, by name (a sampler setting is None for a GAN)."""
-        return {p.name: _lookup(self, p.where) for p in PARAMETERS}
+        """The run's parameters as resolved, by name (a sampler setting is None for a GAN, a GAN's
+        setting None for a diffusion model), each of its parameter's type (a flag as 0 or 1)."""
+        values = {p.name: _lookup(self, p.where) for p in PARAMETERS}
+        return {p.name: int(values[p.name]) if isinstance(values[p.name], bool) and p.kind is int else values[p.name]
+                for p in PARAMETERS}
 
 
 def load_options(path: str) -> RunConfig:
@@ -252,6 +258,11 @@ def resolve(params: dict | None = None) -> RunConfig:
             return None
 
     data = section("data", profile.data)
+    gan = section("gan", profile.gan)
+    if family == "diffusion" and values["gan_early_stop"]:
+        problems.append(f"gan_early_stop {values['gan_early_stop']!r} applies to the GANs only: {run['generator']} "
+                        "is a diffusion model, which trains all its steps and samples with its EMA weights; drop "
+                        "GAN_EARLY_STOP or choose a GAN, e.g. GEN=dcgan")
     # A GAN ignores the sampler settings, but they are checked all the same: a typo fails now.
     sampler = section("sampler", replace(profile.sampler, kind=run["generator"] if family == "diffusion" else "ddim"))
     if sampler is not None:
@@ -268,8 +279,7 @@ def resolve(params: dict | None = None) -> RunConfig:
         problems += _synthetic_count_problems(data, synthesis.ratio, profile.name)
     if problems:
         raise ConfigError("; ".join(problems))
-    return RunConfig(profile.name, run["generator"], run["seed"], data,
-                     profile.gan if family == "gan" else None, profile.diffusion if family == "diffusion" else None,
+    return RunConfig(profile.name, run["generator"], run["seed"], data, gan if family == "gan" else None, profile.diffusion if family == "diffusion" else None,
                      sampler if family == "diffusion" else None, synthesis, classifier, profile.metrics, promotion)
 
 

@@ -218,25 +218,54 @@ class TrainingCadence:
             [f"max_grids={self.max_grids!r} must be an integer >= 0"])
 
 
+# GanConfig's early-stopping fields (genaug.train.early_stop): they change a run's training
+# only when early_stop is on, so only then are they part of its checkpoint key.
+EARLY_STOP_FIELDS = ("early_stop", "early_stop_every", "early_stop_patience", "early_stop_samples")
+
+
 @dataclass(frozen=True)
 class GanConfig(Section, TrainingCadence):
     """A GAN's size and training (vanilla_gan, dcgan, wgan_gp).
 
     steps: critic (discriminator) updates; the generator gets steps // n_critic.
     batch: images per update. width: base channel count of G and D. z_dim: latent size Z.
+    early_stop: measure FID every ``early_stop_every`` generator steps on
+        ``early_stop_samples`` images of fixed latents and labels, keep the generator of the
+        lowest one, and stop after ``early_stop_patience`` measurements in a row without a
+        lower one (genaug.train.early_stop). Off: train every step and keep the last.
     """
 
     steps: int = 1500
     batch: int = 64
     width: int = 32
     z_dim: int = 64
+    early_stop: bool = False
+    early_stop_every: int = 250
+    early_stop_patience: int = 3
+    early_stop_samples: int = 500
 
     def __post_init__(self):
-        _raise("gan", _positive(self, ("steps", "batch", "width", "z_dim")) + self.cadence_problems())
+        problems = _positive(self, ("steps", "batch", "width", "z_dim")) + self.cadence_problems()
+        if self.early_stop not in (0, 1) or isinstance(self.early_stop, float):
+            problems.append(f"gan_early_stop {self.early_stop!r} must be 0 (train every step, keep the last "
+                            "generator) or 1 (stop at the best FID, keep that generator), e.g. GAN_EARLY_STOP=1")
+        else:  # GAN_EARLY_STOP arrives as 0 or 1; the section holds a bool
+            object.__setattr__(self, "early_stop", bool(self.early_stop))
+        # At least 2 images: FID fits a covariance to them.
+        least = {"early_stop_every": 1, "early_stop_patience": 1, "early_stop_samples": 2}
+        problems += [f"{n}={v!r} must be an integer >= {low}" for n, low in least.items()
+                     if not (isinstance(v := getattr(self, n), int) and not isinstance(v, bool) and v >= low)]
+        _raise("gan", problems)
 
     def model_args(self) -> dict:
         """What genaug.models.build_gan takes besides the data's shape and classes."""
         return {"z_dim": self.z_dim, "width": self.width}
+
+    def training_key(self) -> dict:
+        """The settings that decide what training produces, for its checkpoint key: without the
+        early-stopping fields while early stopping is off, so turning it on never resumes a run
+        without its best-so-far state, and runs with it off keep their checkpoints."""
+        return {k: v for k, v in self.as_dict().items() if self.early_stop or k not in EARLY_STOP_FIELDS}
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,11 @@ and ``generator_metrics``' ``generator_seed`` (the seed the generator trained wi
 the experiment's GEN_SEEDS needs; and after issue 27 for its new keys only, every recorded
 value kept: ``config.classifier.int8_calibration``, ``classifier_int8`` (how the INT8 file
 was calibrated, and its census), ``onnx_paths``' ``classifier_int8`` and
-``promotions.classifier_int8``, whose keys alone are compared (INT8_DECIDED_BY_NOISE).
+``promotions.classifier_int8``, whose keys alone are compared (INT8_DECIDED_BY_NOISE); and,
+added by hand (smoke has early stopping off), the parameter ``gan_early_stop`` (0),
+``config.gan``'s ``early_stop`` (false), ``early_stop_every``, ``early_stop_patience`` and
+``early_stop_samples`` (the smoke profile's), and ``generator_early_stop`` (null), with the
+compiled pipeline's new parameter ``gan_early_stop`` re-recorded.
 
     python -m tests.golden.recorded summary RUN_DIR/summary.json   re-record the summary
     python -m tests.golden.recorded parameters                     re-record the parameters

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from tests import procs
+from tests.ddp_worker import STEPS
 
 REPO = Path(__file__).resolve().parents[2]
 WORKER = REPO / "tests" / "ddp_worker.py"
@@ -78,6 +79,30 @@ def test_without_batchnorm_two_ranks_predict_as_one_process(tmp_path, kind):
         torch.testing.assert_close(first["predicted"][part], value, atol=PREDICTION_ATOL, rtol=PREDICTION_RTOL)
 
 
+
+
+def test_early_stopping_measures_on_rank_0_and_every_rank_stops_at_its_step(tmp_path, monkeypatch, capfd):
+    """Rank 0 alone measures FID; both ranks take its values (World.from_main), so they stop at
+    the same step, keep the same generator and end; and when the measurement fails on rank 0,
+    rank 1 fails too instead of waiting for it."""
+    first, second = _run("gan_early_stop", tmp_path / "w2", 2)
+    ours, theirs = ({k: v for k, v in r["early_stop"].items() if k != "seconds"} for r in (first, second))
+    assert ours == theirs and ours["stopped_at"] is not None and ours["stopped_at"] < STEPS  # rank 1 measured nothing
+    assert first["history"]["step"][-1] == ours["stopped_at"]
+    _assert_close(first["G"], second["G"], atol=0, rtol=0)
+
+    from genaug.steps import gpus
+
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO / "src"), str(REPO)]))
+    monkeypatch.setenv("GENAUG_TEST_MEASURE_FAILS", "1")
+    out = tmp_path / "fails"
+    out.mkdir()
+    with pytest.raises(gpus.RankFailed) as caught:  # not a hang: rank 1 learns of rank 0's failure
+        gpus.run_ranks([str(WORKER), "gan_early_stop", str(out)], 2, "the test run")
+    assert re.search(r"rank\s*:\s*0 .*rank\s*:\s*1 |rank\s*:\s*1 .*rank\s*:\s*0 ", str(caught.value), re.S)
+    err = capfd.readouterr().err  # each rank's own error: rank 0's, and rank 1's word that rank 0 failed
+    assert "[rank0]: ZeroDivisionError" in err and "[rank1]: genaug.train.distributed.MainRankFailed: rank 0" in err
+    assert not procs.mentioning(str(out)), "a rank outlived the failed run"
 
 
 def test_a_rank_that_dies_fails_the_run_naming_it_and_leaves_no_process(tmp_path, monkeypatch):

@@ -239,7 +239,7 @@ def test_make_help_and_the_readme_show_the_profiles_defaults():
     row = next(line.split() for line in out.splitlines() if line.split()[:1] == ["quick"])
     assert row == ["quick", str(quick.steps), f"{quick.eta:g}", f"{quick.guidance:g}",
                    _listed(exp.ratios), _listed(exp.seeds), _listed(exp.classifiers), _listed(exp.fractions),
-                   _listed(exp.generator_seeds)]
+                   _listed(exp.generator_seeds), f"{PROFILES['quick'].gan.early_stop:d}"]
     for p in PARAMETERS:  # and the run parameters' table, from genaug.params
         assert any(line.split()[:1] == [p.make] for line in out.splitlines()), p.make
     readme = (REPO / "README.md").read_text()

@@ -73,6 +73,8 @@ def report(params: dict, steps: dict, artifacts: dict, out_path: str, config: di
         "generator_sampling": steps["train_generator"].get("sampling"),
         "generator_resumed_from_step": steps["train_generator"].get("resumed_from_step"),
         "generator_diversity_ratio": steps["train_generator"].get("diversity_ratio"),
+        # GAN_EARLY_STOP=1: the generator step kept (the lowest FID), its FID and the curve; else None.
+        "generator_early_stop": steps["train_generator"].get("early_stop"),
         # FID per mode, KID, precision/recall, per-class FID, IS, and what they were measured on.
         "generator_metrics": {k: v for k, v in steps.get("evaluate_generator", {}).items() if k != "seconds"} or None,
         "step_seconds": {name: steps[name]["seconds"] for name in STEP_ORDER if name in steps},
@@ -116,7 +118,9 @@ def table(summary: dict) -> str:
         *([f"  {'synthetic label fidelity':<28}{d['label_fidelity']:>14.4f}"]
           if d.get("label_fidelity") is not None else []),
         "",
-        *([f"  generator: {generator_line(d['generator_metrics'])}", ""] if d.get("generator_metrics") else []),
+        *([f"  generator: {generator_line(d['generator_metrics'])}"] if d.get("generator_metrics") else []),
+        *([f"  {early_stop_line(d['generator_early_stop'])}"] if d.get("generator_early_stop") else []),
+        *([""] if d.get("generator_metrics") or d.get("generator_early_stop") else []),
         f"  ONNX parity (max |onnxruntime - torch|): generator {d['onnx_max_abs_diff']['generator']:g} "
         f"{d['onnx_diff_units']['generator']}, classifier {d['onnx_max_abs_diff']['classifier']:.3g} "
         f"{d['onnx_diff_units']['classifier']}",
@@ -133,3 +137,11 @@ def table(summary: dict) -> str:
     if d.get("mlflow_run_url"):
         lines.append(f"  MLflow run: {d['mlflow_run_url']}")
     return "\n".join(lines)
+
+
+def early_stop_line(record: dict) -> str:
+    """One line on the early-stopping decision (genaug.train.early_stop.EarlyStop.record)."""
+    ended = (f"stopped at step {record['stopped_at']} after {record['patience']} measurements without improvement"
+             if record.get("stopped_at") is not None else "trained every step")
+    return (f"early stopping: kept generator step {record['best_step']} (FID {record['best_fid']:.4g} on "
+            f"{record['samples']} fixed samples, {record['measurements']} measurements), {ended}")

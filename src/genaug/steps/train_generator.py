@@ -12,10 +12,10 @@ import torch
 from genaug import catalog, checkpoint, generators, models
 from genaug.diffusion import Diffusion
 from genaug.metrics import diversity, plots
-from genaug.sections import DiffusionConfig, GanConfig, SamplerConfig
+from genaug.sections import DiffusionConfig, GanConfig, MetricsConfig, SamplerConfig
 from genaug.services import tracking
 from genaug.services.store import optional_store
-from genaug.steps import figures
+from genaug.steps import early_stopping, figures
 from genaug.steps.context import TrainingContext, spec_meta, training_context
 from genaug.steps.gpus import on_every_gpu
 from genaug.steps.timing import timed_step
@@ -50,25 +50,35 @@ class Fit:
 @timed_step
 def train_generator(data_path: str, out_path: str, html_path: str = "", parent_run_id: str = "", *,
                     generator: str, seed: int, gan: GanConfig | None = None, diffusion: DiffusionConfig | None = None,
-                    sampler: SamplerConfig | None = None) -> dict:
+                    sampler: SamplerConfig | None = None, metrics: MetricsConfig | None = None) -> dict:
     """Train ``generator`` on ``data_path``'s x_train; write its checkpoint to ``out_path``.
 
     gan: a GAN's section; diffusion and sampler: a diffusion model's sections (how it
     trains, and how it samples as synthesized and served). Each as resolved by
     genaug.params.resolve (or a dict / JSON text of one).
+    metrics: the run's metrics section, whose feature network, first FID mode and reference
+    early stopping measures with (needed when the gan section's early_stop is on).
     html_path (optional): a page with the loss curves, the balance plot and a sample grid.
+    The metadata's ``early_stop`` is the early-stopping decision (genaug.train.early_stop:
+    best_step, best_fid, stopped_at, the curve) and what it was measured with, or None.
     """
     family = catalog.GENERATORS[catalog.choose("generator", generator, catalog.GENERATORS)]
     gan, diffusion, sampler = GanConfig.coerce(gan), DiffusionConfig.coerce(diffusion), SamplerConfig.coerce(sampler)
+    metrics = MetricsConfig.coerce(metrics)
     if (gan if family == "gan" else diffusion and sampler) is None:
         raise ValueError(f"generator {generator!r} is a {family}: give it the "
                          f"{'gan section' if family == 'gan' else 'diffusion and sampler sections'}")
+    if family == "gan" and gan.early_stop and metrics is None:
+        raise ValueError("the gan section's early_stop is on, and early stopping measures FID with the metrics "
+                         "section's network and reference: give train_generator the metrics section as well "
+                         "(run_options.json's; --metrics '{\"fid_network\": \"stand-in\"}' for a quick try), "
+                         "or turn early_stop off")
     ctx = training_context(data_path, seed)
     ctx = replace(ctx, accel=generators.accel_for(family, ctx.accel))
     sampling = generators.sampling_settings(diffusion if family == "diffusion" else None, sampler)
     store = optional_store()
     with distributed.joined(ctx.accel.device) as world:
-        fit = (_fit_gan(ctx, generator, seed, store, gan, world) if family == "gan" else
+        fit = (_fit_gan(ctx, generator, seed, store, gan, world, metrics) if family == "gan" else
                _fit_diffusion(ctx, generator, seed, store, diffusion, sampler, world))
     if not world.main:
         return {}  # rank 0 writes the step's outputs (genaug.steps.gpus)
@@ -98,30 +108,38 @@ def _resumed(checkpointer: Checkpointer | None) -> dict:
     return meta
 
 
-def _fit_gan(ctx: TrainingContext, generator: str, seed: int, store, cfg: GanConfig, world: World) -> Fit:
+def _fit_gan(ctx: TrainingContext, generator: str, seed: int, store, cfg: GanConfig, world: World,
+             metrics: MetricsConfig | None) -> Fit:
     spec, acc = ctx.spec, ctx.accel
     config = {"shape": list(spec.shape), "num_classes": spec.num_classes, **cfg.model_args()}
     G, D = models.build_gan(generator, **{**config, "shape": spec.shape})
     loss = LOSSES[generator]()
+    # What the early-stopping measurements rest on decides the run too (the same on every rank).
+    measured_by = {"fid_network": metrics.fid_network, "fid_mode": metrics.fid_modes[0],
+                   "fid_reference_n": metrics.fid_samples} if cfg.early_stop else {}
     checkpointer = _checkpointer(store, cfg.checkpoint_every, data_hash=ctx.data_meta["content_hash"],
-                                 generator=generator, seed=seed, model=config, train=cfg.as_dict(),
-                                 loss=type(loss).__name__)
+                                 generator=generator, seed=seed, model=config, train=cfg.training_key(),
+                                 loss=type(loss).__name__, **measured_by)
     tracking.log_params({"generator": generator, "seed": seed, **config, "critic_steps": cfg.steps,
                          "n_critic": loss.n_critic, "batch": cfg.batch, "lr": loss.lr, "betas": loss.betas,
-                         "loss": type(loss).__name__})
+                         "loss": type(loss).__name__, "early_stop": cfg.early_stop})
+    early, probe = early_stopping.start(ctx, cfg, metrics, store, world) if cfg.early_stop else (None, None)
     g_steps = max(1, cfg.steps // loss.n_critic)
     per_epoch = len(ctx.arrays["y_train"]) // min(cfg.batch, len(ctx.arrays["y_train"])) / loss.n_critic
     grids = GridLogger(epoch_ends(g_steps, per_epoch, cfg.max_grids),
                        lambda net: generators.GanSampler(net, cfg.z_dim), spec.classes, acc, seed)
     history = train_gan(G, D, ctx.arrays["x_train"], ctx.arrays["y_train"], cfg, acc, spec.num_classes, seed,
-                        loss, checkpointer, grids, world=world)
+                        loss, checkpointer, grids, world=world, early_stop=early)
     steps = history["step"]
     curves = [("loss", "losses", {"D loss": (steps, history["d_loss"]), "G loss": (steps, history["g_loss"])}),
               ("balance", loss.balance_title, {"D(real)": (steps, history["d_real"]),
                                                "D(G(z))": (steps, history["d_fake"])})]
     meta = {"steps": cfg.steps, "final_d_loss": history["d_loss"][-1], "final_g_loss": history["g_loss"][-1],
             "final_d_real": history["d_real"][-1], "final_d_fake": history["d_fake"][-1],
-            "grid_steps": grids.logged, **_resumed(checkpointer)}
+            "grid_steps": grids.logged, **_resumed(checkpointer), "early_stop": None}
+    if early is not None and world.main:
+        meta["early_stop"] = early_stopping.finish(early, probe, cfg.early_stop_samples)
+        curves.append(early_stopping.curve(meta["early_stop"]))
     return Fit(G, config, history, "step", curves, meta)
 
 

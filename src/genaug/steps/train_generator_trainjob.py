@@ -62,7 +62,7 @@ def node_command(staging: str, data_sha256: str, parent_run_id: str, run) -> lis
     return ["torchrun", *step_target("train_generator_staged", {
         "staging": staging, "data_sha256": data_sha256, "parent_run_id": parent_run_id,
         "generator": run.generator, "seed": run.seed, "gan": run.gan, "diffusion": run.diffusion,
-        "sampler": run.sampler})]
+        "sampler": run.sampler, "metrics": run.metrics})]
 
 
 def request_for(name: str, namespace: str, command: list[str], nodes: int, gpus_per_node: int, runtime: str,

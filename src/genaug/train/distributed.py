@@ -24,6 +24,7 @@ import contextlib
 import os
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Callable
 
 import torch
 
@@ -35,6 +36,10 @@ BATCH_PER_GPU_ENV = "GENAUG_BATCH_PER_GPU"
 
 class RankMismatch(RuntimeError):
     """The ranks' parameters differ: they are no longer training one model."""
+
+
+class MainRankFailed(RuntimeError):
+    """Rank 0 failed at a point where this one needed its result."""
 
 
 @dataclass(frozen=True)
@@ -153,6 +158,29 @@ class World:
         import torch.distributed as dist
 
         return torch.nn.SyncBatchNorm.convert_sync_batchnorm(module) if dist.get_backend() == "nccl" else module
+
+    def from_main(self, compute: Callable[[], float]) -> float:
+        """``compute()`` on rank 0 alone, its value on every rank (a measurement that must be
+        made once and decide the same thing everywhere). If it raises on rank 0, every rank
+        raises: rank 0 its own error, the others MainRankFailed, so that no rank waits for a
+        value that never comes."""
+        if not self.distributed:
+            return compute()
+        import torch.distributed as dist
+
+        error, value = None, torch.zeros(2, dtype=torch.float64)  # [ok, value]
+        if self.main:
+            try:
+                value = torch.tensor([1.0, float(compute())], dtype=torch.float64)
+            except Exception as err:  # told to the other ranks below, then raised
+                error = err
+        dist.broadcast(value, src=0)
+        if error is not None:
+            raise error
+        if value[0] != 1.0:
+            raise MainRankFailed(f"rank 0 failed to compute a value that rank {self.rank} waits for; rank 0's log "
+                             "has its error")
+        return float(value[1])
 
     def barrier(self) -> None:
         if self.distributed:

@@ -10,13 +10,14 @@ from genaug.data.batches import Batches
 from genaug.sections import GanConfig
 from genaug.train.checkpoints import restore, rng_state
 from genaug.train.distributed import World, after_step, step_generator
+from genaug.train.early_stop import EarlyStop
 from genaug.train.gan_losses import NonSaturating
 from genaug.train.progress import bar
 
 
 def train_gan(G: torch.nn.Module, D: torch.nn.Module, x: np.ndarray, y: np.ndarray, cfg: GanConfig,
               accel: Accel, num_classes: int, seed: int, loss=None, checkpointer=None, snapshot=None,
-              world: World = World()) -> dict[str, list]:
+              world: World = World(), early_stop: EarlyStop | None = None) -> dict[str, list]:
     """Train G and D in place on images x (uint8 [N, C, H, W]) with labels y (int64 [N]).
 
     loss: an objective from genaug.train.gan_losses (default: non-saturating).
@@ -32,6 +33,10 @@ def train_gan(G: torch.nn.Module, D: torch.nn.Module, x: np.ndarray, y: np.ndarr
     keyed by (seed, critic step), keeps its rows, and averages its gradients with the others'
     after each backward; BatchNorm buffers are rank 0's after every step, and statistics
     are per rank unless the backend synchronises them (NCCL).
+    early_stop: with one, rank 0 measures G when ``early_stop.due`` and every rank takes its
+    value (World.from_main), so the ranks stop at the same step; training ends after
+    ``early_stop.patience`` measurements without improvement, and G ends holding the weights
+    of the best measurement, not the last. Its state is part of the checkpoint.
     """
     loss = loss or NonSaturating()
     G, D = (world.sync_batchnorm(accel.prepare(m)).train() for m in (G, D))
@@ -45,6 +50,8 @@ def train_gan(G: torch.nn.Module, D: torch.nn.Module, x: np.ndarray, y: np.ndarr
     if state is not None:
         restore(state, {"G": G, "D": D, "opt_g": opt_g, "opt_d": opt_d}, accel.device)
         history, window, n_window, start = state["history"], state["window"], state["n_window"], state["g_step"]
+        if early_stop is not None:
+            early_stop.load_state_dict(state["early_stop"])
     share = min(cfg.batch, len(y)) // world.size
     if world.batch_per_gpu and world.batch_per_gpu < share:
         raise ValueError(f"GENAUG_BATCH_PER_GPU={world.batch_per_gpu} is below this rank's {share} images per step, "
@@ -56,9 +63,11 @@ def train_gan(G: torch.nn.Module, D: torch.nn.Module, x: np.ndarray, y: np.ndarr
     # With one critic update per G update, G's step reuses the fakes D just saw (as the
     # DCGAN reference loop does): one G forward per step instead of two, ~1.2x faster.
     reuse = loss.n_critic == 1
+    # A run that stopped early is finished: resuming it trains no further.
+    end = start if early_stop is not None and early_stop.stopped else g_steps
     with bar(g_steps, "train_generator (G steps)", "step", disable=not world.main) as progress:
         progress.update(start)
-        for g_step in range(start + 1, g_steps + 1):
+        for g_step in range(start + 1, end + 1):
             for i in range(loss.n_critic):
                 xb, yb = next(data)  # the global batch; every draw below is for all of it
                 rows, n = world.rows(len(yb)), len(yb)
@@ -101,8 +110,11 @@ def train_gan(G: torch.nn.Module, D: torch.nn.Module, x: np.ndarray, y: np.ndarr
             after_step(world, G, D)
             window["g_loss"] = window.get("g_loss", 0.0) + world.mean(g_loss.detach().float()) * loss.n_critic
             progress.update()
+            stop = (early_stop is not None and early_stop.due(g_step, g_step == g_steps)
+                    and early_stop.observe(g_step, world.from_main(lambda: early_stop.timed_measure(G)), G))
+            last = g_step == g_steps or stop
             step = g_step * loss.n_critic
-            if step % cfg.log_every < loss.n_critic or g_step == g_steps:
+            if step % cfg.log_every < loss.n_critic or last:
                 history["step"].append(step)
                 for k, v in window.items():
                     history.setdefault(k, []).append(float(v) / n_window)
@@ -110,12 +122,17 @@ def train_gan(G: torch.nn.Module, D: torch.nn.Module, x: np.ndarray, y: np.ndarr
                 window, n_window = {}, 0
             if g_step in grid_steps and world.main:
                 snapshot(g_step, G)
-            if checkpointer and (g_step % checkpointer.every == 0 or g_step == g_steps):
+            if checkpointer and (g_step % checkpointer.every == 0 or last):
                 world.check_same(G, D)
                 if world.main:
                     checkpointer.save({
                         "step": step, "g_step": g_step, "G": G.state_dict(), "D": D.state_dict(),
                         "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), **rng_state(accel.device),
-                        "history": history, "window": window, "n_window": n_window})
+                        "history": history, "window": window, "n_window": n_window,
+                        "early_stop": early_stop.state_dict() if early_stop is not None else None})
                 world.barrier()
+            if stop:
+                break
+    if early_stop is not None:
+        early_stop.keep_best(G)
     return history
