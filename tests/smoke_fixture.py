@@ -8,6 +8,7 @@ about a minute and a half on 2 cores, so no module starts its own.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -47,3 +48,9 @@ def smoke_run(tmp_path_factory, stack):
         bystander.kill()
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     return proc, runs
+
+
+def smoke_summary(smoke_run) -> dict:
+    """The run's summary.json, whose path is the last line the run printed."""
+    proc, _ = smoke_run
+    return json.loads(Path(proc.stdout.strip().splitlines()[-1]).read_text())
