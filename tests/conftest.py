@@ -10,10 +10,11 @@ from tests.formats import write_idx_dataset  # noqa: E402
 
 # The session's real stack (S3, MLflow, Triton), for the integration and end-to-end tests; a
 # real Prometheus that scrapes it and the session's PostgreSQL (MLflow's cluster set-up and
-# its backups), each started only by the tests that ask for it. The promotion tests' ONNX
+# its backups), each started only by the tests that ask for it; the session's one smoke
+# pipeline run, shared by the end-to-end and the notebook tests. The promotion tests' ONNX
 # files are a plugin too: a session fixture imported into several test modules is set up
 # once per module.
-pytest_plugins = ["tests.stack_fixture", "tests.prometheus_fixture", "tests.postgres_fixture",
+pytest_plugins = ["tests.stack_fixture", "tests.smoke_fixture", "tests.prometheus_fixture", "tests.postgres_fixture",
                   "tests.integration.promotion_models"]
 
 

@@ -14,7 +14,7 @@ from kfp import compiler
 from kfp.pipeline_spec import pipeline_spec_pb2
 
 from tests.conftest import REPO
-from tests.e2e.test_pipeline_local import REAL_DATA, _env
+from tests.smoke_fixture import REAL_DATA, pipeline_env as _env
 
 pytestmark = pytest.mark.e2e
 

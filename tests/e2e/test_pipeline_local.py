@@ -1,7 +1,6 @@
 """End to end: the real pipeline through KFP's local runner, as ``make pipeline`` runs it."""
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,38 +11,13 @@ import pytest
 import torch
 
 from genaug import checkpoint
-from genaug.data.sources import DEBIAN_FASHION_MNIST
 from genaug.export.onnx import ClassifierServing
 from tests.conftest import REPO
+from tests.smoke_fixture import pipeline_env as _env
 
 pytestmark = pytest.mark.e2e
 
-REAL_DATA = DEBIAN_FASHION_MNIST.is_dir() or os.environ.get("GENAUG_DATA_DIR")
-
-
-def _env(**extra):
-    return {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'src'}", **extra}
-
-
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory, stack):
-    if not REAL_DATA:
-        pytest.skip("real Fashion-MNIST is missing: run `make test` as root (it installs "
-                    "dataset-fashion-mnist) or set GENAUG_DATA_DIR")
-    runs = tmp_path_factory.mktemp("runs")
-    # Another program makes a temporary folder in /tmp while the run goes on; it must survive.
-    env = {k: v for k, v in os.environ.items() if k != "TMPDIR"}
-    bystander = subprocess.Popen([sys.executable, "-c", "import tempfile, time; time.sleep(8); "
-                                  "print(tempfile.mkdtemp(dir='/tmp'), flush=True); time.sleep(3600)"],
-                                 stdout=subprocess.PIPE, text=True, env=env)
-    try:
-        proc = subprocess.run([sys.executable, "-m", "pipelines.run_local", "--profile", "smoke", "--runs",
-                               str(runs)], cwd=REPO, capture_output=True, text=True, env=_env())
-        proc.bystander = Path(bystander.stdout.readline().strip())
-    finally:
-        bystander.kill()
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
-    return proc, runs
+# The fixture smoke_run, the session's one smoke run: tests/smoke_fixture.py.
 
 
 def test_a_folder_another_process_made_during_the_run_survives_it(smoke_run):

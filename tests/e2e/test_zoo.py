@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPO
-from tests.e2e.test_pipeline_local import REAL_DATA, _env
 from tests.formats import write_cifar10
+from tests.smoke_fixture import REAL_DATA, pipeline_env as _env
 
 pytestmark = pytest.mark.e2e
 

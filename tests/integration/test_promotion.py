@@ -110,6 +110,26 @@ def test_clients_cannot_change_what_is_served(stack, files):
     assert Triton().ready(CLF)
 
 
+def test_top_classes_of_image_arrays_are_the_served_softmax_with_class_names(stack, files):
+    """What the classifier notebook shows: per image the most probable classes, by name, with
+    probabilities that are the softmax of the served logits over every class."""
+    x, _ = files["test"]
+    triton = Triton()
+    if not triton.ready(CLF):  # run alone, without the lifecycle test that serves it
+        promote(_clf_candidate(files["good"], files), promotion_store(), triton, margin=0.0, floor=0.0)
+    logits = triton.classify(CLF, x[:5]).astype(np.float64)
+    probs = np.exp(logits - logits.max(1, keepdims=True))
+    probs /= probs.sum(1, keepdims=True)
+    ranked = infer.top_classes(CLF, x[:5], top=3, triton=triton)
+    assert len(ranked) == 5
+    for row, p in zip(ranked, probs):
+        best = np.argsort(-p)[:3]
+        assert [name for name, _ in row] == [SPEC.classes[k] for k in best]
+        np.testing.assert_allclose([q for _, q in row], p[best], rtol=1e-5)
+    with pytest.raises(ValueError, match=r"takes uint8 images \[B, 1, 28, 28\], not uint8 \[2, 1, 32, 32\]"):
+        infer.top_classes(CLF, np.zeros((2, 1, 32, 32), np.uint8), triton=triton)
+
+
 def test_concurrent_promotion_is_locked_out(stack, files):
     from genaug.serving.ledger import LockedError
 

@@ -80,6 +80,28 @@ def generate(model: str, labels: list[int], out: str | Path, seed: int = 0, trit
     return out
 
 
+def top_classes(model: str, images: np.ndarray, top: int = 3, triton: Triton | None = None) -> list[list[tuple]]:
+    """images uint8 [B, C, H, W], at the served model's shape -> per image its ``top``
+    (class name, probability) pairs, most probable first; the probabilities are the softmax
+    over all the model's classes. Names come from the served version's labels file."""
+    triton = triton or Triton()
+    images = np.asarray(images)
+    shape = served_shape(triton, model, "images")
+    if images.dtype != np.uint8 or images.ndim != 4 or list(images.shape[1:]) != shape:
+        raise ValueError(f"{model} takes uint8 images [B, {', '.join(map(str, shape))}], not {images.dtype} "
+                         f"{list(images.shape)}; `genaug infer classifier` resizes image files to it")
+    count = served_shape(triton, model, "logits")[0]
+    fallback = class_names(triton, model)  # a version served before labels files: the config's names
+    results = []
+    for ranked in triton.ranked_classes(model, images, count):
+        logits = np.array([score for score, _, _ in ranked])
+        probs = np.exp(logits - logits.max())
+        probs /= probs.sum()
+        names = [name or (fallback[k] if k < len(fallback) else str(k)) for _, k, name in ranked]
+        results.append(list(zip(names, probs.tolist()))[:top])
+    return results
+
+
 def classify(model: str, paths: list[str], top: int = 3, triton: Triton | None = None) -> list[dict]:
     """The ``top`` classes of each image file (resized and converted to the model's input),
     by name from the served version's labels file, with their probabilities."""
@@ -92,13 +114,4 @@ def classify(model: str, paths: list[str], top: int = 3, triton: Triton | None =
         img = Image.open(p).convert("L" if c == 1 else "RGB").resize((w, h))
         arr = np.asarray(img, dtype=np.uint8)
         batch.append(arr[None] if c == 1 else arr.transpose(2, 0, 1))
-    count = served_shape(triton, model, "logits")[0]
-    fallback = class_names(triton, model)  # a version served before labels files: the config's names
-    results = []
-    for p, ranked in zip(paths, triton.ranked_classes(model, np.stack(batch), count)):
-        logits = np.array([score for score, _, _ in ranked])
-        probs = np.exp(logits - logits.max())
-        probs /= probs.sum()
-        names = [name or (fallback[k] if k < len(fallback) else str(k)) for _, k, name in ranked]
-        results.append({"file": p, "top": list(zip(names, probs.tolist()))[:top]})
-    return results
+    return [{"file": p, "top": ranked} for p, ranked in zip(paths, top_classes(model, np.stack(batch), top, triton))]
