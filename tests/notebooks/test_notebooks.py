@@ -10,6 +10,7 @@ convention papermill follows), e.g. a work folder in tmp_path.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -146,8 +147,8 @@ def test_classifier_inference_shows_top_classes_and_a_confusion_matrix(kernel_sp
     assert "on 120 test images" in out and pictures(nb) == 2
     for picture in ("top-classes", "confusion"):
         assert (tmp_path / f"{model}-{picture}.png").read_bytes()[:4] == b"\x89PNG"
-    accuracy = float(out.split("accuracy ")[-1].split(",")[0])
-    assert 0.2 < accuracy <= 1.0  # the served smoke classifier is well above 10% chance
+    (accuracy,) = re.findall(r"^accuracy ([0-9.]+), macro-F1 ", out, re.MULTILINE)
+    assert 0.2 < float(accuracy) <= 1.0  # the served smoke classifier is well above 10% chance
 
 
 def test_gpu_check_names_the_device_and_measures_bf16_throughput(kernel_specs, kernel_env, tmp_path):
