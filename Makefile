@@ -6,6 +6,7 @@
 #                 [GAN_EARLY_STOP=0|1]   (GANs: stop at the best FID; default: the profile's, on in full)
 #   make experiment [DATASET=..] [GEN=..] [PROFILE=quick] [RATIOS=r,..] [SEEDS=s,..]
 #                   [CLASSIFIERS=c,..] [FRACTIONS=f,..] [GEN_SEEDS=g,..] [FILTER=0]   (lists: the profile's, below)
+#                   [DATA_VERSION=..] [STEPS=K] [ETA=e] [GUIDANCE=w] [GAN_EARLY_STOP=0|1]   (every arm's, as above)
 #   make snapshot DATASET=parts DATA_SOURCE=/data/parts|s3://bucket/prefix/ [LABEL=2026-12-04]   your images, versioned
 #   make compile                          pipelines/build/genaug.yaml (+ -experiment.yaml), for the KFP UI
 #   make pipeline TARGET=kfp KFP_HOST=URL [KFP_NAMESPACE=ns] [WAIT=1] [CACHE=0] [NODES=2]   run it on a Kubeflow cluster
@@ -112,7 +113,9 @@ $(call pass_env,validate validate-experiment pipeline pipeline-local pipeline-kf
 PARAMS := $(foreach p,$(RUN_PARAMS),--$(firstword $(subst =, ,$(p))) "$$ARG_$(call run_var,$(p))")
 EXP_PARAMS := --dataset "$$ARG_DATASET" --generator "$$ARG_GEN" --profile "$$ARG_PROFILE" --ratios "$$ARG_RATIOS" \
           --seeds "$$ARG_SEEDS" --classifiers "$$ARG_CLASSIFIERS" --fractions "$$ARG_FRACTIONS" \
-          --generator_seeds "$$ARG_GEN_SEEDS" --filter_threshold "$$ARG_FILTER"
+          --generator_seeds "$$ARG_GEN_SEEDS" --filter_threshold "$$ARG_FILTER" --sample_steps "$$ARG_STEPS" \
+          --eta "$$ARG_ETA" --guidance "$$ARG_GUIDANCE" --data_version "$$ARG_DATA_VERSION" \
+          --gan_early_stop "$$ARG_GAN_EARLY_STOP"
 KFP_ARGS := --nodes "$$ARG_NODES" --host "$$ARG_KFP_HOST" --namespace "$$ARG_KFP_NAMESPACE" --experiment "$$ARG_KFP_EXPERIMENT" --cache "$$ARG_CACHE" \
             --service_account "$$ARG_KFP_SERVICE_ACCOUNT"
 DEBIAN_FMNIST := /usr/share/datasets/fashion-mnist
@@ -121,7 +124,7 @@ DEBIAN_FMNIST := /usr/share/datasets/fashion-mnist
 .DEFAULT_GOAL := help
 
 help:
-	@sed -n '2,21p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,22p' Makefile | sed 's/^# \{0,1\}//'
 	@echo
 	@echo "Run parameters (src/genaug/params.py):"
 	@PYTHONPATH=src $(PYTHON) -c 'from genaug.params import parameters_help; print(parameters_help())'
@@ -233,7 +236,7 @@ experiment: validate-experiment
 	@if [ "$$(PYTHONPATH=src $(PYTHON) -m genaug.params --dataset "$$ARG_DATASET" --field data.dataset)" \
 	    = fashion_mnist ]; then $(MAKE) --no-print-directory fashion-mnist; fi
 	@$(MAKE) --no-print-directory up
-	$(VPY) -m pipelines.run_experiment $(EXP_PARAMS) --data_version "$$ARG_DATA_VERSION" --runs "$$ARG_RUNS" --cache "$$ARG_CACHE"
+	$(VPY) -m pipelines.run_experiment $(EXP_PARAMS) --runs "$$ARG_RUNS" --cache "$$ARG_CACHE"
 
 # The files a person uploads in the KFP UI; the image is GENAUG_IMAGE (components/settings.py).
 compile: $(STAMP)

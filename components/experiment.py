@@ -10,7 +10,7 @@ from components.steps import component
 
 @component
 def plan_experiment(dataset: str, generator: str, profile: str, ratios: list, seeds: list, classifiers: list,
-                    fractions: list, filter_threshold: float, generator_seeds: list, sampling: dict,
+                    fractions: list, filter_threshold: float, generator_seeds: list, run_parameters: dict,
                     plan: Output[Artifact], options: Output[Artifact]) -> list:
     """Check every list and lay out the flat configuration list (this task's output); the
     resolved parameters and the arms (one per fraction and generator seed) go to ``plan``,
@@ -20,7 +20,7 @@ def plan_experiment(dataset: str, generator: str, profile: str, ratios: list, se
     from genaug.steps import get
 
     resolved = get("plan_experiment")(dataset, generator, profile, ratios, seeds, classifiers, fractions,
-                                      filter_threshold, generator_seeds, sampling, options.path)
+                                      filter_threshold, generator_seeds, run_parameters, options.path)
     plan.metadata.update({k: v for k, v in resolved.items() if k not in ("configs", "arms")})
     with open(plan.path, "w") as f:
         json.dump(resolved, f)

@@ -51,6 +51,7 @@ def experiment_pipeline(
     eta: float = default("eta"),
     guidance: float = default("guidance"),
     data_version: str = default("data_version"),
+    gan_early_stop: int = default("gan_early_stop"),
 ) -> str:
     """The sweep: one generator per fraction, every (classifier, fraction, ratio, seed).
 
@@ -68,12 +69,14 @@ def experiment_pipeline(
         eta: ddim only: 0 deterministic, 1 DDPM-like noise; -1 = the profile's.
         guidance: diffusion only: classifier-free guidance scale; -1 = the profile's.
         data_version: "latest" (the data as it is now, as a version id by content), a version id, or a label; prepare_data is cached by it.
+        gan_early_stop: GANs only: 1 keeps each arm's generator of the lowest FID and stops when it no longer improves; 0 trains every step; -1 = the profile's.
     """
     plan = exp.plan_experiment(dataset=dataset, generator=generator, profile=profile, ratios=ratios, seeds=seeds,
                                classifiers=classifiers, fractions=fractions, filter_threshold=filter_threshold,
                                generator_seeds=generator_seeds,
-                               sampling={"sample_steps": sample_steps, "eta": eta, "guidance": guidance,
-                                         "data_version": data_version}).set_display_name("plan experiment")
+                               run_parameters={"sample_steps": sample_steps, "eta": eta, "guidance": guidance,
+                                               "data_version": data_version, "gan_early_stop": gan_early_stop},
+                               ).set_display_name("plan experiment")
     options = plan.outputs["options"]
     run = steps.start_tracking(dataset=dataset, generator=generator, classifier="experiment", profile=profile,
                                seed=0, ratio=0.0, pipeline_run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,

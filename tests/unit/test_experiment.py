@@ -181,6 +181,21 @@ def test_bad_lists_fail_from_the_shell_before_any_import_of_torch():
     assert proc.returncode == 2 and "ratios ['0', 'x']" in proc.stderr
 
 
+def test_every_arm_takes_the_run_parameters_and_a_bad_one_fails_at_submit(tmp_path, capsys):
+    """GAN_EARLY_STOP and the sampling settings reach the arms' run_options.json; one that
+    cannot apply is refused by `make validate-experiment` (plan.main), naming it."""
+    from genaug.params import load_options
+    from genaug.steps.plan_experiment import plan_experiment
+
+    options = tmp_path / "run_options.json"
+    plan_experiment("fashion_mnist", "dcgan", "quick", [0.5], [0], ["cnn"], [1.0],
+                    run_parameters={"gan_early_stop": "1", "sample_steps": 0}, options_path=str(options))
+    assert load_options(str(options)).gan.early_stop is True
+    assert plan.main(["--generator", "ddim", "--gan_early_stop", "1"]) == 2
+    assert "gan_early_stop 1 applies to the GANs only: ddim" in capsys.readouterr().err
+    assert plan.main(["--generator", "dcgan", "--gan_early_stop", "1"]) == 0
+
+
 def test_arms_bundle_pairs_each_arm_with_its_own_synthetic_set(tmp_path):
     """Two fractions, and two generator seeds at fraction 1: the arms of one fraction share
     its data (copied once) and each has its own synthetic set."""

@@ -22,10 +22,14 @@ import sys
 from dataclasses import asdict, dataclass, field
 
 from genaug.catalog import CLASSIFIERS, GENERATORS, choose, dataset_problem
-from genaug.params import ParamError, default
+from genaug.params import ParamError, add_arguments, default, resolve
 from genaug.profiles import PROFILES
 from genaug.sections import MAX_RATIO
 
+# The run parameters (genaug.params) that the experiment takes beside its lists; every arm
+# runs with them. The others are the experiment's own (dataset, generator, profile) or are
+# swept (seed, ratio, fraction, classifier).
+RUN_PARAMETERS = ("sample_steps", "eta", "guidance", "data_version", "gan_early_stop")
 CAS_CLASSIFIER = "cnn"   # the classifier that scores synthetic-only training (CAS)
 MIN_SEEDS_FOR_INTERVAL = 2
 # With filtering on, synthesize this many times the largest ratio, so that enough
@@ -192,6 +196,15 @@ def configurations(p: ExperimentParams) -> list[dict]:
     return [{**{k: v for k, v in asdict(c).items() if v is not None}, "name": c.name} for c in out]
 
 
+def add_run_parameters(parser: argparse.ArgumentParser) -> None:
+    """The --options of RUN_PARAMETERS, as genaug.params defines them (unset by default)."""
+    every = argparse.ArgumentParser(add_help=False)
+    add_arguments(every)
+    for action in every._actions:
+        if action.dest in RUN_PARAMETERS:
+            parser._add_action(action)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Validate and print an experiment's configurations.")
     for name in ("dataset", "generator", "profile"):
@@ -200,11 +213,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.add_argument(f"--{name}", default=None, help="comma-separated; default: the profile's")
     parser.add_argument("--filter_threshold", default=None)
     parser.add_argument("--generator_seeds", default=None, help="comma-separated; default: the profile's")
+    add_run_parameters(parser)
     parser.add_argument("--print", action="store_true", help="print the resolved configuration list")
     args = vars(parser.parse_args(argv))
     show = args.pop("print")
+    run_parameters = {k: args.pop(k) for k in RUN_PARAMETERS}
     try:
         params = validate(**{k: (v if v != "" else None) for k, v in args.items()})
+        resolve({"dataset": params.dataset, "generator": params.generator, "profile": params.profile,
+                 **run_parameters})
     except ParamError as err:
         print(f"genaug: invalid experiment parameters: {err}", file=sys.stderr)
         return 2
