@@ -3,6 +3,7 @@ and the GAN_EARLY_STOP parameter. The step against real MLflow and S3, resume in
 tests/integration/test_early_stop.py; two ranks in tests/unit/test_ddp.py."""
 
 import io
+import json
 import re
 
 import pytest
@@ -139,3 +140,22 @@ def test_the_checkpoint_key_of_a_run_without_early_stopping_is_what_it_was():
     assert gan.training_key() == before
     on = replace(gan, early_stop=True).training_key()
     assert set(on) == set(before) | set(EARLY_STOP_FIELDS) and on["early_stop"] is True
+
+
+def test_the_summary_shows_steps_and_counts_as_integers_after_kfp_metadata():
+    """KFP hands the step's record back with every number a float; the summary and its line
+    show generator steps and counts as the integers they are (the quick run printed 'step
+    1500.0 ... 6.0 measurements')."""
+    from genaug.steps.report import early_stop_line, early_stop_summary
+
+    early = EarlyStop(every=250, patience=3)
+    for step, fid in ((250, 200.0), (500, 150.0), (750, 160.0)):
+        early.observe(step, fid, torch.nn.Linear(1, 1))
+    as_kfp = json.loads(json.dumps({**early.record(), "samples": 500, "n_reference": 2000}),
+                        parse_int=float)
+    summary = early_stop_summary(as_kfp)
+    assert summary["curve"]["step"] == [250, 500, 750] and summary["best_fid"] == 150.0
+    assert all(type(summary[k]) is int for k in ("best_step", "measurements", "samples", "every", "patience"))
+    assert early_stop_line(summary) == ("early stopping: kept generator step 500 (FID 150 on 500 fixed samples, "
+                                        "3 measurements), trained every step")
+    assert early_stop_summary(None) is None

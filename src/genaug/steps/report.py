@@ -17,6 +17,9 @@ STEP_ORDER = ("resolve_config", "start_tracking", "prepare_data", "train_generat
 ROLES = ("generator", "classifier")
 # The models the promote steps decide on: each role's, and the classifier's INT8 file.
 PROMOTED = (*ROLES, "classifier_int8")
+# The early-stopping record's counts and generator steps (EarlyStop.record and what the step
+# adds), which come back from KFP's metadata as floats.
+EARLY_STOP_COUNTS = ("every", "patience", "best_step", "stopped_at", "measurements", "samples", "n_reference")
 
 
 def _per_class(evaluation: dict, measure: str) -> dict:
@@ -74,7 +77,7 @@ def report(params: dict, steps: dict, artifacts: dict, out_path: str, config: di
         "generator_resumed_from_step": steps["train_generator"].get("resumed_from_step"),
         "generator_diversity_ratio": steps["train_generator"].get("diversity_ratio"),
         # GAN_EARLY_STOP=1: the generator step kept (the lowest FID), its FID and the curve; else None.
-        "generator_early_stop": steps["train_generator"].get("early_stop"),
+        "generator_early_stop": early_stop_summary(steps["train_generator"].get("early_stop")),
         # FID per mode, KID, precision/recall, per-class FID, IS, and what they were measured on.
         "generator_metrics": {k: v for k, v in steps.get("evaluate_generator", {}).items() if k != "seconds"} or None,
         "step_seconds": {name: steps[name]["seconds"] for name in STEP_ORDER if name in steps},
@@ -137,6 +140,15 @@ def table(summary: dict) -> str:
     if d.get("mlflow_run_url"):
         lines.append(f"  MLflow run: {d['mlflow_run_url']}")
     return "\n".join(lines)
+
+
+def early_stop_summary(record: dict | None) -> dict | None:
+    """The train_generator step's early-stopping record with its counts and steps as ints
+    again; None (early stopping off) stays None."""
+    if record is None:
+        return None
+    counts = {k: int(record[k]) for k in EARLY_STOP_COUNTS if record.get(k) is not None}
+    return {**record, **counts, "curve": {**record["curve"], "step": [int(s) for s in record["curve"]["step"]]}}
 
 
 def early_stop_line(record: dict) -> str:
