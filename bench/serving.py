@@ -16,7 +16,8 @@ FP32 against INT8: both files served with genaug's config (dynamic batching), on
 64 images a request, at 1 and 16 clients, and both in-process in onnxruntime at batch 64
 (the kernels' own cost, without gRPC). The INT8 file is quantized from the FP32 one,
 calibrated on 64 random images: a random network's accuracy says nothing, but its cost is
-that of a trained one.
+that of a trained one. Last, every classifier (``--classifiers``) FP32 against INT8 in-process
+at batch 16 with its file sizes: where INT8 pays depends on the network, not on Triton.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from genaug import catalog
 from genaug.export.onnx import export_classifier, export_generator
 from genaug.export.quantize import quantize_classifier
 from genaug.generators import GanSampler
+from genaug.models import CLASSIFIER_ARCHS, build_classifier
 from genaug.models.classifiers import CNN
 from genaug.models.gan import DCGANGenerator
 from genaug.serving.repository import Repository, labels_bytes, render_config
@@ -45,6 +47,7 @@ from genaug.serving.repository import Repository, labels_bytes, render_config
 CONCURRENCY = (1, 4, 16)
 # FP32 against INT8: clients, and images per request.
 PRECISION_LOADS = ((1, 1), (16, 1), (1, 64))
+BY_CLASSIFIER_BATCH = 16
 
 
 def _models(folder: Path, spec) -> dict:
@@ -58,9 +61,9 @@ def _models(folder: Path, spec) -> dict:
     return {"classifier": (clf["path"], ()), "generator": (generator["path"], tuple(generator["noise_dims"]))}
 
 
-def _int8(fp32: str, folder: Path, spec) -> str:
+def _int8(fp32: str, folder: Path, spec, name: str = "classifier_int8.onnx") -> str:
     images = np.random.default_rng(1).integers(0, 256, (64, spec.channels, spec.height, spec.width), dtype=np.uint8)
-    return quantize_classifier(fp32, folder / "classifier_int8.onnx", images)["path"]
+    return quantize_classifier(fp32, folder / name, images)["path"]
 
 
 def _precisions(report: Report, store, triton, url: str, files: dict, spec, seconds: float) -> dict:
@@ -90,6 +93,34 @@ def _precisions(report: Report, store, triton, url: str, files: dict, spec, seco
         report.figure(f"INT8 / FP32 throughput over Triton, {clients} clients x {n} images",
                       results[("int8", clients, n)]["rps"] / results[("fp32", clients, n)]["rps"], "x")
     return results
+
+
+def _precision_by_classifier(report: Report, folder: Path, spec, classifiers: list[str]) -> dict:
+    """Each classifier's FP32 file against its INT8 one in onnxruntime, in-process at batch
+    BY_CLASSIFIER_BATCH (random weights, calibrated as _int8); {classifier: FP32 s / INT8 s}."""
+    from genaug.onnx_runtime import CpuSession
+
+    shape = (spec.channels, spec.height, spec.width)
+    batch = {"images": np.random.default_rng(2).integers(0, 256, (BY_CLASSIFIER_BATCH, *shape), dtype=np.uint8)}
+    speedups = {}
+    for arch in classifiers:
+        torch.manual_seed(0)
+        net = build_classifier(arch, shape=shape, num_classes=spec.num_classes).eval()
+        fp32 = export_classifier(net, shape, folder / f"{arch}.onnx")["path"]
+        files = {"fp32": fp32, "int8": _int8(fp32, folder, spec, f"{arch}_int8.onnx")}
+        sessions = {p: CpuSession(path) for p, path in files.items()}
+        sessions["fp32"].run(batch)
+        t0 = time.perf_counter()
+        sessions["fp32"].run(batch)
+        # Enough calls for about a second a side: a 0.1 ms MLP call needs thousands to be seen.
+        repeats = int(min(2000, max(10, 1.0 / (time.perf_counter() - t0))))
+        local = interleaved({p: (lambda s=s: s.run(batch)) for p, s in sessions.items()}, warmup=2, repeats=repeats)
+        for precision, path in files.items():
+            report.figure(f"{arch} {precision}, batch {BY_CLASSIFIER_BATCH} in-process", 1000 * local[precision], "ms")
+            report.figure(f"{arch} {precision} file", Path(path).stat().st_size / 1e6, "MB")
+        speedups[arch] = local["fp32"] / local["int8"]
+        report.figure(f"{arch} INT8 speed-up in-process (FP32 ms / INT8 ms)", speedups[arch], "x")
+    return speedups
 
 
 def _publish(store, triton, kind: str, onnx: str, noise_dims, spec, batching: bool, suffix: str = "") -> str:
@@ -152,8 +183,14 @@ def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seconds", type=float, default=5.0, help="per measurement")
     p.add_argument("--dataset", default="fashion_mnist")
+    p.add_argument("--classifiers", default=",".join(CLASSIFIER_ARCHS),
+                   help="comma-separated: the classifiers whose FP32 and INT8 files are timed in-process")
     args = p.parse_args(argv)
     spec = catalog.dataset(args.dataset)
+    try:
+        classifiers = [catalog.choose("classifier", c, CLASSIFIER_ARCHS) for c in args.classifiers.split(",") if c]
+    except catalog.UnknownName as err:
+        p.error(f"--classifiers: {err}")
     report = Report("serving", f"Triton gRPC, {spec.name}, one image per request, local CPU Triton (integration "
                                "figures)")
     results = {}
@@ -184,6 +221,7 @@ def main(argv=None) -> dict:
             fp32 = models["classifier"][0]
             _precisions(report, store, triton, env["GENAUG_TRITON_GRPC"],
                         {"fp32": fp32, "int8": _int8(fp32, Path(folder), spec)}, spec, args.seconds)
+            _precision_by_classifier(report, Path(folder), spec, classifiers)
     ratio = results[("classifier", True, 16)]["rps"] / results[("classifier", False, 16)]["rps"]
     return report.done("classifier req/s at 16 clients, dynamic batching / none", ratio,
                        "informational (CPU Triton)", True)
