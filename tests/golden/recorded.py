@@ -25,7 +25,7 @@ was calibrated, and its census), ``onnx_paths``' ``classifier_int8`` and
 added by hand (smoke has early stopping off), the parameter ``gan_early_stop`` (0),
 ``config.gan``'s ``early_stop`` (false), ``early_stop_every``, ``early_stop_patience`` and
 ``early_stop_samples`` (the smoke profile's), and ``generator_early_stop`` (null), with the
-compiled pipeline's new parameter ``gan_early_stop`` re-recorded.
+new parameter ``gan_early_stop`` of both compiled pipelines re-recorded.
 
     python -m tests.golden.recorded summary RUN_DIR/summary.json   re-record the summary
     python -m tests.golden.recorded parameters                     re-record the parameters

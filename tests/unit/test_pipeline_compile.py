@@ -45,7 +45,7 @@ def test_both_pipelines_parse_into_pipeline_and_platform_specs(compiled):
     params = spec.root.input_definitions.parameters
     assert set(params) == {"dataset", "generator", "classifier", "profile", "seed", "ratio", "margin", "floor",
                            "sample_steps", "eta", "guidance", "fraction", "data_version", "data_source", "resolution",
-                           "synth", "synth_target", "gate_metric", "accelerator_type",
+                           "synth", "synth_target", "gate_metric", "gan_early_stop", "accelerator_type",
                            "accelerator_count", "nodes", "trainer_runtime", "trainjob_timeout_hours"}
     assert params["generator"].default_value.string_value == "dcgan"
     assert params["data_version"].default_value.string_value == "latest"
