@@ -69,8 +69,6 @@ def _int8(fp32: str, folder: Path, spec, name: str = "classifier_int8.onnx") -> 
 def _precisions(report: Report, store, triton, url: str, files: dict, spec, seconds: float) -> dict:
     """FP32 against INT8 over Triton (PRECISION_LOADS) and in-process; {(precision, clients,
     images): figures}."""
-    from genaug.onnx_runtime import CpuSession
-
     rng = np.random.default_rng(0)
     results = {}
     names = {p: _publish(store, triton, "classifier", path, (), spec, True, suffix=p) for p, path in files.items()}
@@ -83,9 +81,8 @@ def _precisions(report: Report, store, triton, url: str, files: dict, spec, seco
             label = f"classifier {precision}, {clients:>2} clients x {n:>2} images"
             report.figure(f"{label}: throughput", r["images_per_s"], "images/s")
             report.figure(f"{label}: p50 latency", r["p50_ms"], "ms")
-    batch = {"images": rng.integers(0, 256, (64, spec.channels, spec.height, spec.width), dtype=np.uint8)}
-    sessions = {p: CpuSession(path) for p, path in files.items()}
-    local = interleaved({p: (lambda s=s: s.run(batch)) for p, s in sessions.items()}, warmup=3, repeats=20)
+    local = _in_process(files, {"images": rng.integers(0, 256, (64, spec.channels, spec.height, spec.width),
+                                                       dtype=np.uint8)})
     for precision, sec in local.items():
         report.figure(f"onnxruntime in-process, batch 64, {precision}", 1000 * sec, "ms")
     report.figure("INT8 speed-up in-process (FP32 ms / INT8 ms), batch 64", local["fp32"] / local["int8"], "x")
@@ -95,11 +92,24 @@ def _precisions(report: Report, store, triton, url: str, files: dict, spec, seco
     return results
 
 
+def _in_process(files: dict, batch: dict) -> dict:
+    """Median seconds of one onnxruntime call on ``batch`` for each file ({precision: path}),
+    timed in turns, about a second a side."""
+    from genaug.onnx_runtime import CpuSession
+
+    sessions = {p: CpuSession(path) for p, path in files.items()}
+    first = next(iter(sessions.values()))
+    first.run(batch)
+    t0 = time.perf_counter()
+    first.run(batch)
+    # Enough calls for about a second a side: a 0.1 ms MLP call needs thousands to be seen.
+    repeats = int(min(2000, max(10, 1.0 / (time.perf_counter() - t0))))
+    return interleaved({p: (lambda s=s: s.run(batch)) for p, s in sessions.items()}, warmup=2, repeats=repeats)
+
+
 def _precision_by_classifier(report: Report, folder: Path, spec, classifiers: list[str]) -> dict:
     """Each classifier's FP32 file against its INT8 one in onnxruntime, in-process at batch
     BY_CLASSIFIER_BATCH (random weights, calibrated as _int8); {classifier: FP32 s / INT8 s}."""
-    from genaug.onnx_runtime import CpuSession
-
     shape = (spec.channels, spec.height, spec.width)
     batch = {"images": np.random.default_rng(2).integers(0, 256, (BY_CLASSIFIER_BATCH, *shape), dtype=np.uint8)}
     speedups = {}
@@ -108,13 +118,7 @@ def _precision_by_classifier(report: Report, folder: Path, spec, classifiers: li
         net = build_classifier(arch, shape=shape, num_classes=spec.num_classes).eval()
         fp32 = export_classifier(net, shape, folder / f"{arch}.onnx")["path"]
         files = {"fp32": fp32, "int8": _int8(fp32, folder, spec, f"{arch}_int8.onnx")}
-        sessions = {p: CpuSession(path) for p, path in files.items()}
-        sessions["fp32"].run(batch)
-        t0 = time.perf_counter()
-        sessions["fp32"].run(batch)
-        # Enough calls for about a second a side: a 0.1 ms MLP call needs thousands to be seen.
-        repeats = int(min(2000, max(10, 1.0 / (time.perf_counter() - t0))))
-        local = interleaved({p: (lambda s=s: s.run(batch)) for p, s in sessions.items()}, warmup=2, repeats=repeats)
+        local = _in_process(files, batch)
         for precision, path in files.items():
             report.figure(f"{arch} {precision}, batch {BY_CLASSIFIER_BATCH} in-process", 1000 * local[precision], "ms")
             report.figure(f"{arch} {precision} file", Path(path).stat().st_size / 1e6, "MB")

@@ -18,8 +18,8 @@ import os
 import sys
 from pathlib import Path
 
-from genaug.experiment.plan import RUN_PARAMETERS, add_run_parameters, configurations, validate
-from genaug.params import ParamError, default, pipeline_arguments
+from genaug.experiment.plan import RUN_PARAMETERS, configurations, validate
+from genaug.params import ParamError, add_arguments, default, pipeline_arguments
 from pipelines.run_local import (add_runner_arguments, connect_services, execute, next_run_dir, print_result,
                                  task_output, write_summary)
 
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in LISTS:
         parser.add_argument(f"--{name}", default="", help="comma-separated; default: the profile's")
     parser.add_argument("--filter_threshold", default=None, help="default: 0 (keep every synthetic image)")
-    add_run_parameters(parser)
+    add_arguments(parser, RUN_PARAMETERS)
     add_runner_arguments(parser)
     args = vars(parser.parse_args(argv))
     runs, cache = Path(args.pop("runs")), args.pop("cache")

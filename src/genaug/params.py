@@ -339,10 +339,12 @@ def pipeline_docstring(summary: str, extra: dict[str, str]) -> str:
     return f"{summary}\n\n    Args:\n" + "\n".join(args) + "\n    "
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """One --name option per parameter, defaulting to unset (resolve fills in the default)."""
+def add_arguments(parser: argparse.ArgumentParser, names: tuple[str, ...] | None = None) -> None:
+    """One --name option per parameter (only those in ``names`` when given), defaulting to
+    unset (resolve fills in the default)."""
     for p in PARAMETERS:
-        parser.add_argument(f"--{p.name}", default=None, metavar=p.make, help=p.help)
+        if names is None or p.name in names:
+            parser.add_argument(f"--{p.name}", default=None, metavar=p.make, help=p.help)
 
 
 def parameters_help() -> str:

@@ -196,15 +196,6 @@ def configurations(p: ExperimentParams) -> list[dict]:
     return [{**{k: v for k, v in asdict(c).items() if v is not None}, "name": c.name} for c in out]
 
 
-def add_run_parameters(parser: argparse.ArgumentParser) -> None:
-    """The --options of RUN_PARAMETERS, as genaug.params defines them (unset by default)."""
-    every = argparse.ArgumentParser(add_help=False)
-    add_arguments(every)
-    for action in every._actions:
-        if action.dest in RUN_PARAMETERS:
-            parser._add_action(action)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Validate and print an experiment's configurations.")
     for name in ("dataset", "generator", "profile"):
@@ -213,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.add_argument(f"--{name}", default=None, help="comma-separated; default: the profile's")
     parser.add_argument("--filter_threshold", default=None)
     parser.add_argument("--generator_seeds", default=None, help="comma-separated; default: the profile's")
-    add_run_parameters(parser)
+    add_arguments(parser, RUN_PARAMETERS)
     parser.add_argument("--print", action="store_true", help="print the resolved configuration list")
     args = vars(parser.parse_args(argv))
     show = args.pop("print")
